@@ -1,0 +1,290 @@
+//! Parquet files between stages, written and read through their [`Schema`].
+//!
+//! [`write_parquet`] checks a batch against the schema, adds the schema identity and the
+//! provenance to the key-value metadata, and writes atomically. [`read_parquet`] checks the
+//! file against the schema before handing out a single [`RecordBatch`].
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, StringArray};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::KeyValue;
+
+use crate::atomic::AtomicFile;
+use crate::schema::{identity, Lists, Schema};
+use crate::{Error, Provenance, Result};
+
+/// A Parquet file read and checked against its schema.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub path: PathBuf,
+    pub batch: RecordBatch,
+    pub metadata: HashMap<String, String>,
+    /// Template lists found in the columns (`domain`, `eval_domain`), in column order.
+    pub lists: Lists,
+}
+
+/// Writes `batch` as a Parquet file of kind `schema` at `path`, atomically.
+///
+/// `lists` expands the schema's templates; `extra` adds the schema's own metadata keys. The
+/// batch's columns must be exactly the schema's, in order, with the schema's types.
+pub fn write_parquet(
+    path: &Path,
+    schema: &Schema,
+    lists: &Lists,
+    batch: &RecordBatch,
+    extra: &[(String, String)],
+    prov: &Provenance,
+) -> Result<()> {
+    let expected = schema.arrow_schema(lists);
+    let mut md: Vec<(String, String)> = identity(schema);
+    md.extend(prov.to_metadata());
+    for (list, names) in lists {
+        md.push((format!("regmix.{list}s"), serde_json::to_string(names).unwrap()));
+    }
+    md.extend(extra.iter().cloned());
+    // Later entries win (extra may refine a list key), without duplicate keys in the file.
+    let mut dedup: Vec<(String, String)> = Vec::new();
+    for (k, v) in md {
+        if let Some(e) = dedup.iter_mut().find(|(ek, _)| *ek == k) {
+            e.1 = v;
+        } else {
+            dedup.push((k, v));
+        }
+    }
+    let md_map: HashMap<String, String> = dedup.iter().cloned().collect();
+    // The writer is held to the same contract as every reader.
+    let found = batch.schema();
+    schema.check(path, &found, &md_map)?;
+    if found.fields().len() != expected.fields().len() {
+        return Err(Error::Invalid(format!(
+            "{}: writer produced {} columns, schema `{}` expects {}",
+            path.display(),
+            found.fields().len(),
+            schema.name,
+            expected.fields().len()
+        )));
+    }
+    let batch = RecordBatch::try_new(expected.clone(), batch.columns().to_vec())
+        .map_err(|e| Error::format(path, "parquet", format!("batch does not fit schema `{}`: {e}", schema.name)))?;
+
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+        .set_key_value_metadata(Some(dedup.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
+        .build();
+    let file = AtomicFile::create(path)?;
+    let mut w = ArrowWriter::try_new(file, expected, Some(props))
+        .map_err(|e| Error::format(path, "parquet", e))?;
+    w.write(&batch).map_err(|e| Error::format(path, "parquet", e))?;
+    let file = w.into_inner().map_err(|e| Error::format(path, "parquet", e))?;
+    file.commit()
+}
+
+/// Reads the Parquet file at `path` and checks it against `schema`.
+pub fn read_parquet(path: &Path, schema: &Schema) -> Result<Table> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::format(path, "parquet", e))?;
+    let metadata: HashMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let arrow_schema = builder.schema().clone();
+    let lists = schema.check(path, &arrow_schema, &metadata)?;
+    let reader = builder.build().map_err(|e| Error::format(path, "parquet", e))?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| Error::format(path, "parquet", e))?);
+    }
+    let batch = arrow::compute::concat_batches(&arrow_schema, &batches)
+        .map_err(|e| Error::format(path, "parquet", e))?;
+    // Nulls where the contract has none.
+    let expected = schema.arrow_schema(&lists);
+    for (i, f) in expected.fields().iter().enumerate() {
+        let col = batch.column(i);
+        if !f.is_nullable() && col.null_count() > 0 {
+            let row = (0..col.len()).find(|&r| col.is_null(r)).unwrap_or(0);
+            return Err(Error::value(path, row, f.name(), "null in a column that allows none"));
+        }
+    }
+    Ok(Table { path: path.to_path_buf(), batch, metadata, lists })
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn column(&self, name: &str) -> Result<&ArrayRef> {
+        self.batch.column_by_name(name).ok_or_else(|| Error::Column {
+            path: self.path.clone(),
+            column: name.into(),
+            expected: "a column of that name".into(),
+            found: "none".into(),
+        })
+    }
+
+    fn typed<T: arrow_array::ArrowPrimitiveType>(&self, name: &str) -> Result<&PrimitiveArray<T>> {
+        let c = self.column(name)?;
+        c.as_primitive_opt::<T>().ok_or_else(|| Error::Column {
+            path: self.path.clone(),
+            column: name.into(),
+            expected: format!("{}", T::DATA_TYPE),
+            found: format!("{}", c.data_type()),
+        })
+    }
+
+    pub fn f64(&self, name: &str) -> Result<&PrimitiveArray<Float64Type>> {
+        self.typed::<Float64Type>(name)
+    }
+    pub fn u32(&self, name: &str) -> Result<&PrimitiveArray<UInt32Type>> {
+        self.typed::<UInt32Type>(name)
+    }
+    pub fn u64(&self, name: &str) -> Result<&PrimitiveArray<UInt64Type>> {
+        self.typed::<UInt64Type>(name)
+    }
+    pub fn i32(&self, name: &str) -> Result<&PrimitiveArray<Int32Type>> {
+        self.typed::<Int32Type>(name)
+    }
+    pub fn str(&self, name: &str) -> Result<&StringArray> {
+        let c = self.column(name)?;
+        c.as_string_opt::<i32>().ok_or_else(|| Error::Column {
+            path: self.path.clone(),
+            column: name.into(),
+            expected: "utf8".into(),
+            found: format!("{}", c.data_type()),
+        })
+    }
+
+    /// The values of a float64 column, nulls as NaN.
+    pub fn f64_values(&self, name: &str) -> Result<Vec<f64>> {
+        let a = self.f64(name)?;
+        Ok((0..a.len()).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }).collect())
+    }
+
+    /// The template list `list` (e.g. `domain`), or an error naming the file.
+    pub fn list(&self, list: &str) -> Result<&[String]> {
+        self.lists.get(list).map(|v| v.as_slice()).ok_or_else(|| {
+            Error::Invalid(format!("{}: no `{list}` columns", self.path.display()))
+        })
+    }
+
+    /// A metadata value parsed as JSON, or an error naming file and key.
+    pub fn json_metadata<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let text = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| Error::metadata(&self.path, key, "missing"))?;
+        serde_json::from_str(text).map_err(|e| Error::metadata(&self.path, key, e))
+    }
+}
+
+/// Builders of columns, so writers need not name Arrow array types.
+pub mod col {
+    use super::*;
+    use arrow_array::{BooleanArray, Float64Array, Int32Array, UInt32Array, UInt64Array};
+
+    pub fn f64(v: Vec<f64>) -> ArrayRef {
+        Arc::new(Float64Array::from(v))
+    }
+    pub fn f64_opt(v: Vec<Option<f64>>) -> ArrayRef {
+        Arc::new(Float64Array::from(v))
+    }
+    pub fn u32(v: Vec<u32>) -> ArrayRef {
+        Arc::new(UInt32Array::from(v))
+    }
+    pub fn u64(v: Vec<u64>) -> ArrayRef {
+        Arc::new(UInt64Array::from(v))
+    }
+    pub fn i32(v: Vec<i32>) -> ArrayRef {
+        Arc::new(Int32Array::from(v))
+    }
+    pub fn bool(v: Vec<bool>) -> ArrayRef {
+        Arc::new(BooleanArray::from(v))
+    }
+    pub fn str<S: AsRef<str>>(v: &[S]) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(v.iter().map(|s| s.as_ref())))
+    }
+}
+
+/// Makes a batch from columns in schema order (the writer re-checks names and types).
+pub fn batch(schema: &Schema, lists: &Lists, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let s = schema.arrow_schema(lists);
+    RecordBatch::try_new(s, columns)
+        .map_err(|e| Error::Invalid(format!("building a `{}` batch: {e}", schema.name)))
+}
+
+/// The type of a column, for callers that accept several.
+pub fn data_type(t: &Table, name: &str) -> Result<DataType> {
+    Ok(t.column(name)?.data_type().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::domains;
+
+    fn mixtures_batch(d: &[String], w: Vec<Vec<f64>>) -> RecordBatch {
+        let s = Schema::get("mixtures");
+        let mut cols = vec![col::u32((0..w[0].len() as u32).collect())];
+        for c in w {
+            cols.push(col::f64(c));
+        }
+        batch(s, &domains(d), cols).unwrap()
+    }
+
+    #[test]
+    fn parquet_round_trip_keeps_columns_and_provenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.parquet");
+        let d: Vec<String> = vec!["web".into(), "code".into()];
+        let b = mixtures_batch(&d, vec![vec![0.25, 1.0], vec![0.75, 0.0]]);
+        let prov = Provenance::new("test", "0.0.0", &["test", "--flag"]);
+        write_parquet(&p, Schema::get("mixtures"), &domains(&d), &b, &[("regmix.sampler".into(), "{}".into())], &prov)
+            .unwrap();
+        let t = read_parquet(&p, Schema::get("mixtures")).unwrap();
+        assert_eq!(t.rows(), 2);
+        assert_eq!(t.list("domain").unwrap(), d.as_slice());
+        assert_eq!(t.f64_values("weight.code").unwrap(), vec![0.75, 0.0]);
+        assert_eq!(Provenance::from_metadata(&t.metadata).unwrap(), prov);
+    }
+
+    #[test]
+    fn reading_with_the_wrong_schema_names_the_file_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.parquet");
+        let d: Vec<String> = vec!["web".into()];
+        let b = mixtures_batch(&d, vec![vec![1.0]]);
+        let prov = Provenance::new("test", "0.0.0", &[]);
+        write_parquet(&p, Schema::get("mixtures"), &domains(&d), &b, &[("regmix.sampler".into(), "{}".into())], &prov)
+            .unwrap();
+        let e = read_parquet(&p, Schema::get("dataset")).unwrap_err().to_string();
+        assert!(e.contains("m.parquet") && e.contains("expected a `dataset` file"), "{e}");
+    }
+
+    #[test]
+    fn truncated_parquet_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.parquet");
+        let d: Vec<String> = vec!["web".into()];
+        let b = mixtures_batch(&d, vec![vec![1.0]]);
+        let prov = Provenance::new("test", "0.0.0", &[]);
+        write_parquet(&p, Schema::get("mixtures"), &domains(&d), &b, &[("regmix.sampler".into(), "{}".into())], &prov)
+            .unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let e = read_parquet(&p, Schema::get("mixtures")).unwrap_err().to_string();
+        assert!(e.contains("m.parquet") && e.contains("not a valid parquet file"), "{e}");
+    }
+}
