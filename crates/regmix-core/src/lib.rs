@@ -13,6 +13,7 @@
 //! such file matches its schema and carries provenance.
 
 pub mod atomic;
+pub mod cli;
 pub mod domain;
 pub mod error;
 pub mod progress;

@@ -1,0 +1,42 @@
+//! The shape every stage binary shares: set up logging, run, and turn an error into a
+//! message on stderr and exit code 2 (ripgrep's convention). A broken pipe exits 0.
+
+/// Runs a stage's `main` body and exits with its status.
+pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ! {
+    crate::progress::init_logging();
+    match run() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    std::process::exit(0);
+                }
+            }
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The width `--help` is wrapped at, fixed so the golden tests of `--help` are stable.
+pub const HELP_WIDTH: usize = 100;
+
+/// Compares `--help` output with the golden file, or rewrites it when `UPDATE_GOLDEN=1`.
+/// For the stages' `tests/cli.rs`.
+pub fn check_golden(path: &std::path::Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    assert!(
+        expected == actual,
+        "--help differs from {} (run with UPDATE_GOLDEN=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
