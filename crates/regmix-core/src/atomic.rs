@@ -100,6 +100,19 @@ pub fn clean_stale(dir: &Path) -> Result<usize> {
     Ok(n)
 }
 
+/// [`clean_stale`] in `dir` and every folder below it.
+pub fn clean_stale_recursive(dir: &Path) -> Result<usize> {
+    let mut n = clean_stale(dir)?;
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                n += clean_stale_recursive(&e.path())?;
+            }
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

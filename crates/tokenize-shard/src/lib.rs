@@ -1,1 +1,489 @@
-//! placeholder
+//! `tokenize-shard`: raw text to per-domain token shards and `manifest.parquet`.
+//!
+//! For each input file, documents are read in order, encoded in parallel, split into train
+//! and validation by a hash of their text, and appended (each followed by EOS) to one shard
+//! per (domain, split): `<output>/<domain>/<split>/<input stem>-<path hash>.arrow`. When an
+//! input is done, its shard files are renamed into place and a marker
+//! `<output>/.done/<input stem>-<path hash>.json` records what it produced; a rerun skips
+//! inputs whose marker matches and redoes any input that was interrupted. Finally
+//! `manifest.parquet` lists every shard.
+
+pub mod input;
+pub mod tok;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::{Instant, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use rayon::prelude::*;
+use regmix_core::schema::{Lists, Schema};
+use regmix_core::shard::{token_type, ShardWriter};
+use regmix_core::table::{batch, col, write_parquet};
+use regmix_core::{atomic, progress, schema, Provenance};
+use serde::{Deserialize, Serialize};
+
+use input::{DomainFrom, Record};
+
+/// Tokenize raw text into per-domain token shards.
+///
+/// Inputs are JSONL files (optionally .gz or .zst), Parquet files with a text column, or .txt
+/// files (one document per file); folders are searched for such files. Each document's domain
+/// comes from its file name's prefix before the first `-` (arxiv-0.jsonl → arxiv), or from a
+/// JSON field such as meta.pile_set_name. Documents are split into train and valid by a hash
+/// of their text, so reruns and reorderings give the same split. Output: <domain>/<split>/*.arrow
+/// token shards (Arrow IPC, memory-mappable), manifest.parquet, and tokenizer.json.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "tokenize-shard", version, term_width = regmix_core::cli::HELP_WIDTH)]
+pub struct Args {
+    /// Input files or folders.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    pub input: Vec<PathBuf>,
+    /// Output folder for shards, manifest.parquet and tokenizer.json.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// A Hugging Face tokenizer.json (e.g. GPT-NeoX's, which the paper used).
+    #[arg(long, value_name = "FILE", conflicts_with = "train_bpe", required_unless_present = "train_bpe")]
+    pub tokenizer: Option<PathBuf>,
+    /// Train a byte-level BPE of this many tokens on the inputs' training documents instead; saved as <output>/tokenizer.json and reused by reruns.
+    #[arg(long, value_name = "VOCAB_SIZE")]
+    pub train_bpe: Option<usize>,
+    /// At most this many bytes of text go into BPE training (taken evenly across inputs).
+    #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
+    pub bpe_max_bytes: u64,
+    /// Where each document's domain comes from: `prefix` (file name before the first `-`) or `field:JSON.PATH`.
+    #[arg(long, value_name = "prefix|field:JSON.PATH", default_value = "prefix")]
+    pub domain_from: DomainFrom,
+    /// The JSON field (or Parquet column) holding the text.
+    #[arg(long, value_name = "NAME", default_value = "text")]
+    pub text_field: String,
+    /// Fraction of documents that go to the validation split (by a hash of the text).
+    #[arg(long, value_name = "F", default_value_t = 0.01)]
+    pub valid_fraction: f64,
+    /// End-of-document token (default: the first of <|endoftext|>, </s>, <eos> the tokenizer has).
+    #[arg(long, value_name = "TOKEN")]
+    pub eos_token: Option<String>,
+    /// Count bad records (malformed JSON, invalid UTF-8, missing text or domain), log the first few, record the count, and go on; without it the first one is an error.
+    #[arg(long)]
+    pub skip_bad_records: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// What one input produced; stored as its completion marker.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Marker {
+    source: String,
+    size: u64,
+    mtime_ns: u128,
+    tokenizer_sha256: String,
+    valid_fraction: f64,
+    text_field: String,
+    domain_from: String,
+    bad_records: u64,
+    shards: Vec<ShardRow>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct ShardRow {
+    domain: String,
+    split: String,
+    file: String,
+    documents: u64,
+    tokens: u64,
+    bytes: u64,
+}
+
+/// Totals of a run, for the log and the benchmark.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub inputs: usize,
+    pub skipped: usize,
+    pub documents: u64,
+    pub tokens: u64,
+    pub bytes: u64,
+    pub bad_records: u64,
+    pub seconds: f64,
+    /// Text bytes and tokens of the inputs processed in this run (not skipped).
+    pub processed_bytes: u64,
+    pub processed_tokens: u64,
+}
+
+/// Whether a document goes to the validation split: a hash of its text, so the split does
+/// not depend on file order or on reruns.
+pub fn is_valid_doc(text: &str, fraction: f64) -> bool {
+    let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    (h as f64) < fraction * (u64::MAX as f64)
+}
+
+fn input_key(path: &Path) -> String {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("input");
+    let stem = name.split('.').next().unwrap_or("input");
+    let h = xxhash_rust::xxh3::xxh3_64(abs.to_string_lossy().as_bytes());
+    format!("{stem}-{:08x}", h as u32)
+}
+
+fn file_identity(path: &Path) -> Result<(u64, u128)> {
+    let md = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mtime = md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+    Ok((md.len(), mtime))
+}
+
+/// Documents per chunk handed to the encoder threads, and the text bytes that end a chunk early.
+const CHUNK_DOCS: usize = 4096;
+const CHUNK_BYTES: usize = 8 << 20;
+
+pub fn run(args: &Args) -> Result<Summary> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+    if !(0.0..1.0).contains(&args.valid_fraction) {
+        bail!("--valid-fraction {} must be in [0, 1)", args.valid_fraction);
+    }
+    let prov = Provenance::from_env("tokenize-shard", env!("CARGO_PKG_VERSION"));
+    let inputs = input::expand_inputs(&args.input)?;
+    std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
+    log::info!("{} input files", inputs.len());
+    let stale = atomic::clean_stale_recursive(&args.output)?;
+    if stale > 0 {
+        log::info!("removed {stale} temporary files left by an interrupted run");
+    }
+
+    // The tokenizer: given, or trained (once) on the inputs.
+    let tok_path = args.output.join("tokenizer.json");
+    let tok_src = match (&args.tokenizer, args.train_bpe) {
+        (Some(t), _) => t.clone(),
+        (None, Some(n)) => {
+            let reuse = tok_path.exists()
+                && tok::load(&tok_path, args.eos_token.as_deref()).map(|t| t.vocab_size == n).unwrap_or(false);
+            if reuse {
+                log::info!("reusing the BPE tokenizer trained earlier: {}", tok_path.display());
+            } else {
+                train_tokenizer(args, &inputs, n, &tok_path)?;
+            }
+            tok_path.clone()
+        }
+        (None, None) => bail!("give --tokenizer FILE or --train-bpe VOCAB_SIZE"),
+    };
+    let loaded = tok::load(&tok_src, args.eos_token.as_deref())?;
+    if tok_src != tok_path {
+        atomic::write_bytes(&tok_path, &std::fs::read(&tok_src)?)?;
+    }
+    log::info!(
+        "tokenizer {} (sha256 {}), vocabulary {}, EOS {:?} = {}",
+        tok_src.display(),
+        &loaded.sha256[..12],
+        loaded.vocab_size,
+        loaded.eos,
+        loaded.eos_id
+    );
+    let encoder = tok::Encoder::new(&loaded)?;
+
+    let done_dir = args.output.join(".done");
+    std::fs::create_dir_all(&done_dir)?;
+    let total_bytes: u64 = inputs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+    let pb = progress::byte_bar(total_bytes, "tokenize");
+    let start = Instant::now();
+    let mut summary = Summary { inputs: inputs.len(), ..Default::default() };
+    let mut markers = Vec::new();
+    for path in &inputs {
+        let key = input_key(path);
+        let marker_path = done_dir.join(format!("{key}.json"));
+        let (size, mtime_ns) = file_identity(path)?;
+        let expect = |m: &Marker| {
+            m.size == size
+                && m.mtime_ns == mtime_ns
+                && m.tokenizer_sha256 == loaded.sha256
+                && m.valid_fraction == args.valid_fraction
+                && m.text_field == args.text_field
+                && m.domain_from == format!("{:?}", args.domain_from)
+                && m.shards.iter().all(|s| args.output.join(&s.file).exists())
+        };
+        let previous: Option<Marker> =
+            std::fs::read(&marker_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let marker = match previous {
+            Some(m) if expect(&m) => {
+                log::info!("{}: done earlier, skipping", path.display());
+                summary.skipped += 1;
+                m
+            }
+            _ => {
+                let t = Instant::now();
+                let m = process_file(args, path, &key, &loaded, &encoder, &prov, (size, mtime_ns))?;
+                let toks: u64 = m.shards.iter().map(|s| s.tokens).sum();
+                let docs: u64 = m.shards.iter().map(|s| s.documents).sum();
+                log::info!(
+                    "{}: {docs} documents, {toks} tokens in {} shards ({:.1}s){}",
+                    path.display(),
+                    m.shards.len(),
+                    t.elapsed().as_secs_f64(),
+                    if m.bad_records > 0 { format!(", {} bad records skipped", m.bad_records) } else { String::new() }
+                );
+                atomic::write_bytes(&marker_path, &serde_json::to_vec_pretty(&m)?)?;
+                summary.processed_tokens += toks;
+                summary.processed_bytes += m.shards.iter().map(|s| s.bytes).sum::<u64>();
+                m
+            }
+        };
+        for s in &marker.shards {
+            summary.documents += s.documents;
+            summary.tokens += s.tokens;
+            summary.bytes += s.bytes;
+        }
+        summary.bad_records += marker.bad_records;
+        markers.push(marker);
+        pb.inc(size);
+    }
+    pb.finish_and_clear();
+    summary.seconds = start.elapsed().as_secs_f64();
+    write_manifest(args, &markers, &loaded, &prov)?;
+    let secs = summary.seconds.max(1e-9);
+    log::info!(
+        "{} documents, {} tokens, {:.1} MB of text; {} inputs skipped as done",
+        summary.documents,
+        summary.tokens,
+        summary.bytes as f64 / 1e6,
+        summary.skipped
+    );
+    if summary.processed_bytes > 0 {
+        log::info!(
+            "tokenized {:.1} MB in {:.2}s: {:.1} MB/s, {:.2}M tokens/s",
+            summary.processed_bytes as f64 / 1e6,
+            summary.seconds,
+            summary.processed_bytes as f64 / 1e6 / secs,
+            summary.processed_tokens as f64 / 1e6 / secs
+        );
+    }
+    log::info!("wrote {}", args.output.join("manifest.parquet").display());
+    Ok(summary)
+}
+
+/// Streams `path`'s records in chunks from a reader thread to `f`.
+fn for_each_chunk(
+    args: &Args,
+    path: &Path,
+    mut f: impl FnMut(Vec<Record>) -> Result<bool>,
+) -> Result<()> {
+    let (tx, rx) = sync_channel::<Vec<Record>>(4);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| -> Result<()> {
+            let mut chunk = Vec::with_capacity(CHUNK_DOCS);
+            let mut bytes = 0;
+            let res = input::read_records(path, &args.text_field, &args.domain_from, |r| {
+                if let Record::Doc { text, .. } = &r {
+                    bytes += text.len();
+                }
+                chunk.push(r);
+                if chunk.len() >= CHUNK_DOCS || bytes >= CHUNK_BYTES {
+                    bytes = 0;
+                    // The receiver hung up: it has what it needs, stop reading.
+                    tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_DOCS)))
+                        .map_err(|_| anyhow!("stopped"))?;
+                }
+                Ok(())
+            });
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            drop(tx);
+            match res {
+                Err(e) if e.to_string() == "stopped" => Ok(()),
+                r => r,
+            }
+        });
+        let mut result = Ok(());
+        for chunk in rx.iter() {
+            match f(chunk) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let read = reader.join().expect("reader thread panicked");
+        result.and(read)
+    })
+}
+
+fn bad_record(args: &Args, path: &Path, line: u64, message: &str, count: &mut u64) -> Result<()> {
+    if !args.skip_bad_records {
+        bail!("{}:{line}: {message} (use --skip-bad-records to count and skip such records)", path.display());
+    }
+    *count += 1;
+    if *count <= 5 {
+        log::warn!("{}:{line}: {message}; skipped", path.display());
+    }
+    Ok(())
+}
+
+fn train_tokenizer(args: &Args, inputs: &[PathBuf], vocab: usize, out: &Path) -> Result<()> {
+    let per_file = args.bpe_max_bytes / inputs.len() as u64;
+    log::info!("training a byte-level BPE of {vocab} tokens on up to {} MB of training text", args.bpe_max_bytes >> 20);
+    let t = Instant::now();
+    let (tx, rx) = sync_channel::<String>(1024);
+    let mut result = Ok(());
+    std::thread::scope(|s| {
+        let feeder = s.spawn(move || -> Result<()> {
+            let mut bad = 0;
+            for p in inputs {
+                let mut taken = 0u64;
+                for_each_chunk(args, p, |chunk| {
+                    for r in chunk {
+                        match r {
+                            Record::Doc { text, .. } => {
+                                if is_valid_doc(&text, args.valid_fraction) {
+                                    continue;
+                                }
+                                taken += text.len() as u64;
+                                tx.send(text).map_err(|_| anyhow!("BPE trainer stopped"))?;
+                            }
+                            Record::Bad { line, message } => bad_record(args, p, line, &message, &mut bad)?,
+                        }
+                        if taken >= per_file {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                })?;
+            }
+            Ok(())
+        });
+        let trained = tok::train_bpe(vocab, rx.into_iter(), out);
+        let fed = feeder.join().expect("feeder panicked");
+        result = fed.and(trained);
+    });
+    result?;
+    log::info!("trained the BPE in {:.1}s: {}", t.elapsed().as_secs_f64(), out.display());
+    Ok(())
+}
+
+/// A record after encoding.
+enum Encoded {
+    Doc { domain: String, valid: bool, ids: Vec<u32>, bytes: usize },
+    Bad { line: u64, message: String },
+}
+
+fn process_file(
+    args: &Args,
+    path: &Path,
+    key: &str,
+    loaded: &tok::LoadedTokenizer,
+    encoder: &tok::Encoder,
+    prov: &Provenance,
+    (size, mtime_ns): (u64, u128),
+) -> Result<Marker> {
+    let dtype = token_type(loaded.vocab_size);
+    let mut writers: BTreeMap<(String, String), (ShardWriter, ShardRow)> = BTreeMap::new();
+    let mut bad = 0u64;
+    for_each_chunk(args, path, |chunk| {
+        // Encode in parallel, keep document order.
+        let encoded: Vec<Result<Encoded>> = chunk
+            .into_par_iter()
+            .map(|r| match r {
+                Record::Doc { line, domain, text } => {
+                    let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+                    encoder
+                        .encode_into(&text, &mut ids)
+                        .map_err(|e| anyhow!("{}:{line}: {e}", path.display()))?;
+                    ids.push(loaded.eos_id);
+                    let valid = is_valid_doc(&text, args.valid_fraction);
+                    Ok(Encoded::Doc { domain, valid, ids, bytes: text.len() })
+                }
+                Record::Bad { line, message } => Ok(Encoded::Bad { line, message }),
+            })
+            .collect();
+        for e in encoded {
+            let (domain, valid, ids, nbytes) = match e? {
+                Encoded::Doc { domain, valid, ids, bytes } => (domain, valid, ids, bytes),
+                Encoded::Bad { line, message } => {
+                    bad_record(args, path, line, &message, &mut bad)?;
+                    continue;
+                }
+            };
+            let split = if valid { "valid" } else { "train" };
+            let k = (domain.clone(), split.to_string());
+            if !writers.contains_key(&k) {
+                let rel = format!("{domain}/{split}/{key}.arrow");
+                let md = vec![
+                    ("regmix.domain".to_string(), domain.clone()),
+                    ("regmix.split".to_string(), split.to_string()),
+                    ("regmix.tokenizer_sha256".to_string(), loaded.sha256.clone()),
+                    ("regmix.eos_id".to_string(), loaded.eos_id.to_string()),
+                ];
+                let w = ShardWriter::create(&args.output.join(&rel), dtype.clone(), &md, prov)?;
+                let row = ShardRow { domain: domain.clone(), split: split.into(), file: rel, documents: 0, tokens: 0, bytes: 0 };
+                writers.insert(k.clone(), (w, row));
+            }
+            let (w, row) = writers.get_mut(&k).unwrap();
+            w.push(&ids)?;
+            row.documents += 1;
+            row.bytes += nbytes as u64;
+        }
+        Ok(true)
+    })?;
+    let mut shards = Vec::new();
+    for (_, (w, mut row)) in writers {
+        row.tokens = w.finish()?;
+        shards.push(row);
+    }
+    Ok(Marker {
+        source: path.display().to_string(),
+        size,
+        mtime_ns,
+        tokenizer_sha256: loaded.sha256.clone(),
+        valid_fraction: args.valid_fraction,
+        text_field: args.text_field.clone(),
+        domain_from: format!("{:?}", args.domain_from),
+        bad_records: bad,
+        shards,
+    })
+}
+
+fn write_manifest(args: &Args, markers: &[Marker], loaded: &tok::LoadedTokenizer, prov: &Provenance) -> Result<()> {
+    let mut rows: Vec<(&ShardRow, &Marker)> = markers.iter().flat_map(|m| m.shards.iter().map(move |s| (s, m))).collect();
+    rows.sort_by(|a, b| (&a.0.domain, &a.0.split, &a.0.file).cmp(&(&b.0.domain, &b.0.split, &b.0.file)));
+    if rows.is_empty() {
+        bail!("no documents in any input: nothing to write");
+    }
+    let domains: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0.domain.as_str()).collect();
+    for d in &domains {
+        if !rows.iter().any(|r| r.0.domain == *d && r.0.split == "train") {
+            bail!("domain `{d}` has no training documents");
+        }
+        if !rows.iter().any(|r| r.0.domain == *d && r.0.split == "valid") {
+            log::warn!("domain `{d}` has no validation documents; raise --valid-fraction or add text");
+        }
+    }
+    let s = Schema::get("shard_manifest");
+    let lists = Lists::new();
+    let b = batch(
+        s,
+        &lists,
+        vec![
+            col::str(&rows.iter().map(|r| r.0.domain.as_str()).collect::<Vec<_>>()),
+            col::str(&rows.iter().map(|r| r.0.split.as_str()).collect::<Vec<_>>()),
+            col::str(&rows.iter().map(|r| r.0.file.as_str()).collect::<Vec<_>>()),
+            col::str(&rows.iter().map(|r| r.1.source.as_str()).collect::<Vec<_>>()),
+            col::u64(rows.iter().map(|r| r.0.documents).collect()),
+            col::u64(rows.iter().map(|r| r.0.tokens).collect()),
+            col::u64(rows.iter().map(|r| r.0.bytes).collect()),
+            col::u64(rows.iter().map(|r| r.1.bad_records).collect()),
+        ],
+    )?;
+    let md = vec![
+        ("regmix.tokenizer_sha256".to_string(), loaded.sha256.clone()),
+        ("regmix.vocab_size".to_string(), loaded.vocab_size.to_string()),
+        ("regmix.eos_id".to_string(), loaded.eos_id.to_string()),
+        ("regmix.token_type".to_string(), schema::type_name(&token_type(loaded.vocab_size))),
+        ("regmix.valid_fraction".to_string(), args.valid_fraction.to_string()),
+    ];
+    write_parquet(&args.output.join("manifest.parquet"), s, &lists, &b, &md, prov)?;
+    Ok(())
+}

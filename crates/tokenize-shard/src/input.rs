@@ -1,0 +1,298 @@
+//! Reading documents: JSONL (plain, `.gz`, `.zst`), Parquet with a text column, and `.txt`
+//! (one document per file). Each document gets its domain from the file name's prefix (the
+//! paper's `arxiv-0.jsonl` convention) or from a JSON field (`meta.pile_set_name`).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow::array::{Array, AsArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use regmix_core::domain;
+
+/// Where a document's domain comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainFrom {
+    /// The file name before its first `-` (`arxiv-0.jsonl` → `arxiv`).
+    Prefix,
+    /// A dotted path into each JSON record (`meta.pile_set_name`), normalised to a domain name.
+    Field(Vec<String>),
+}
+
+impl std::str::FromStr for DomainFrom {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "prefix" {
+            Ok(DomainFrom::Prefix)
+        } else if let Some(path) = s.strip_prefix("field:") {
+            if path.is_empty() {
+                return Err("field: needs a JSON path, e.g. field:meta.pile_set_name".into());
+            }
+            Ok(DomainFrom::Field(path.split('.').map(String::from).collect()))
+        } else {
+            Err(format!("`{s}`: expected `prefix` or `field:JSON.PATH`"))
+        }
+    }
+}
+
+/// The domain of a file under `--domain-from prefix`.
+pub fn prefix_domain(path: &Path) -> Result<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = name.split('.').next().unwrap_or("");
+    let prefix = stem.split('-').next().unwrap_or("");
+    let d = domain::normalize(prefix);
+    if d.is_empty() {
+        bail!("{}: empty domain: the file name has no prefix before `-` (expected e.g. `web-0.jsonl`)", path.display());
+    }
+    Ok(d)
+}
+
+/// One document, or a bad record with where and why.
+pub enum Record {
+    Doc { line: u64, domain: String, text: String },
+    Bad { line: u64, message: String },
+}
+
+/// The kind of an input file, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Jsonl,
+    Parquet,
+    Txt,
+}
+
+pub fn kind_of(path: &Path) -> Result<Kind> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let base = name.trim_end_matches(".gz").trim_end_matches(".zst");
+    if base.ends_with(".jsonl") {
+        Ok(Kind::Jsonl)
+    } else if name.ends_with(".parquet") {
+        Ok(Kind::Parquet)
+    } else if base.ends_with(".txt") {
+        Ok(Kind::Txt)
+    } else {
+        bail!("{}: unknown input type; expected .jsonl[.gz|.zst], .parquet or .txt[.gz|.zst]", path.display())
+    }
+}
+
+/// Expands folders into the input files under them (sorted), keeps files as given.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        let md = std::fs::metadata(p).with_context(|| format!("{}: cannot read input", p.display()))?;
+        if md.is_dir() {
+            let mut found = Vec::new();
+            let mut stack = vec![p.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).with_context(|| format!("{}: cannot list", d.display()))? {
+                    let e = e?;
+                    let path = e.path();
+                    if e.file_name().to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    if e.file_type()?.is_dir() {
+                        stack.push(path);
+                    } else if kind_of(&path).is_ok() {
+                        found.push(path);
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            kind_of(p)?;
+            out.push(p.clone());
+        }
+    }
+    if out.is_empty() {
+        bail!("no input files found in {inputs:?}");
+    }
+    Ok(out)
+}
+
+fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let name = path.to_string_lossy();
+    Ok(if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f)))
+    } else if name.ends_with(".zst") {
+        Box::new(zstd::stream::read::Decoder::new(f).with_context(|| format!("{}: not zstd", path.display()))?)
+    } else {
+        Box::new(f)
+    })
+}
+
+fn json_path<'v>(v: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_json::Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// Streams the records of one input file to `sink`, in order. I/O errors end the stream with
+/// an error; a bad record is passed as [`Record::Bad`] for the caller to reject or count.
+pub fn read_records(
+    path: &Path,
+    text_field: &str,
+    domain_from: &DomainFrom,
+    mut sink: impl FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    let file_domain = match domain_from {
+        DomainFrom::Prefix => Some(prefix_domain(path)?),
+        DomainFrom::Field(_) => None,
+    };
+    match kind_of(path)? {
+        Kind::Txt => {
+            let mut bytes = Vec::new();
+            open_decompressed(path)?.read_to_end(&mut bytes).with_context(|| format!("{}: read error", path.display()))?;
+            let d = file_domain.ok_or_else(|| anyhow!("{}: .txt input needs --domain-from prefix", path.display()))?;
+            match String::from_utf8(bytes) {
+                Ok(text) => sink(Record::Doc { line: 1, domain: d, text }),
+                Err(e) => sink(Record::Bad { line: 1, message: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()) }),
+            }
+        }
+        Kind::Jsonl => {
+            let mut r = BufReader::with_capacity(1 << 20, open_decompressed(path)?);
+            let mut buf = Vec::new();
+            let mut line = 0u64;
+            loop {
+                buf.clear();
+                let n = r.read_until(b'\n', &mut buf).with_context(|| format!("{}: read error after line {line}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                line += 1;
+                let trimmed = buf.trim_ascii();
+                if trimmed.is_empty() {
+                    continue;
+                }
+                let rec = parse_json_record(trimmed, text_field, domain_from, file_domain.as_deref());
+                sink(match rec {
+                    Ok((domain, text)) => Record::Doc { line, domain, text },
+                    Err(message) => Record::Bad { line, message },
+                })?;
+            }
+            Ok(())
+        }
+        Kind::Parquet => {
+            let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| anyhow!("{}: not a valid Parquet file: {e}", path.display()))?;
+            let schema = b.schema().clone();
+            let text_idx = schema
+                .index_of(text_field)
+                .map_err(|_| anyhow!("{}: no column `{text_field}` (use --text-field)", path.display()))?;
+            let dom_idx = match domain_from {
+                DomainFrom::Field(p) => Some(schema.index_of(&p.join(".")).map_err(|_| {
+                    anyhow!("{}: no column `{}` for --domain-from (Parquet inputs take a top-level column)", path.display(), p.join("."))
+                })?),
+                DomainFrom::Prefix => None,
+            };
+            let reader = b.with_batch_size(4096).build()?;
+            let mut line = 0u64;
+            for batch in reader {
+                let batch = batch.map_err(|e| anyhow!("{}: read error after row {line}: {e}", path.display()))?;
+                let texts = batch.column(text_idx);
+                let texts = texts.as_string_opt::<i32>().ok_or_else(|| {
+                    anyhow!("{}: column `{text_field}` is {}, expected utf8", path.display(), texts.data_type())
+                })?;
+                let doms = dom_idx.map(|i| batch.column(i).as_string::<i32>().clone());
+                for i in 0..batch.num_rows() {
+                    line += 1;
+                    if texts.is_null(i) {
+                        sink(Record::Bad { line, message: format!("`{text_field}` is null") })?;
+                        continue;
+                    }
+                    let d = match (&doms, &file_domain) {
+                        (Some(ds), _) if !ds.is_null(i) => domain::normalize(ds.value(i)),
+                        (None, Some(d)) => d.clone(),
+                        _ => String::new(),
+                    };
+                    if d.is_empty() {
+                        sink(Record::Bad { line, message: "empty domain".into() })?;
+                        continue;
+                    }
+                    sink(Record::Doc { line, domain: d, text: texts.value(i).to_string() })?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_json_record(
+    bytes: &[u8],
+    text_field: &str,
+    domain_from: &DomainFrom,
+    file_domain: Option<&str>,
+) -> Result<(String, String), String> {
+    let s = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("malformed JSON: {e}"))?;
+    let text = match v.get(text_field) {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(_) => return Err(format!("field `{text_field}` is not a string")),
+        None => return Err(format!("missing field `{text_field}`")),
+    };
+    let domain = match (domain_from, file_domain) {
+        (DomainFrom::Prefix, Some(d)) => d.to_string(),
+        (DomainFrom::Field(p), _) => match json_path(&v, p) {
+            Some(serde_json::Value::String(d)) => domain::normalize(d),
+            _ => return Err(format!("missing string field `{}` for the domain", p.join("."))),
+        },
+        _ => unreachable!(),
+    };
+    if domain.is_empty() {
+        return Err("empty domain".into());
+    }
+    Ok((domain, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(path: &Path, df: &DomainFrom) -> Vec<(u64, Result<(String, String), String>)> {
+        let mut v = Vec::new();
+        read_records(path, "text", df, |r| {
+            v.push(match r {
+                Record::Doc { line, domain, text } => (line, Ok((domain, text))),
+                Record::Bad { line, message } => (line, Err(message)),
+            });
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn prefix_domain_follows_the_papers_file_names() {
+        assert_eq!(prefix_domain(Path::new("/x/arxiv-0.jsonl")).unwrap(), "arxiv");
+        assert_eq!(prefix_domain(Path::new("pile_cc-12.jsonl.zst")).unwrap(), "pile_cc");
+        assert!(prefix_domain(Path::new("-0.jsonl")).is_err());
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web-0.jsonl");
+        let mut bytes = b"{\"text\": \"ok\"}\n{\"text\": \n{\"txt\": \"x\"}\n\n".to_vec();
+        bytes.extend_from_slice(b"{\"text\": \"\xff\"}\n{\"text\": 3}\n");
+        std::fs::write(&p, bytes).unwrap();
+        let r = collect(&p, &DomainFrom::Prefix);
+        assert_eq!(r[0], (1, Ok(("web".into(), "ok".into()))));
+        assert!(matches!(&r[1], (2, Err(m)) if m.contains("malformed JSON")));
+        assert!(matches!(&r[2], (3, Err(m)) if m.contains("missing field `text`")));
+        assert!(matches!(&r[3], (5, Err(m)) if m.contains("UTF-8")));
+        assert!(matches!(&r[4], (6, Err(m)) if m.contains("not a string")));
+    }
+
+    #[test]
+    fn domain_from_a_json_field_like_the_pile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("00.jsonl.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"{\"text\": \"a\", \"meta\": {\"pile_set_name\": \"Pile-CC\"}}\n{\"text\": \"b\", \"meta\": {}}\n").unwrap();
+        std::fs::write(&p, gz.finish().unwrap()).unwrap();
+        let df: DomainFrom = "field:meta.pile_set_name".parse().unwrap();
+        let r = collect(&p, &df);
+        assert_eq!(r[0], (1, Ok(("pile_cc".into(), "a".into()))));
+        assert!(matches!(&r[1], (2, Err(m)) if m.contains("meta.pile_set_name")));
+    }
+}

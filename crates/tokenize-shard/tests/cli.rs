@@ -1,0 +1,191 @@
+//! tokenize-shard end to end on small generated corpora.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use regmix_core::schema::Schema;
+use regmix_core::shard::TokenShard;
+use regmix_core::table::read_parquet;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tokenize-shard"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+/// Three domains of varied English-like text, `n` documents each.
+fn corpus(dir: &Path, n: usize) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let words: Vec<&str> = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will can more out up into do any your what some could them about than other time these two may then first only über naïve 日本".split(' ').collect();
+    for (k, d) in ["web", "code", "books"].iter().enumerate() {
+        let mut s = String::new();
+        for i in 0..n {
+            let len = 10 + (i * 7 + k * 3) % 60;
+            let text: Vec<&str> = (0..len).map(|j| words[(i * 31 + j * 17 + k) % words.len()]).collect();
+            s.push_str(&serde_json::json!({"text": format!("{} {d} doc {i}.\n", text.join(" "))}).to_string());
+            s.push('\n');
+        }
+        std::fs::write(input.join(format!("{d}-0.jsonl")), s).unwrap();
+    }
+    input
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn shard_files(out: &Path) -> Vec<PathBuf> {
+    let t = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
+    let f = t.str("file").unwrap();
+    (0..t.rows()).map(|i| out.join(f.value(i))).collect()
+}
+
+#[test]
+fn help_matches_golden() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    regmix_core::cli::check_golden(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"),
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+}
+
+#[test]
+fn shards_decode_back_to_the_documents_and_manifest_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 300);
+    let out = dir.path().join("out");
+    let o = run(&["--input", s(&input), "--output", s(&out), "--train-bpe", "600", "--valid-fraction", "0.1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
+    assert_eq!(m.metadata["regmix.token_type"], "uint16");
+    let docs: u64 = m.u64("documents").unwrap().values().iter().sum();
+    assert_eq!(docs, 900);
+    let tok = tokenizers::Tokenizer::from_file(out.join("tokenizer.json")).unwrap();
+    let eos: u32 = m.metadata["regmix.eos_id"].parse().unwrap();
+    let mut decoded_docs = 0;
+    for (i, f) in shard_files(&out).iter().enumerate() {
+        let shard = TokenShard::open(f).unwrap();
+        let toks = shard.to_vec();
+        assert_eq!(toks.len() as u64, m.u64("tokens").unwrap().value(i));
+        assert_eq!(*toks.last().unwrap(), eos, "every document ends with EOS");
+        for doc in toks.split(|t| *t == eos).filter(|d| !d.is_empty()) {
+            let text = tok.decode(doc, false).unwrap();
+            assert!(text.contains(" doc "), "{text:?}");
+            decoded_docs += 1;
+        }
+    }
+    assert_eq!(decoded_docs, 900);
+}
+
+#[test]
+fn rerun_skips_finished_inputs_and_redoes_interrupted_ones_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 100);
+    let out = dir.path().join("out");
+    let args = ["--input", s(&input), "--output", s(&out), "--train-bpe", "400"];
+    assert!(run(&args).status.success());
+    let before: Vec<Vec<u8>> = shard_files(&out).iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let o = run(&args);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("3 inputs skipped"), "{}", String::from_utf8_lossy(&o.stderr));
+    // An interrupted input: its marker never got written, and a temporary file lies about.
+    let done = out.join(".done");
+    let marker = std::fs::read_dir(&done).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(&marker).unwrap();
+    std::fs::write(out.join("web/train/junk.arrow.tmp-999"), b"half").unwrap();
+    let o = run(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 inputs skipped") && err.contains("removed 1 temporary"), "{err}");
+    assert!(!out.join("web/train/junk.arrow.tmp-999").exists());
+    let after: Vec<Vec<u8>> = shard_files(&out).iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert_eq!(before, after, "redone shards are identical");
+}
+
+#[test]
+fn validation_split_does_not_depend_on_file_order_or_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 200);
+    let tokenizer_run = dir.path().join("t");
+    assert!(run(&["--input", s(&input), "--output", s(&tokenizer_run), "--train-bpe", "400"]).status.success());
+    let tok = tokenizer_run.join("tokenizer.json");
+    // The same documents, shuffled into other files.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let web = std::fs::read_to_string(input.join("web-0.jsonl")).unwrap();
+    let mut lines: Vec<&str> = web.lines().collect();
+    lines.reverse();
+    let (a, b) = lines.split_at(77);
+    std::fs::write(other.join("web-1.jsonl"), a.join("\n")).unwrap();
+    std::fs::write(other.join("web-2.jsonl"), b.join("\n")).unwrap();
+    let count_valid = |inp: &Path, out: &Path| -> u64 {
+        assert!(run(&["--input", s(inp), "--output", s(out), "--tokenizer", s(&tok), "--valid-fraction", "0.2"]).status.success());
+        let m = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
+        let (d, sp, t) = (m.str("domain").unwrap(), m.str("split").unwrap(), m.u64("tokens").unwrap());
+        (0..m.rows()).filter(|&i| d.value(i) == "web" && sp.value(i) == "valid").map(|i| t.value(i)).sum()
+    };
+    let one = count_valid(&input.join("web-0.jsonl"), &dir.path().join("o1"));
+    let two = count_valid(&other, &dir.path().join("o2"));
+    assert!(one > 0);
+    assert_eq!(one, two, "the same documents land in the validation split");
+}
+
+#[test]
+fn a_bad_record_names_file_and_line_and_leaves_no_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 50);
+    let web = input.join("web-0.jsonl");
+    let mut text = std::fs::read_to_string(&web).unwrap();
+    text.push_str("{\"text\": broken\n");
+    std::fs::write(&web, text).unwrap();
+    let out = dir.path().join("out");
+    let o = run(&["--input", s(&web), "--output", s(&out), "--train-bpe", "300"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("web-0.jsonl:51") && err.contains("malformed JSON"), "{err}");
+    assert!(!out.join("web/train/").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    // With --skip-bad-records the record is counted in the manifest.
+    let o = run(&["--input", s(&web), "--output", s(&out), "--train-bpe", "300", "--skip-bad-records"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
+    assert!(m.u64("bad_records").unwrap().values().iter().all(|&b| b == 1));
+}
+
+#[test]
+fn an_input_without_a_domain_prefix_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("-0.jsonl");
+    std::fs::write(&f, "{\"text\": \"x\"}\n").unwrap();
+    let o = run(&["--input", s(&f), "--output", s(&dir.path().join("o")), "--train-bpe", "300"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty domain"));
+}
+
+/// Every output opens in pyarrow (REGMIX_PYTHON names a Python with pyarrow; `make test` sets it).
+#[test]
+fn outputs_open_in_pyarrow() {
+    let Some(py) = std::env::var_os("REGMIX_PYTHON") else {
+        eprintln!("SKIP: REGMIX_PYTHON not set (make test sets it to a venv with pyarrow)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 50);
+    let out = dir.path().join("out");
+    assert!(run(&["--input", s(&input), "--output", s(&out), "--train-bpe", "300"]).status.success());
+    let script = r#"
+import sys, pyarrow.parquet as pq, pyarrow.ipc as ipc, pyarrow as pa
+out = sys.argv[1]
+m = pq.read_table(out + "/manifest.parquet")
+assert m.schema.metadata[b"regmix.schema"] == b"shard_manifest"
+for f in m.column("file").to_pylist():
+    with pa.memory_map(out + "/" + f) as src:
+        t = ipc.open_file(src).read_all()
+        assert t.schema.field("tokens").type == pa.uint16(), t.schema
+        assert t.num_rows > 0
+print("ok", m.num_rows)
+"#;
+    let o = Command::new(py).arg("-c").arg(script).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
