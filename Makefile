@@ -1,0 +1,68 @@
+# regmix — make targets. The outputs are the targets, so `make` redoes only what changed.
+#   make demo    the pipeline on the embedded default corpus (everything built so far)
+#   make test    the test suite (what CI runs)
+#   make bench   the benchmarks, side by side with their baselines
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+
+# One target directory shared by every checkout on this machine (CI reuses it).
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/regmix/target
+BIN := $(CARGO_TARGET_DIR)/release
+DATA ?= data
+CORPUS := $(DATA)/corpus
+SHARDS := $(DATA)/shards
+VOCAB ?= 8192
+MIXTURES ?= 64
+SEED ?= 42
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: all setup build corpus shards mixtures demo test bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	cargo build --release --workspace
+
+$(PY): scripts/requirements-test.txt
+	@bash scripts/setup.sh
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r scripts/requirements-test.txt
+	touch $(PY)
+
+$(CORPUS)/.stamp: scripts/demo-corpus/build.sh scripts/demo-corpus/extract.py
+	@bash scripts/setup.sh
+	bash scripts/demo-corpus/build.sh $(CORPUS)
+
+corpus: $(CORPUS)/.stamp
+
+$(SHARDS)/manifest.parquet: $(CORPUS)/.stamp | build
+	$(BIN)/tokenize-shard --input $(CORPUS) --output $(SHARDS) --train-bpe $(VOCAB)
+
+shards: $(SHARDS)/manifest.parquet
+
+$(DATA)/mixtures.parquet: $(SHARDS)/manifest.parquet | build
+	$(BIN)/sample-mixtures --manifest $(SHARDS)/manifest.parquet --count $(MIXTURES) --seed $(SEED) \
+	    --output $@ --write-yaml $(DATA)/mixtures-yaml
+
+mixtures: $(DATA)/mixtures.parquet
+
+demo: mixtures
+	@echo
+	@echo "== demo: what was made =="
+	@echo "corpus:   $(CORPUS) ($$(ls $(CORPUS)/*.jsonl | wc -l) domains)"
+	@echo "shards:   $(SHARDS)/manifest.parquet"
+	@echo "mixtures: $(DATA)/mixtures.parquet ($(MIXTURES) mixtures), YAML in $(DATA)/mixtures-yaml/"
+
+test: $(PY) setup
+	REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
+
+bench: build $(CORPUS)/.stamp
+	bash scripts/bench/tokenize.sh
+
+clean:
+	rm -rf $(DATA)
