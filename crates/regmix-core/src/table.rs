@@ -74,6 +74,9 @@ pub fn write_parquet(
             expected.fields().len()
         )));
     }
+    // The metadata also goes on the Arrow schema, so readers that show the Arrow schema's
+    // metadata (pyarrow's `schema.metadata`, polars) see it as well as the file's key-value list.
+    let expected = Arc::new(expected.as_ref().clone().with_metadata(md_map.clone()));
     let batch = RecordBatch::try_new(expected.clone(), batch.columns().to_vec())
         .map_err(|e| Error::format(path, "parquet", format!("batch does not fit schema `{}`: {e}", schema.name)))?;
 

@@ -83,3 +83,29 @@ fn imports_the_papers_mixture_csv() {
     let (_, w) = regmix_mixture::io::read_regmix_yaml(&yaml.join("n1.yaml")).unwrap();
     assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
 }
+
+/// mixtures.parquet opens in pyarrow with its provenance (REGMIX_PYTHON: a Python with pyarrow).
+#[test]
+fn mixtures_open_in_pyarrow() {
+    let Some(py) = std::env::var_os("REGMIX_PYTHON") else {
+        eprintln!("SKIP: REGMIX_PYTHON not set (make test sets it to a venv with pyarrow)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prior = dir.path().join("prior.json");
+    std::fs::write(&prior, r#"{"web": 0.7, "code": 0.3}"#).unwrap();
+    let out = dir.path().join("m.parquet");
+    assert!(bin().args(["--prior", prior.to_str().unwrap(), "--count", "8", "--output"]).arg(&out).status().unwrap().success());
+    let script = r#"
+import sys, json, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+md = pq.read_metadata(sys.argv[1]).metadata
+assert t.column_names == ["mixture_id", "weight.code", "weight.web"], t.column_names
+assert md[b"regmix.schema"] == b"mixtures" and md[b"regmix.producer"] == b"sample-mixtures"
+assert json.loads(md[b"regmix.domains"]) == ["code", "web"]
+rows = t.to_pylist()
+assert len(rows) == 8 and all(abs(r["weight.code"] + r["weight.web"] - 1) < 1e-9 for r in rows)
+"#;
+    let o = Command::new(py).arg("-c").arg(script).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -179,6 +179,7 @@ import sys, pyarrow.parquet as pq, pyarrow.ipc as ipc, pyarrow as pa
 out = sys.argv[1]
 m = pq.read_table(out + "/manifest.parquet")
 assert m.schema.metadata[b"regmix.schema"] == b"shard_manifest"
+assert pq.read_metadata(out + "/manifest.parquet").metadata[b"regmix.producer"] == b"tokenize-shard"
 for f in m.column("file").to_pylist():
     with pa.memory_map(out + "/" + f) as src:
         t = ipc.open_file(src).read_all()
