@@ -13,6 +13,8 @@ DATA ?= data
 CORPUS := $(DATA)/corpus
 SHARDS := $(DATA)/shards
 VOCAB ?= 8192
+# Long documents (speeches) need more than 1% for every domain to get validation text.
+VALID ?= 0.05
 MIXTURES ?= 64
 SEED ?= 42
 VENV := .venv
@@ -41,7 +43,7 @@ $(CORPUS)/.stamp: scripts/demo-corpus/build.sh scripts/demo-corpus/extract.py
 corpus: $(CORPUS)/.stamp
 
 $(SHARDS)/manifest.parquet: $(CORPUS)/.stamp | build
-	$(BIN)/tokenize-shard --input $(CORPUS) --output $(SHARDS) --train-bpe $(VOCAB)
+	$(BIN)/tokenize-shard --input $(CORPUS) --output $(SHARDS) --train-bpe $(VOCAB) --valid-fraction $(VALID)
 
 shards: $(SHARDS)/manifest.parquet
 
