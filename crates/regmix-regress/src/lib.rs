@@ -1,0 +1,18 @@
+//! Regression of a target (a validation loss or a blend of them) on mixture weights.
+//!
+//! - [`model`]: the regressors behind one [`Model`] type, K-fold cross-validation, saving.
+//! - [`linear`]: linear (the paper's baseline) and log-linear (Data Mixing Laws).
+//! - [`gp`]: a Gaussian process with one length-scale per domain on log weights.
+//! - [`xgb`]: gradient-boosted trees through XGBoost.
+//! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
+//!
+//! **Invariant:** this crate does no file I/O; `fit` and `optimize` read and write.
+
+pub mod gp;
+pub mod linear;
+pub mod metrics;
+pub mod model;
+pub mod target;
+pub mod xgb;
+
+pub use model::{fit_cv, Fitted, Kind, Model};
