@@ -1,0 +1,109 @@
+//! collect on runs written in the run_metrics contract, and on the paper's CSVs.
+
+use std::path::Path;
+use std::process::Command;
+
+use regmix_core::schema::{domains, Schema};
+use regmix_core::table::{batch, col, read_parquet, write_parquet};
+use regmix_core::Provenance;
+use regmix_mixture::Mixtures;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_collect"))
+}
+
+fn write_run(dir: &Path, id: u32, status: &str, final_loss: f64) {
+    let s = Schema::get("run_metrics");
+    let d: Vec<String> = vec!["web".into(), "code".into()];
+    let lists = domains(&d);
+    let b = batch(
+        s,
+        &lists,
+        vec![
+            col::u64(vec![10, 20]),
+            col::u64(vec![1000, 2000]),
+            col::f64(vec![1e-3, 1e-3]),
+            col::f64(vec![5.0, 4.0]),
+            col::f64(vec![1.0, 0.5]),
+            col::f64(vec![1.0, 2.0]),
+            col::str(&["running", status]),
+            col::f64_opt(vec![Some(6.0), Some(final_loss)]),
+            col::f64_opt(vec![None, Some(final_loss + 1.0)]),
+        ],
+    )
+    .unwrap();
+    let md = vec![("regmix.mixture_id".into(), id.to_string()), ("regmix.model".into(), "{}".into())];
+    write_parquet(&dir.join(id.to_string()).join("metrics.parquet"), s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
+}
+
+#[test]
+fn help_matches_golden() {
+    let out = bin().arg("--help").output().unwrap();
+    regmix_core::cli::check_golden(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"), &String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn keeps_finished_runs_and_names_the_ones_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mixtures {
+        domains: vec!["web".into(), "code".into()],
+        ids: vec![0, 1, 2, 3],
+        weights: vec![vec![0.5, 0.5], vec![1.0, 0.0], vec![0.2, 0.8], vec![0.9, 0.1]],
+    };
+    let mp = dir.path().join("m.parquet");
+    m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
+    let runs = dir.path().join("runs");
+    write_run(&runs, 0, "finished", 3.5);
+    write_run(&runs, 1, "diverged", f64::NAN);
+    write_run(&runs, 2, "running", 3.9);
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 (diverged)") && err.contains("2 (unfinished)") && err.contains("3 (missing)"), "{err}");
+    let t = read_parquet(&out, Schema::get("dataset")).unwrap();
+    assert_eq!(t.rows(), 1);
+    assert_eq!(t.f64_values("valid_loss.code").unwrap(), vec![4.5]);
+    // --step takes an earlier evaluation, also from an unfinished run.
+    let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).args(["--step", "20"]).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(read_parquet(&out, Schema::get("dataset")).unwrap().rows(), 2);
+}
+
+#[test]
+fn no_usable_run_is_an_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mixtures { domains: vec!["web".into()], ids: vec![0], weights: vec![vec![1.0]] };
+    let mp = dir.path().join("m.parquet");
+    m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--runs").arg(dir.path().join("runs")).arg("--mixtures").arg(&mp).arg("--output").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no usable run"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn imports_the_papers_csv_pair() {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data");
+    if !d.exists() {
+        eprintln!("SKIP: {} not found", d.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.parquet");
+    let o = bin()
+        .arg("--import-regmix-csv")
+        .arg(d.join("train_mixture_1m.csv"))
+        .arg(d.join("train_pile_loss_1m.csv"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_parquet(&out, Schema::get("dataset")).unwrap();
+    assert_eq!(t.rows(), 512);
+    assert_eq!(t.list("domain").unwrap().len(), 17);
+    assert_eq!(t.list("eval_domain").unwrap().len(), 13);
+    assert!(t.list("eval_domain").unwrap().contains(&"pile_cc".to_string()));
+}
