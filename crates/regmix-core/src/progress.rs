@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 
 /// Initialises `env_logger` once; later calls do nothing.
 pub fn init_logging() {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,xgboost_rs=warn"))
         .format_timestamp_secs()
         .try_init();
 }
