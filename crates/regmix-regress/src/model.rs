@@ -72,13 +72,27 @@ impl Model {
         match self {
             Model::Linear(m) => rows.iter().map(|r| m.predict(r)).collect(),
             Model::LogLinear(m) => rows.iter().map(|r| m.predict(r)).collect(),
-            Model::Gp(m) => rows.iter().map(|r| m.predict(r)).collect(),
+            Model::Gp(m) => m.predict_many(rows),
             Model::Xgboost(m) => m.predict_many(rows),
             Model::Ensemble { members } => {
                 let preds: Vec<Vec<f64>> = members.iter().map(|m| m.predict_many(rows)).collect();
                 (0..rows.len()).map(|i| preds.iter().map(|p| p[i]).sum::<f64>() / preds.len() as f64).collect()
             }
         }
+    }
+}
+
+impl Model {
+    /// The same regressor with the same hyper-parameters (XGBoost's rounds) fitted to other
+    /// data: for bootstrap refits. The GP re-estimates its kernel by marginal likelihood.
+    pub fn refit(&self, x: &[Vec<f64>], y: &[f64], seed: u64) -> Result<Model> {
+        Ok(match self {
+            Model::Xgboost(m) => Model::Xgboost(Xgb::fit(x, y, m.rounds, seed)?),
+            Model::Ensemble { members } => {
+                Model::Ensemble { members: members.iter().map(|m| m.refit(x, y, seed)).collect::<Result<_>>()? }
+            }
+            other => fit_plain(other.kind(), x, y),
+        })
     }
 }
 

@@ -1,0 +1,79 @@
+//! optimize on a model fitted to the paper's real runs (Pile-CC target).
+
+use std::path::{Path, PathBuf};
+
+use regmix_core::Provenance;
+
+fn paper() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} not found", p.display());
+        None
+    }
+}
+
+const PILE: [(&str, f64); 17] = [
+    ("arxiv", 0.113285273), ("freelaw", 0.079608651), ("nih_exporter", 0.003913491), ("pubmed_central", 0.185375901),
+    ("wikipedia_en", 0.051081359), ("dm_mathematics", 0.015962925), ("github", 0.101750772), ("philpapers", 0.003707518),
+    ("stackexchange", 0.066529351), ("enron_emails", 0.001750772), ("gutenberg_pg_19", 0.027085479), ("pile_cc", 0.236869207),
+    ("ubuntu_irc", 0.01184346), ("europarl", 0.007929969), ("hackernews", 0.008032956), ("pubmed_abstracts", 0.038825953),
+    ("uspto_backgrounds", 0.046446962),
+];
+
+fn args(fit: &Path, prior: &Path, out: &Path) -> optimize::Args {
+    use clap::Parser;
+    optimize::Args::parse_from([
+        "optimize", "--fit", fit.to_str().unwrap(), "--prior", prior.to_str().unwrap(), "--output", out.to_str().unwrap(),
+        "--samples", "100000", "--top-k", "128",
+    ])
+}
+
+#[test]
+fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
+    let Some(d) = paper() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("train.parquet");
+    collect::import_paper(&d.join("train_mixture_1m.csv"), &d.join("train_pile_loss_1m.csv"))
+        .unwrap()
+        .write(&ds, &Provenance::new("test", "0", &[]))
+        .unwrap();
+    let fit_dir = dir.path().join("fit");
+    {
+        use clap::Parser;
+        let a = fit::Args::parse_from([
+            "fit", "--dataset", ds.to_str().unwrap(), "--target", "valid_loss.pile_cc", "--regressor", "gp",
+            "--output", fit_dir.to_str().unwrap(),
+        ]);
+        fit::run(&a).unwrap();
+    }
+    // A prior with token counts (the Pile's shares of 1B tokens), so availability caps apply.
+    let prior = dir.path().join("prior.json");
+    let tokens: serde_json::Map<String, serde_json::Value> =
+        PILE.iter().map(|(d, p)| (d.to_string(), serde_json::json!((p * 1e9) as u64))).collect();
+    std::fs::write(&prior, serde_json::json!({ "tokens": tokens }).to_string()).unwrap();
+
+    let out = dir.path().join("free");
+    optimize::run(&args(&fit_dir, &prior, &out)).unwrap();
+    let (doms, w) = optimize::read_optimum(&out.join("optimum.parquet")).unwrap();
+    let cc = doms.iter().position(|x| x == "pile_cc").unwrap();
+    let best = w.iter().cloned().fold(0.0, f64::max);
+    assert_eq!(w[cc], best, "Pile-CC gets the largest weight: {w:?}");
+    assert!(w[cc] > 0.7, "Pile-CC {:.3}", w[cc]);
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+
+    // Caps: 2 epochs of 1B tokens for a 1B-token target: w_d <= 2 · share_d.
+    let out = dir.path().join("capped");
+    let mut a = args(&fit_dir, &prior, &out);
+    a.max_epochs = Some(2.0);
+    a.target_tokens = Some(1_000_000_000);
+    optimize::run(&a).unwrap();
+    let (doms, w) = optimize::read_optimum(&out.join("optimum.parquet")).unwrap();
+    for (d, x) in doms.iter().zip(&w) {
+        let share = PILE.iter().find(|p| p.0 == d).unwrap().1;
+        assert!(*x <= (2.0 * share).min(1.0) + 1e-9, "{d}: {x} above its cap {}", 2.0 * share);
+    }
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(out.join("optimum.yaml").exists() && out.join("megatron_data_path.txt").exists());
+}
