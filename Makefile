@@ -20,7 +20,11 @@ SEED ?= 42
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: all setup build corpus shards mixtures demo test bench clean
+PAPER ?= ../shared/regmix-paper-data
+PAPER_OUT := $(DATA)/paper
+TARGET ?= valid_loss.pile_cc
+
+.PHONY: all setup build corpus shards mixtures demo test bench clean paper
 
 all: build
 
@@ -60,11 +64,29 @@ demo: mixtures
 	@echo "shards:   $(SHARDS)/manifest.parquet"
 	@echo "mixtures: $(DATA)/mixtures.parquet ($(MIXTURES) mixtures), YAML in $(DATA)/mixtures-yaml/"
 
+# collect → fit → optimize on the paper's published proxy runs (the golden data).
+$(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build
+	mkdir -p $(PAPER_OUT)
+	$(BIN)/collect --import-regmix-csv $(PAPER)/train_mixture_1m.csv $(PAPER)/train_pile_loss_1m.csv --output $(PAPER_OUT)/train.parquet
+	$(BIN)/collect --import-regmix-csv $(PAPER)/test_mixture_1m.csv $(PAPER)/test_pile_loss_1m.csv --output $(PAPER_OUT)/test_1m.parquet
+	$(BIN)/collect --import-regmix-csv $(PAPER)/test_mixture_60m.csv $(PAPER)/test_pile_loss_60m.csv --output $(PAPER_OUT)/test_60m.parquet
+
+$(PAPER_OUT)/fit/model.json: $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet | build
+	$(BIN)/fit --dataset $(PAPER_OUT)/train.parquet --target $(TARGET) --regressor auto --output $(PAPER_OUT)/fit \
+	    --evaluate $(PAPER_OUT)/test_1m.parquet --evaluate $(PAPER_OUT)/test_60m.parquet
+
+$(PAPER_OUT)/optimum/optimum.parquet: $(PAPER_OUT)/fit/model.json scripts/pile-prior.json | build
+	$(BIN)/optimize --fit $(PAPER_OUT)/fit --prior scripts/pile-prior.json --output $(PAPER_OUT)/optimum \
+	    --samples 1000000 --top-k 128 --bootstrap 8
+
+paper: $(PAPER_OUT)/optimum/optimum.parquet
+
 test: $(PY) setup
 	REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
 
 bench: build $(CORPUS)/.stamp
 	bash scripts/bench/tokenize.sh
+	bash scripts/bench/fit-optimize.sh
 
 clean:
 	rm -rf $(DATA)

@@ -10,6 +10,12 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v npm >/dev/null || missing+=(npm)
 command -v groff >/dev/null || missing+=(groff-base)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v bc >/dev/null || missing+=(bc)
+[ -x /usr/bin/time ] || missing+=(time)
+# XGBoost's C++ (built by the xgboost-rs-sys crate) needs cmake, a C++ compiler and libclang.
+command -v cmake >/dev/null || missing+=(cmake)
+command -v c++ >/dev/null || missing+=(g++)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev clang)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "[setup] installing: ${missing[*]}" >&2
