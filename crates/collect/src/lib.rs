@@ -52,6 +52,10 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    pub fn empty(domains: Vec<String>, eval_domains: Vec<String>) -> Self {
+        Dataset { domains, eval_domains, ids: vec![], tokens: vec![], steps: vec![], status: vec![], weights: vec![], losses: vec![] }
+    }
+
     pub fn write(&self, path: &Path, prov: &Provenance) -> Result<()> {
         let s = Schema::get("dataset");
         let lists = domains_and_eval(&self.domains, &self.eval_domains);
@@ -118,22 +122,12 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
             v.push(if s.is_empty() {
                 None
             } else {
-                Some(s.parse().with_context(|| format!("{}: row {}, field `{}`", loss_csv.display(), r + 1, &h[*i]))?)
+                Some(s.parse().with_context(|| format!("{}: row {}, field `{}` ({name})", loss_csv.display(), r + 1, &h[*i]))?)
             });
-            let _ = name;
         }
         by_id.insert(id, v);
     }
-    let mut ds = Dataset {
-        domains: m.domains.clone(),
-        eval_domains: loss_cols.iter().map(|(_, d)| d.clone()).collect(),
-        ids: vec![],
-        tokens: vec![],
-        steps: vec![],
-        status: vec![],
-        weights: vec![],
-        losses: vec![],
-    };
+    let mut ds = Dataset::empty(m.domains.clone(), loss_cols.iter().map(|(_, d)| d.clone()).collect());
     for (id, w) in m.ids.iter().zip(&m.weights) {
         match by_id.get(id) {
             Some(l) => {
@@ -156,16 +150,7 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
 
 /// Reads every run's metrics through the run_metrics contract.
 pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Result<Dataset> {
-    let mut ds = Dataset {
-        domains: mixtures.domains.clone(),
-        eval_domains: vec![],
-        ids: vec![],
-        tokens: vec![],
-        steps: vec![],
-        status: vec![],
-        weights: vec![],
-        losses: vec![],
-    };
+    let mut ds = Dataset::empty(mixtures.domains.clone(), vec![]);
     let mut left_out: Vec<String> = Vec::new();
     let pb = progress::bar(mixtures.len() as u64, "collect");
     for (id, w) in mixtures.ids.iter().zip(&mixtures.weights) {
