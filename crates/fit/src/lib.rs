@@ -129,11 +129,6 @@ pub fn run(args: &Args) -> Result<()> {
         fitted.push((kind, s.spearman, f.model));
     }
     // The model is fixed now; only then are held-out files read.
-    let mut svg_series = vec![svg::Series {
-        label: String::new(),
-        color: "#1f77b4",
-        points: vec![],
-    }];
     let best = fitted.iter().enumerate().max_by(|a, b| a.1 .1.partial_cmp(&b.1 .1).unwrap()).unwrap().0;
     for file in &args.evaluate {
         let tt = read_parquet(file, Schema::get("dataset"))?;
@@ -187,7 +182,7 @@ pub fn run(args: &Args) -> Result<()> {
     write_parquet(&args.output.join("predictions.parquet"), s, &lists, &b, &[("regmix.target".into(), target.expr.clone())], &prov)?;
     // The plot: the selected regressor, out of fold and on each test set.
     let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-    svg_series.clear();
+    let mut svg_series = Vec::new();
     let mut splits: Vec<String> = vec!["oof".into()];
     splits.extend(preds.iter().filter(|p| p.1.starts_with("test:")).map(|p| p.1.clone()));
     splits.dedup();

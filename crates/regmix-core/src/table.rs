@@ -12,7 +12,6 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, StringArray};
-use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -226,11 +225,6 @@ pub fn batch(schema: &Schema, lists: &Lists, columns: Vec<ArrayRef>) -> Result<R
     let s = schema.arrow_schema(lists);
     RecordBatch::try_new(s, columns)
         .map_err(|e| Error::Invalid(format!("building a `{}` batch: {e}", schema.name)))
-}
-
-/// The type of a column, for callers that accept several.
-pub fn data_type(t: &Table, name: &str) -> Result<DataType> {
-    Ok(t.column(name)?.data_type().clone())
 }
 
 #[cfg(test)]

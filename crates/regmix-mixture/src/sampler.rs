@@ -174,7 +174,7 @@ impl Sampler {
         w.iter().zip(&self.bounds).all(|(x, b)| *x <= *b + 1e-12)
     }
 
-    /// One accepted-or-rejected draw (steps 2–4); `None` when the bound rejects it.
+    /// One draw (steps 2–4) into `w`; false when a bound rejects it.
     pub fn draw<R: Rng + ?Sized>(&self, rng: &mut R, alpha: &mut [f64], w: &mut [f64]) -> bool {
         let s = self.strengths[rng.random_range(0..self.strengths.len())];
         for (a, q) in alpha.iter_mut().zip(&self.tempered) {

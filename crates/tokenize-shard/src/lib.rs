@@ -262,6 +262,18 @@ pub fn run(args: &Args) -> Result<Summary> {
     Ok(summary)
 }
 
+/// The reader's signal that the consumer stopped early (not an error).
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading stopped by the consumer")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// Streams `path`'s records in chunks from a reader thread to `f`.
 fn for_each_chunk(
     args: &Args,
@@ -282,7 +294,7 @@ fn for_each_chunk(
                     bytes = 0;
                     // The receiver hung up: it has what it needs, stop reading.
                     tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_DOCS)))
-                        .map_err(|_| anyhow!("stopped"))?;
+                        .map_err(|_| anyhow::Error::new(Stopped))?;
                 }
                 Ok(())
             });
@@ -291,7 +303,7 @@ fn for_each_chunk(
             }
             drop(tx);
             match res {
-                Err(e) if e.to_string() == "stopped" => Ok(()),
+                Err(e) if e.is::<Stopped>() => Ok(()),
                 r => r,
             }
         });
