@@ -1,0 +1,60 @@
+//! What the training engine needs from a device. The CPU backend is the reference; the CUDA
+//! backend implements the same trait and is tested against it.
+
+use crate::{Config, Layout, Result};
+
+/// AdamW hyper-parameters (decoupled weight decay, applied to every parameter as PyTorch's
+/// `AdamW(model.parameters())` in the paper's TinyLlama script does).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamW {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamW {
+    fn default() -> Self {
+        AdamW { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 }
+    }
+}
+
+/// The flat buffers a backend holds, all laid out by the same [`Layout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffer {
+    Params,
+    Grads,
+    AdamM,
+    AdamV,
+}
+
+pub trait Backend: Send {
+    /// Human-readable description, e.g. "cpu f32, 2 threads".
+    fn describe(&self) -> String;
+    fn config(&self) -> &Config;
+    fn layout(&self) -> &Layout;
+
+    /// Sets every gradient to zero (start of an optimizer step).
+    fn zero_grad(&mut self);
+
+    /// Forward and backward over `batch` windows of `context + 1` tokens each (inputs are
+    /// the first `context`, targets the last `context`). Adds `loss_scale ×` the gradient of
+    /// the summed token loss to the gradient buffer and returns the summed loss (nats).
+    fn forward_backward(&mut self, windows: &[u32], batch: usize, loss_scale: f64) -> Result<f64>;
+
+    /// Summed token loss of `batch` windows, without gradients.
+    fn loss(&mut self, windows: &[u32], batch: usize) -> Result<f64>;
+
+    /// L2 norm of the whole gradient, summed in a fixed order (deterministic).
+    fn grad_norm(&mut self) -> f64;
+
+    /// One AdamW update with bias correction for 1-based `step`; the gradient is multiplied
+    /// by `grad_scale` first (gradient clipping).
+    fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64);
+
+    /// Copies a buffer out as f32 (checkpoints, export, cross-backend tests).
+    fn read(&self, which: Buffer) -> Vec<f32>;
+
+    /// Replaces a buffer (resume from a checkpoint).
+    fn write(&mut self, which: Buffer, data: &[f32]) -> Result<()>;
+}
