@@ -30,6 +30,12 @@ pub trait Float:
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
+    /// `exp` for the hot loops (softmax, cross-entropy, SiLU): branch-free so it
+    /// vectorises. f32: within 3e-7 relative of `f32::exp` on [-87, 88] (about 2 ulp); f64: `f64::exp` itself, so
+    /// the gradient checks see the exact function.
+    fn fast_exp(self) -> Self {
+        self.exp()
+    }
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn max(self, other: Self) -> Self;
@@ -102,8 +108,14 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 macro_rules! impl_float {
-    ($t:ty, $mm:path) => {
+    ($t:ty, $mm:path $(, $fast:path)?) => {
         impl Float for $t {
+            $(
+            #[inline(always)]
+            fn fast_exp(self) -> Self {
+                $fast(self)
+            }
+            )?
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
@@ -181,7 +193,25 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, matrixmultiply::sgemm);
+impl_float!(f32, matrixmultiply::sgemm, exp_f32);
+
+/// Branch-free `exp` for f32: e^x = 2^n · e^r with n = round(x·log2 e), |r| ≤ ln2/2, e^r by
+/// its degree-6 Taylor polynomial (truncation < 2e-8 relative), 2^n built in the exponent bits.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Clamp into the normal range; below -87 the result flushes towards 0 like exp does.
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest with the 1.5·2^23 trick (vectorises, unlike f32::round).
+    const SHIFT: f32 = 12_582_912.0;
+    let n = (x * LOG2E + SHIFT) - SHIFT;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
+}
 impl_float!(f64, matrixmultiply::dgemm);
 
 /// A raw pointer that may cross into rayon tasks which write disjoint parts of one buffer
@@ -215,6 +245,20 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn fast_exp_f32_is_within_3e_7_relative_of_std_exp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (a, b) = (exp_f32(x) as f64, x.exp() as f64);
+            worst = worst.max(((a - b) / b).abs());
+            x += 0.001_3;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(-1000.0) < 1e-37 && exp_f32(f32::NEG_INFINITY) < 1e-37);
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub fn attention_forward<T: Float>(out: &mut [T], probs: &mut [T], q: &[T], k: &
             }
             let mut sum = T::ZERO;
             for x in &mut row[..=i] {
-                *x = (*x * scale - max).exp();
+                *x = (*x * scale - max).fast_exp();
                 sum += *x;
             }
             let inv = T::ONE / sum;
@@ -283,7 +283,7 @@ pub fn attention_backward<T: Float>(
 
 #[inline]
 fn sigmoid<T: Float>(x: T) -> T {
-    T::ONE / (T::ONE + (-x).exp())
+    T::ONE / (T::ONE + (-x).fast_exp())
 }
 
 pub fn swiglu_forward<T: Float>(g: &mut [T], h1: &[T], h3: &[T]) {
@@ -320,20 +320,22 @@ pub fn swiglu_backward<T: Float>(dh1: &mut [T], dh3: &mut [T], dg: &[T], h1: &[T
 pub fn cross_entropy<T: Float>(logits: &mut [T], losses: &mut [f64], targets: &[u32], v: usize, grad_scale: Option<T>) {
     logits.par_chunks_mut(v).zip(losses.par_iter_mut()).zip(targets.par_iter()).for_each(|((row, loss), &y)| {
         let y = y as usize;
+        let target_logit = row[y];
         let mut max = T::NEG_INFINITY;
         for &x in row.iter() {
             max = max.max(x);
         }
+        // One exp per logit: the row keeps exp(x − max) for the gradient.
         let mut sum = T::ZERO;
-        for &x in row.iter() {
-            sum += (x - max).exp();
+        for x in row.iter_mut() {
+            *x = (*x - max).fast_exp();
+            sum += *x;
         }
-        let lse = max.to_f64() + sum.to_f64().ln();
-        *loss = lse - row[y].to_f64();
+        *loss = max.to_f64() + sum.to_f64().ln() - target_logit.to_f64();
         if let Some(s) = grad_scale {
-            let inv = T::ONE / sum;
+            let k = s / sum;
             for x in row.iter_mut() {
-                *x = (*x - max).exp() * inv * s;
+                *x *= k;
             }
             row[y] -= s;
         }

@@ -1,0 +1,180 @@
+//! proxy-train: trains one small model per selected mixture on the shards and writes
+//! `<output>/<mixture_id>/metrics.parquet` (schemas/run_metrics.json). Finished runs are
+//! skipped, unfinished ones resume from their checkpoint, a diverged run is recorded as such
+//! and the others go on.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use regmix_core::Provenance;
+use regmix_mixture::io::Mixtures;
+use regmix_train::backends;
+use regmix_train::cli::TrainArgs;
+use regmix_train::data::{Corpus, EvalSet};
+use regmix_train::train::{self, run_dir, Run, Schedule};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "proxy-train",
+    version,
+    about = "Train one small proxy model per mixture and record its per-domain validation losses.",
+    long_about = "Train one small proxy model per mixture and record its per-domain validation \
+losses (the paper's setup: warmup then constant learning rate, AdamW, gradient clipping).\n\n\
+Writes <output>/<mixture_id>/metrics.parquet for every run. Runs already finished are \
+skipped; unfinished runs resume from their last checkpoint; a run whose loss becomes NaN or \
+infinite is recorded as diverged and the others continue.",
+    max_term_width = regmix_core::cli::HELP_WIDTH
+)]
+pub struct Args {
+    /// Shards folder written by tokenize-shard (with manifest.parquet).
+    #[arg(long, value_name = "DIR")]
+    pub shards: PathBuf,
+    /// Mixtures to train (mixtures.parquet from sample-mixtures, the paper's CSV, or a
+    /// regmix YAML).
+    #[arg(long, value_name = "FILE")]
+    pub mixtures: PathBuf,
+    /// Runs folder: one subfolder per mixture id.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Mixture ids to train, e.g. 0-63 or 0,5,9-12 [default: all].
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["array_index", "array_count"])]
+    pub ids: Option<String>,
+    /// This Slurm array task's index (with --array-count): trains every K-th selected
+    /// mixture starting at I.
+    #[arg(long, value_name = "I", requires = "array_count")]
+    pub array_index: Option<usize>,
+    /// Number of array tasks sharing the mixtures.
+    #[arg(long, value_name = "K", requires = "array_index")]
+    pub array_count: Option<usize>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// Parses `0-63`, `0,5,9-12`.
+pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |x: &str| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} in {s:?} is not a mixture id"));
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    bail!("--ids: range {part:?} is backwards");
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    if out.is_empty() {
+        bail!("--ids {s:?} selects nothing");
+    }
+    Ok(out)
+}
+
+/// The mixture ids this invocation trains, in file order.
+pub fn select(all: &[u32], ids: Option<&str>, array: Option<(usize, usize)>) -> Result<Vec<u32>> {
+    let mut chosen: Vec<u32> = match ids {
+        Some(s) => {
+            let want = parse_ids(s)?;
+            for w in &want {
+                if !all.contains(w) {
+                    bail!("--ids: mixture {w} is not in the mixtures file");
+                }
+            }
+            all.iter().copied().filter(|i| want.contains(i)).collect()
+        }
+        None => all.to_vec(),
+    };
+    if let Some((i, k)) = array {
+        if k == 0 || i >= k {
+            bail!("--array-index {i} must be below --array-count {k}");
+        }
+        chosen = chosen.into_iter().enumerate().filter(|(n, _)| n % k == i).map(|(_, id)| id).collect();
+    }
+    Ok(chosen)
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    backends::set_threads(args.train.threads)?;
+    let corpus = Corpus::open(&args.shards)?;
+    log::info!(
+        "read {}: {} domains, vocabulary {}",
+        args.shards.join("manifest.parquet").display(),
+        corpus.domains.len(),
+        corpus.vocab_size
+    );
+    let mixtures = Mixtures::read_any(&args.mixtures)?.align_to(&corpus.domains, &args.mixtures)?;
+    let spec = args.train.spec(corpus.vocab_size, Schedule::Constant)?;
+    let ids = select(&mixtures.ids, args.ids.as_deref(), args.array_index.zip(args.array_count))?;
+    log::info!(
+        "read {}: {} mixtures, training {} ({} params, {} steps of {} tokens, micro-batch {})",
+        args.mixtures.display(),
+        mixtures.len(),
+        ids.len(),
+        spec.model.n_params(),
+        spec.steps(),
+        spec.batch_tokens,
+        spec.micro_batch
+    );
+    let eval = EvalSet::new(&corpus, spec.context(), spec.eval_windows);
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    let prov = Provenance::from_env("proxy-train", env!("CARGO_PKG_VERSION"));
+    let mut diverged = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let weights = mixtures.get(*id).expect("selected from the file");
+        let mut backend = backends::build(args.train.backend, &spec.model, spec.seed)?;
+        log::info!("mixture {id} ({}/{}) on {}", n + 1, ids.len(), backend.describe());
+        let outcome = train::train(
+            backend.as_mut(),
+            &Run {
+                corpus: &corpus,
+                eval: &eval,
+                spec: &spec,
+                mixture_id: *id as u64,
+                weights,
+                dir: run_dir(&args.output, *id as u64),
+                prov: &prov,
+                keep_checkpoint: args.train.keep_checkpoints,
+                stop_after: args.train.stop_after,
+                hf_dir: None,
+            },
+        )
+        .with_context(|| format!("mixture {id}"))?;
+        if outcome.status == "diverged" {
+            diverged.push(*id);
+        }
+    }
+    if !diverged.is_empty() {
+        log::warn!("{} runs diverged: {diverged:?}", diverged.len());
+    }
+    log::info!("wrote {} runs under {}", ids.len(), args.output.display());
+    Ok(())
+}
+
+/// For tests: where a mixture's run lives.
+pub fn metrics_path(output: &Path, id: u32) -> PathBuf {
+    output.join(id.to_string()).join("metrics.parquet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_lists_and_array_shares_partition_the_mixtures() {
+        assert_eq!(parse_ids("0-3,7").unwrap(), vec![0, 1, 2, 3, 7]);
+        assert!(parse_ids("3-1").is_err());
+        assert!(parse_ids("x").unwrap_err().to_string().contains("\"x\""));
+        let all: Vec<u32> = (0..10).collect();
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            seen.extend(select(&all, None, Some((i, 3))).unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, all);
+        assert!(select(&all, Some("11"), None).is_err());
+        assert!(select(&all, None, Some((3, 3))).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Training data: each domain's token stream (its shards, memory-mapped, concatenated),
+//! the mixture sampler, and the fixed validation windows.
+//!
+//! A training sequence is a window of `context + 1` tokens: its domain is drawn with
+//! probability `weight.<domain>`, its start uniformly over the domain's train stream. All
+//! randomness of step `s` comes from `ChaCha8(hash(seed, mixture_id, s))`, so a step's batch
+//! is a pure function of those three numbers: a resumed run sees the same data.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use regmix_core::schema::Schema;
+use regmix_core::shard::TokenShard;
+use regmix_core::table::read_parquet;
+
+/// One domain's stream in one split: shards in manifest order, concatenated.
+pub struct Stream {
+    shards: Vec<TokenShard>,
+    starts: Vec<u64>,
+    len: u64,
+}
+
+impl Stream {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies tokens `[pos, pos + out.len())` of the concatenated stream into `out`.
+    pub fn read(&self, mut pos: u64, mut out: &mut [u32]) {
+        assert!(pos + out.len() as u64 <= self.len, "read past the end of the stream");
+        let mut i = self.starts.partition_point(|&s| s <= pos) - 1;
+        while !out.is_empty() {
+            let shard = &self.shards[i];
+            let local = pos - self.starts[i];
+            let take = ((shard.len() - local) as usize).min(out.len());
+            let (head, tail) = out.split_at_mut(take);
+            shard.read(local, head);
+            out = tail;
+            pos += take as u64;
+            i += 1;
+        }
+    }
+}
+
+/// The tokenized corpus as tokenize-shard left it.
+pub struct Corpus {
+    pub dir: PathBuf,
+    pub domains: Vec<String>,
+    pub train: Vec<Stream>,
+    pub valid: Vec<Stream>,
+    pub vocab_size: usize,
+    pub eos_id: u32,
+    pub tokenizer_sha256: String,
+}
+
+impl Corpus {
+    /// Opens `dir/manifest.parquet` and memory-maps every shard it lists.
+    pub fn open(dir: &Path) -> Result<Corpus> {
+        let manifest = dir.join("manifest.parquet");
+        let t = read_parquet(&manifest, Schema::get("shard_manifest"))?;
+        let md = |k: &str| -> Result<String> {
+            t.metadata.get(k).cloned().with_context(|| format!("{}: metadata key {k} missing", manifest.display()))
+        };
+        let vocab_size: usize = md("regmix.vocab_size")?
+            .parse()
+            .with_context(|| format!("{}: regmix.vocab_size is not a number", manifest.display()))?;
+        let eos_id: u32 =
+            md("regmix.eos_id")?.parse().with_context(|| format!("{}: regmix.eos_id is not a number", manifest.display()))?;
+        let (dom, split, file) = (t.str("domain")?, t.str("split")?, t.str("file")?);
+        let mut domains: Vec<String> = (0..t.rows()).map(|i| dom.value(i).to_string()).collect();
+        domains.sort();
+        domains.dedup();
+        let mut train: Vec<Vec<TokenShard>> = domains.iter().map(|_| Vec::new()).collect();
+        let mut valid: Vec<Vec<TokenShard>> = domains.iter().map(|_| Vec::new()).collect();
+        for i in 0..t.rows() {
+            let d = domains.binary_search(&dom.value(i).to_string()).expect("collected above");
+            let path = dir.join(file.value(i));
+            let shard = TokenShard::open(&path)
+                .with_context(|| format!("{} row {i}: shard {}", manifest.display(), path.display()))?;
+            match split.value(i) {
+                "train" => train[d].push(shard),
+                "valid" => valid[d].push(shard),
+                other => bail!("{} row {i}: split {other:?} is neither \"train\" nor \"valid\"", manifest.display()),
+            }
+        }
+        let stream = |shards: Vec<TokenShard>| {
+            let mut starts = Vec::with_capacity(shards.len());
+            let mut len = 0;
+            for s in &shards {
+                starts.push(len);
+                len += s.len();
+            }
+            Stream { shards, starts, len }
+        };
+        Ok(Corpus {
+            dir: dir.to_path_buf(),
+            domains,
+            train: train.into_iter().map(stream).collect(),
+            valid: valid.into_iter().map(stream).collect(),
+            vocab_size,
+            eos_id,
+            tokenizer_sha256: t.metadata.get("regmix.tokenizer_sha256").cloned().unwrap_or_default(),
+        })
+    }
+
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.dir.join("tokenizer.json")
+    }
+}
+
+/// Draws training windows for one mixture.
+pub struct MixtureSampler {
+    /// Cumulative weights over the corpus's domains (last = 1).
+    cumulative: Vec<f64>,
+    seed: u64,
+    mixture_id: u64,
+    window: usize,
+}
+
+/// Where a training window comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Draw {
+    pub domain: usize,
+    pub start: u64,
+}
+
+impl MixtureSampler {
+    /// `weights` are aligned to `corpus.domains`. Every domain with positive weight must hold
+    /// at least one window of `context + 1` tokens.
+    pub fn new(corpus: &Corpus, weights: &[f64], context: usize, seed: u64, mixture_id: u64) -> Result<Self> {
+        assert_eq!(weights.len(), corpus.domains.len());
+        let total: f64 = weights.iter().sum();
+        if !(total > 0.0) || weights.iter().any(|w| !(*w >= 0.0)) {
+            bail!("mixture {mixture_id}: weights must be non-negative with a positive sum");
+        }
+        for (d, &w) in weights.iter().enumerate() {
+            if w > 0.0 && corpus.train[d].len() < context as u64 + 1 {
+                bail!(
+                    "mixture {mixture_id}: domain {} has weight {w} but only {} training tokens, fewer than one window of {}",
+                    corpus.domains[d],
+                    corpus.train[d].len(),
+                    context + 1
+                );
+            }
+        }
+        let mut acc = 0.0;
+        let cumulative = weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        Ok(MixtureSampler { cumulative, seed, mixture_id, window: context + 1 })
+    }
+
+    /// The random source of optimizer step `step`.
+    pub fn step_rng(&self, step: u64) -> ChaCha8Rng {
+        let mut key = [0u8; 24];
+        key[..8].copy_from_slice(&self.seed.to_le_bytes());
+        key[8..16].copy_from_slice(&self.mixture_id.to_le_bytes());
+        key[16..].copy_from_slice(&step.to_le_bytes());
+        ChaCha8Rng::seed_from_u64(xxhash_rust::xxh3::xxh3_64(&key))
+    }
+
+    /// One window's domain and start.
+    pub fn draw(&self, rng: &mut ChaCha8Rng, corpus: &Corpus) -> Draw {
+        let u: f64 = rng.random();
+        let mut domain = self.cumulative.partition_point(|&c| c <= u).min(self.cumulative.len() - 1);
+        // Rounding can leave the last cumulative weight a hair below 1 and land on a
+        // zero-weight domain; step back to the last domain with weight.
+        while domain > 0 && self.cumulative[domain] == self.cumulative[domain - 1] {
+            domain -= 1;
+        }
+        let last_start = corpus.train[domain].len() - self.window as u64;
+        let start = rng.random_range(0..=last_start);
+        Draw { domain, start }
+    }
+
+    /// Fills `draws` with the windows of step `step` (all its micro-batches, in order).
+    pub fn draws_for_step(&self, step: u64, corpus: &Corpus, draws: &mut [Draw]) {
+        let mut rng = self.step_rng(step);
+        for d in draws.iter_mut() {
+            *d = self.draw(&mut rng, corpus);
+        }
+    }
+
+    /// Copies the tokens of `draws` into `out` (`draws.len() × (context + 1)`).
+    pub fn fill(&self, corpus: &Corpus, draws: &[Draw], out: &mut [u32]) {
+        for (d, w) in draws.iter().zip(out.chunks_mut(self.window)) {
+            corpus.train[d.domain].read(d.start, w);
+        }
+    }
+}
+
+/// The fixed validation windows: per domain, up to `per_domain` non-overlapping windows of
+/// `context + 1` tokens spread evenly over its validation stream. They depend only on the
+/// shards and the context, so every run is evaluated on exactly the same tokens.
+pub struct EvalSet {
+    pub window: usize,
+    /// `starts[d]`: window starts in domain d's validation stream (empty: no validation
+    /// text long enough; its loss is reported as null).
+    pub starts: Vec<Vec<u64>>,
+}
+
+impl EvalSet {
+    pub fn new(corpus: &Corpus, context: usize, per_domain: usize) -> EvalSet {
+        let window = context + 1;
+        let starts = corpus
+            .valid
+            .iter()
+            .enumerate()
+            .map(|(d, s)| {
+                let fit = (s.len() / window as u64) as usize;
+                let n = fit.min(per_domain);
+                if n == 0 {
+                    log::warn!(
+                        "domain {}: {} validation tokens, fewer than one window of {window}; its validation loss will be null",
+                        corpus.domains[d],
+                        s.len()
+                    );
+                    return Vec::new();
+                }
+                let stride = s.len() / n as u64;
+                (0..n as u64).map(|i| i * stride).collect()
+            })
+            .collect();
+        EvalSet { window, starts }
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.starts.iter().map(|s| s.len()).sum::<usize>() * (self.window - 1)
+    }
+}

@@ -1,0 +1,350 @@
+//! The training loop shared by proxy-train and target-train: one run = one model trained
+//! on one mixture, in its own folder:
+//!
+//! ```text
+//! <run>/metrics.parquet          rows so far (rewritten at each checkpoint and at the end)
+//! <run>/checkpoint.safetensors   parameters, AdamW moments, loop state (while unfinished)
+//! <run>/done.json                completion marker, written last
+//! ```
+//!
+//! A run is a pure function of (model, data, settings, seed, mixture id): the batch of step
+//! `s` is drawn from its own random stream, and every reduction sums in a fixed order, so a
+//! run resumed from a checkpoint ends bit-identical to one never interrupted.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use regmix_core::{atomic, progress, Provenance};
+use regmix_model::{AdamW, Backend, Config};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, LoopState};
+use crate::data::{Corpus, Draw, EvalSet, MixtureSampler};
+use crate::metrics::{self, Row};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warmup, then constant (the paper's proxies).
+    Constant,
+    /// Linear warmup, then cosine decay to `min_lr` at the last step (the paper's target).
+    Cosine { min_lr: f64 },
+}
+
+/// Everything that determines a run besides its data and mixture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    pub model: Config,
+    /// Training tokens (rounded up to whole optimizer steps).
+    pub tokens: u64,
+    /// Tokens per optimizer step (global batch).
+    pub batch_tokens: u64,
+    /// Sequences per forward/backward pass (gradient accumulation covers the rest).
+    pub micro_batch: usize,
+    pub lr: f64,
+    pub warmup_steps: u64,
+    pub schedule: Schedule,
+    pub adamw: AdamW,
+    pub grad_clip: f64,
+    /// Evaluate every this many steps (and at the last step).
+    pub eval_every: u64,
+    /// Validation windows per domain.
+    pub eval_windows: usize,
+    pub checkpoint_every: u64,
+    /// Initialisation seed (the same for every mixture, so runs differ only in their data)
+    /// and, with the mixture id, the data seed.
+    pub seed: u64,
+}
+
+impl TrainSpec {
+    pub fn context(&self) -> usize {
+        self.model.context
+    }
+
+    /// Sequences per optimizer step.
+    pub fn sequences_per_step(&self) -> usize {
+        (self.batch_tokens / self.context() as u64) as usize
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.tokens.div_ceil(self.sequences_per_step() as u64 * self.context() as u64)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let t = self.context() as u64;
+        let seqs = self.sequences_per_step();
+        if self.batch_tokens % t != 0 || seqs == 0 {
+            bail!("--batch-tokens {} must be a positive multiple of the context ({t})", self.batch_tokens);
+        }
+        if self.micro_batch == 0 || seqs % self.micro_batch != 0 {
+            bail!(
+                "--micro-batch {} must divide the {seqs} sequences of a step (--batch-tokens {} / context {t})",
+                self.micro_batch,
+                self.batch_tokens
+            );
+        }
+        if self.tokens == 0 {
+            bail!("--tokens must be positive");
+        }
+        if self.eval_every == 0 || self.checkpoint_every == 0 {
+            bail!("--eval-every and --checkpoint-every must be positive");
+        }
+        if !(self.lr > 0.0) {
+            bail!("--lr must be positive");
+        }
+        Ok(())
+    }
+
+    /// Learning rate of 1-based step `s`.
+    pub fn lr_at(&self, s: u64) -> f64 {
+        if s <= self.warmup_steps {
+            return self.lr * s as f64 / self.warmup_steps as f64;
+        }
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine { min_lr } => {
+                let total = self.steps();
+                let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
+                let ratio = ((s - self.warmup_steps) as f64 / span).min(1.0);
+                min_lr + 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()) * (self.lr - min_lr)
+            }
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: String,
+    pub steps: u64,
+    pub tokens: u64,
+    /// Final validation loss per domain (corpus order), if evaluated.
+    pub valid: Vec<Option<f64>>,
+    pub elapsed_s: f64,
+}
+
+/// Paths of a run folder.
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        RunDir { dir: dir.into() }
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.parquet")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.safetensors")
+    }
+    pub fn done(&self) -> PathBuf {
+        self.dir.join("done.json")
+    }
+    /// The outcome of a finished (or diverged) run, if its marker exists.
+    pub fn finished(&self) -> Result<Option<Outcome>> {
+        let p = self.done();
+        if !p.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(Some(serde_json::from_str(&text).with_context(|| format!("{}: not a completion marker", p.display()))?))
+    }
+}
+
+/// One run's inputs.
+pub struct Run<'a> {
+    pub corpus: &'a Corpus,
+    pub eval: &'a EvalSet,
+    pub spec: &'a TrainSpec,
+    pub mixture_id: u64,
+    /// Aligned to `corpus.domains`.
+    pub weights: &'a [f64],
+    pub dir: RunDir,
+    pub prov: &'a Provenance,
+    /// Keep the checkpoint after the run ends (target models; proxies drop it).
+    pub keep_checkpoint: bool,
+    /// Stop (as if killed) after this many steps of this invocation: tests of resumption.
+    pub stop_after: Option<u64>,
+    /// Export the finished model as a Hugging Face checkpoint into this folder.
+    pub hf_dir: Option<PathBuf>,
+}
+
+/// Mean validation loss per domain over the fixed windows.
+pub fn evaluate(backend: &mut dyn Backend, corpus: &Corpus, eval: &EvalSet, micro: usize) -> Result<Vec<Option<f64>>> {
+    let mut buf = vec![0u32; micro * eval.window];
+    let mut out = Vec::with_capacity(corpus.domains.len());
+    for (d, starts) in eval.starts.iter().enumerate() {
+        if starts.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let mut sum = 0.0;
+        for chunk in starts.chunks(micro) {
+            let w = &mut buf[..chunk.len() * eval.window];
+            for (s, win) in chunk.iter().zip(w.chunks_mut(eval.window)) {
+                corpus.valid[d].read(*s, win);
+            }
+            sum += backend.loss(w, chunk.len()).with_context(|| format!("evaluating domain {}", corpus.domains[d]))?;
+        }
+        out.push(Some(sum / (starts.len() * (eval.window - 1)) as f64));
+    }
+    Ok(out)
+}
+
+/// Trains (or resumes, or skips) one run. The backend must be freshly initialised from
+/// `spec.seed`; a checkpoint, if present, overwrites its state.
+pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
+    let spec = run.spec;
+    spec.check()?;
+    if let Some(done) = run.dir.finished()? {
+        log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
+        return Ok(done);
+    }
+    std::fs::create_dir_all(&run.dir.dir).with_context(|| format!("creating {}", run.dir.dir.display()))?;
+    atomic::clean_stale(&run.dir.dir)?;
+    let spec_json = serde_json::to_string(spec)?;
+    let domains = &run.corpus.domains;
+    let width = Row::width(domains.len());
+    let sampler = MixtureSampler::new(run.corpus, run.weights, spec.context(), spec.seed, run.mixture_id)?;
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut start_step = 0;
+    let mut elapsed0 = 0.0;
+    let ckpt = run.dir.checkpoint();
+    if ckpt.exists() {
+        let st = checkpoint::load(&ckpt, backend)?;
+        if st.spec != spec_json {
+            bail!(
+                "{} was started with other settings:\n  then: {}\n  now:  {}\nuse the same flags, or remove the folder to start over",
+                run.dir.dir.display(),
+                st.spec,
+                spec_json
+            );
+        }
+        rows = st.metrics.chunks(width).map(Row::from_f64).collect();
+        start_step = st.step;
+        elapsed0 = st.elapsed_s;
+        log::info!("mixture {}: resuming at step {} from {}", run.mixture_id, start_step, ckpt.display());
+    }
+
+    let steps = spec.steps();
+    let t = spec.context();
+    let seqs = spec.sequences_per_step();
+    let micro = spec.micro_batch;
+    let tokens_per_step = (seqs * t) as u64;
+    let loss_scale = 1.0 / tokens_per_step as f64;
+    let mut draws = vec![Draw { domain: 0, start: 0 }; seqs];
+    let mut buf = vec![0u32; micro * (t + 1)];
+    let extra = vec![
+        ("regmix.mixture_id".to_string(), run.mixture_id.to_string()),
+        ("regmix.model".to_string(), serde_json::to_string(&spec.model)?),
+        ("regmix.train".to_string(), spec_json.clone()),
+        ("regmix.backend".to_string(), backend.describe()),
+    ];
+    let started = Instant::now();
+    let pb = progress::bar(steps, &format!("mixture {}", run.mixture_id));
+    pb.set_position(start_step);
+    let mut status = "running";
+    let mut step = start_step;
+    while step < steps {
+        if run.stop_after.is_some_and(|n| step - start_step >= n) {
+            pb.finish_and_clear();
+            bail!("stopped after {} steps as asked (--stop-after)", step - start_step);
+        }
+        let s = step + 1;
+        let lr = spec.lr_at(s);
+        sampler.draws_for_step(s, run.corpus, &mut draws);
+        backend.zero_grad();
+        let mut loss_sum = 0.0;
+        for mb in draws.chunks(micro) {
+            sampler.fill(run.corpus, mb, &mut buf);
+            loss_sum += backend.forward_backward(&buf, micro, loss_scale)?;
+        }
+        let train_loss = loss_sum / tokens_per_step as f64;
+        let grad_norm = backend.grad_norm();
+        let mut diverged = !train_loss.is_finite() || !grad_norm.is_finite();
+        if !diverged {
+            // As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) if < 1.
+            let clip = spec.grad_clip / (grad_norm + 1e-6);
+            backend.adamw_step(s, lr, &spec.adamw, if clip < 1.0 { clip } else { 1.0 });
+        }
+        step = s;
+        let mut valid = vec![None; domains.len()];
+        if !diverged && (s % spec.eval_every == 0 || s == steps) {
+            valid = evaluate(backend, run.corpus, run.eval, micro)?;
+            diverged = valid.iter().any(|v| v.is_some_and(|x| !x.is_finite()));
+        }
+        rows.push(Row {
+            step: s,
+            tokens: s * tokens_per_step,
+            lr,
+            train_loss,
+            grad_norm,
+            elapsed_s: elapsed0 + started.elapsed().as_secs_f64(),
+            valid,
+        });
+        pb.set_position(s);
+        if diverged {
+            log::warn!("mixture {}: diverged at step {s} (train loss {train_loss}, grad norm {grad_norm})", run.mixture_id);
+            status = "diverged";
+            break;
+        }
+        if s == steps {
+            status = "finished";
+            break;
+        }
+        if s % spec.checkpoint_every == 0 {
+            let mut flat = Vec::with_capacity(rows.len() * width);
+            rows.iter().for_each(|r| r.to_f64(&mut flat));
+            let st = LoopState { step: s, elapsed_s: elapsed0 + started.elapsed().as_secs_f64(), spec: spec_json.clone(), metrics: flat, metrics_cols: width };
+            checkpoint::save(&ckpt, backend, &st)?;
+            metrics::write(&run.dir.metrics(), domains, &rows, "running", &extra, run.prov)?;
+            log::debug!("mixture {}: checkpoint at step {s}", run.mixture_id);
+        }
+    }
+    pb.finish_and_clear();
+    if status == "running" {
+        // Zero steps to run (already at the end): cannot happen, a finished run has its marker.
+        bail!("mixture {}: ended without finishing", run.mixture_id);
+    }
+    metrics::write(&run.dir.metrics(), domains, &rows, status, &extra, run.prov)?;
+    let last = rows.last().expect("at least one step ran");
+    let final_valid = rows.iter().rev().find(|r| r.valid.iter().any(|v| v.is_some())).map(|r| r.valid.clone());
+    let outcome = Outcome {
+        status: status.to_string(),
+        steps: step,
+        tokens: last.tokens,
+        valid: final_valid.unwrap_or_else(|| vec![None; domains.len()]),
+        elapsed_s: last.elapsed_s,
+    };
+    if let (Some(dir), "finished") = (&run.hf_dir, status) {
+        crate::hf::export(backend, dir, &run.corpus.tokenizer_path(), run.corpus.eos_id)?;
+        log::info!("mixture {}: wrote the Hugging Face checkpoint {}", run.mixture_id, dir.display());
+    }
+    if run.keep_checkpoint && status == "finished" {
+        let mut flat = Vec::with_capacity(rows.len() * width);
+        rows.iter().for_each(|r| r.to_f64(&mut flat));
+        let st = LoopState { step, elapsed_s: last.elapsed_s, spec: spec_json.clone(), metrics: flat, metrics_cols: width };
+        checkpoint::save(&ckpt, backend, &st)?;
+    } else if ckpt.exists() {
+        std::fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
+    }
+    atomic::write_bytes(run.dir.done(), serde_json::to_string_pretty(&outcome)?.as_bytes())?;
+    let tok_s = (step - start_step) as f64 * tokens_per_step as f64 / started.elapsed().as_secs_f64();
+    log::info!(
+        "mixture {}: {status} after {step} steps, {} tokens, final train loss {:.4}, {:.0} tokens/s; wrote {}",
+        run.mixture_id,
+        last.tokens,
+        last.train_loss,
+        tok_s,
+        run.dir.metrics().display()
+    );
+    Ok(outcome)
+}
+
+/// The folder of mixture `id` under a runs folder.
+pub fn run_dir(runs: &Path, id: u64) -> RunDir {
+    RunDir::new(runs.join(id.to_string()))
+}
