@@ -20,11 +20,21 @@ SEED ?= 42
 VENV := .venv
 PY := $(VENV)/bin/python
 
+# The demo's models: micro proxies and a small target, sized for a 2-core CPU in minutes.
+PROXY_PRESET ?= micro
+PROXY_TOKENS ?= 65536
+PROXY_FLAGS ?= --batch-tokens 1024 --lr 3e-3 --eval-windows 16 --eval-every 32
+TARGET_PRESET ?= small
+TARGET_TOKENS ?= 524288
+TARGET_FLAGS ?= --batch-tokens 4096 --lr 2e-3 --min-lr 1e-4 --eval-windows 16
+DEMO_TARGET ?= mean(valid_loss.*)
+RUNS := $(DATA)/runs
+
 PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures demo test bench clean paper
+.PHONY: all setup build corpus shards mixtures runs demo test bench clean paper
 
 all: build
 
@@ -57,12 +67,40 @@ $(DATA)/mixtures.parquet: $(SHARDS)/manifest.parquet | build
 
 mixtures: $(DATA)/mixtures.parquet
 
-demo: mixtures
+# proxy-train skips finished runs and resumes unfinished ones, so this target is cheap to
+# rerun after an interruption.
+$(RUNS)/.stamp: $(DATA)/mixtures.parquet $(SHARDS)/manifest.parquet | build
+	$(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) \
+	    --preset $(PROXY_PRESET) --tokens $(PROXY_TOKENS) --seed $(SEED) $(PROXY_FLAGS)
+	touch $@
+
+runs: $(RUNS)/.stamp
+
+$(DATA)/dataset.parquet: $(RUNS)/.stamp | build
+	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $@
+
+$(DATA)/fit/model.json: $(DATA)/dataset.parquet | build
+	$(BIN)/fit --dataset $< --target '$(DEMO_TARGET)' --regressor auto --output $(DATA)/fit
+
+$(DATA)/optimum/optimum.parquet: $(DATA)/fit/model.json $(SHARDS)/manifest.parquet | build
+	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum \
+	    --samples 200000 --top-k 64 --seed $(SEED)
+
+$(DATA)/target/comparison.parquet: $(DATA)/optimum/optimum.parquet | build
+	$(BIN)/target-train --shards $(SHARDS) --output $(DATA)/target --preset $(TARGET_PRESET) \
+	    --tokens $(TARGET_TOKENS) --seed $(SEED) $(TARGET_FLAGS) \
+	    --mixture regmix=$(DATA)/optimum/optimum.parquet --mixture prior=prior --mixture uniform=uniform
+
+demo: $(DATA)/target/comparison.parquet | $(PY)
 	@echo
 	@echo "== demo: what was made =="
-	@echo "corpus:   $(CORPUS) ($$(ls $(CORPUS)/*.jsonl | wc -l) domains)"
-	@echo "shards:   $(SHARDS)/manifest.parquet"
-	@echo "mixtures: $(DATA)/mixtures.parquet ($(MIXTURES) mixtures), YAML in $(DATA)/mixtures-yaml/"
+	@echo "corpus:     $(CORPUS) ($$(ls $(CORPUS)/*.jsonl | wc -l) domains)"
+	@echo "shards:     $(SHARDS)/manifest.parquet"
+	@echo "mixtures:   $(DATA)/mixtures.parquet ($(MIXTURES) mixtures), YAML in $(DATA)/mixtures-yaml/"
+	@echo "proxy runs: $(RUNS)/<id>/metrics.parquet ($(PROXY_PRESET), $(PROXY_TOKENS) tokens each)"
+	@echo "dataset:    $(DATA)/dataset.parquet;  fit: $(DATA)/fit/;  optimum: $(DATA)/optimum/optimum.yaml"
+	@echo "targets:    $(DATA)/target/<name>/hf/ (Hugging Face checkpoints), $(DATA)/target/comparison.parquet"
+	@$(PY) scripts/show-comparison.py $(DATA)/target/comparison.parquet
 
 # collect → fit → optimize on the paper's published proxy runs (the golden data).
 $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build
@@ -87,6 +125,7 @@ test: $(PY) setup
 bench: build $(CORPUS)/.stamp
 	bash scripts/bench/tokenize.sh
 	bash scripts/bench/fit-optimize.sh
+	bash scripts/bench/train.sh
 
 clean:
 	rm -rf $(DATA)
