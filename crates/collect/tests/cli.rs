@@ -32,7 +32,12 @@ fn write_run(dir: &Path, id: u32, status: &str, final_loss: f64) {
         ],
     )
     .unwrap();
-    let md = vec![("regmix.mixture_id".into(), id.to_string()), ("regmix.model".into(), "{}".into())];
+    let md = vec![
+        ("regmix.mixture_id".into(), id.to_string()),
+        ("regmix.model".into(), "{}".into()),
+        ("regmix.train".into(), "{}".into()),
+        ("regmix.backend".into(), "cpu f32, 1 threads".into()),
+    ];
     write_parquet(&dir.join(id.to_string()).join("metrics.parquet"), s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
 }
 
