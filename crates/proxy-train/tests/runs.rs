@@ -34,15 +34,6 @@ fn cmd(dir: &Path, extra: &[&str]) -> Command {
     c
 }
 
-fn metrics_without_time(path: &Path) -> Vec<String> {
-    let t = read_parquet(path, Schema::get("run_metrics")).unwrap();
-    let b = &t.batch;
-    (0..b.num_columns())
-        .filter(|&c| b.schema().field(c).name() != "elapsed_s")
-        .map(|c| format!("{}={:?}", b.schema().field(c).name(), b.column(c)))
-        .collect()
-}
-
 #[test]
 fn a_run_killed_with_sigkill_and_restarted_ends_bit_identical_to_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,7 +54,7 @@ fn a_run_killed_with_sigkill_and_restarted_ends_bit_identical_to_an_uninterrupte
     assert!(!b.join("1/done.json").exists(), "the run finished before it could be killed: lengthen it");
     let st = cmd(dir.path(), &[&["--output", b.to_str().unwrap()], &flags[..]].concat()).stderr(Stdio::null()).status().unwrap();
     assert!(st.success());
-    assert_eq!(metrics_without_time(&a.join("1/metrics.parquet")), metrics_without_time(&b.join("1/metrics.parquet")));
+    assert_eq!(common::metrics_without_time(&a.join("1/metrics.parquet")), common::metrics_without_time(&b.join("1/metrics.parquet")));
     // No temporary files are left behind.
     for e in std::fs::read_dir(b.join("1")).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().to_string();

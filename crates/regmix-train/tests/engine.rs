@@ -56,16 +56,6 @@ fn train_in(dir: &Path, corpus: &Corpus, spec: &TrainSpec, w: &[f64], stop_after
     )
 }
 
-/// Every column except elapsed_s, which is wall-clock time.
-fn metrics_without_time(path: &Path) -> Vec<String> {
-    let t = read_parquet(path, Schema::get("run_metrics")).unwrap();
-    let b = &t.batch;
-    (0..b.num_columns())
-        .filter(|&c| b.schema().field(c).name() != "elapsed_s")
-        .map(|c| format!("{}={:?}", b.schema().field(c).name(), b.column(c)))
-        .collect()
-}
-
 #[test]
 fn sampling_frequencies_match_the_mixture_weights() {
     let corpus = Corpus::open(common::shards()).unwrap();
@@ -123,14 +113,14 @@ fn the_same_seed_gives_bit_identical_metrics() {
     let w = weights(&corpus, &[("code", 0.7), ("prose", 0.3)]);
     train_in(a.path(), &corpus, &sp, &w, None).unwrap();
     train_in(b.path(), &corpus, &sp, &w, None).unwrap();
-    let (ma, mb) = (metrics_without_time(&a.path().join("metrics.parquet")), metrics_without_time(&b.path().join("metrics.parquet")));
+    let (ma, mb) = (common::metrics_without_time(&a.path().join("metrics.parquet")), common::metrics_without_time(&b.path().join("metrics.parquet")));
     assert_eq!(ma, mb);
     // A different seed changes the run (the test can fail).
     let c = tempfile::tempdir().unwrap();
     let mut sp2 = sp.clone();
     sp2.seed = 43;
     train_in(c.path(), &corpus, &sp2, &w, None).unwrap();
-    assert_ne!(ma, metrics_without_time(&c.path().join("metrics.parquet")));
+    assert_ne!(ma, common::metrics_without_time(&c.path().join("metrics.parquet")));
 }
 
 #[test]
@@ -154,8 +144,8 @@ fn a_stopped_run_resumes_from_its_checkpoint_bit_identical() {
     train_in(b.path(), &corpus, &sp, &w, Some(4)).unwrap_err();
     train_in(b.path(), &corpus, &sp, &w, None).unwrap();
     assert_eq!(
-        metrics_without_time(&a.path().join("metrics.parquet")),
-        metrics_without_time(&b.path().join("metrics.parquet"))
+        common::metrics_without_time(&a.path().join("metrics.parquet")),
+        common::metrics_without_time(&b.path().join("metrics.parquet"))
     );
     // A finished run is skipped: its outcome comes back from the marker.
     let again = train_in(b.path(), &corpus, &sp, &w, None).unwrap();

@@ -92,3 +92,13 @@ pub fn write_model_config(dir: &Path) -> PathBuf {
     std::fs::write(&p, tiny_model_json().to_string()).unwrap();
     p
 }
+
+/// Every column of a metrics file except elapsed_s, which is wall-clock time.
+pub fn metrics_without_time(path: &Path) -> Vec<String> {
+    let t = regmix_core::table::read_parquet(path, regmix_core::schema::Schema::get("run_metrics")).unwrap();
+    let b = &t.batch;
+    (0..b.num_columns())
+        .filter(|&c| b.schema().field(c).name() != "elapsed_s")
+        .map(|c| format!("{}={:?}", b.schema().field(c).name(), b.column(c)))
+        .collect()
+}
