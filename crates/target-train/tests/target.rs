@@ -31,19 +31,26 @@ fn trains_each_named_mixture_and_writes_the_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("code.yaml");
     std::fs::write(&yaml, "train:\n  train_code: 1.0\n").unwrap();
-    let o = train(dir.path(), &["prior=prior", "uniform=uniform", &format!("code={}", yaml.display())]);
+    let prose = dir.path().join("prose.yaml");
+    std::fs::write(&prose, "train:\n  train_prose: 1.0\n").unwrap();
+    let named = ["prior=prior".to_string(), "uniform=uniform".into(), format!("code={}", yaml.display()), format!("prose={}", prose.display())];
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let o = train(dir.path(), &named);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = read_parquet(&dir.path().join("target/comparison.parquet"), Schema::get("comparison")).unwrap();
     let names: Vec<&str> = (0..t.rows()).map(|i| t.str("mixture").unwrap().value(i)).collect();
-    assert_eq!(names, ["prior", "uniform", "code"]);
-    assert!((0..3).all(|i| t.str("status").unwrap().value(i) == "finished"));
+    assert_eq!(names, ["prior", "uniform", "code", "prose"]);
+    assert!((0..4).all(|i| t.str("status").unwrap().value(i) == "finished"));
     assert_eq!(t.f64_values("weight.code").unwrap()[2], 1.0);
     assert!((t.f64_values("weight.prose").unwrap()[1] - 1.0 / 3.0).abs() < 1e-12);
-    // The code-only model is the best on code and the worst on prose.
+    // Each single-domain model beats the other on its own domain and loses on the other's,
+    // and the code-only model beats the uniform one on code. (Not "beats the prior": the
+    // repository is mostly Rust, so the token-share prior is itself mostly code and the
+    // difference is within noise at this size.)
     let code = t.f64_values("valid_loss.code").unwrap();
     let prose = t.f64_values("valid_loss.prose").unwrap();
-    assert!(code[2] < code[0] && code[2] < code[1], "{code:?}");
-    assert!(prose[2] > prose[0] && prose[2] > prose[1], "{prose:?}");
+    assert!(code[2] < code[3] && code[2] < code[1], "{code:?}");
+    assert!(prose[3] < prose[2] && prose[2] > prose[1], "{prose:?}");
     // The cosine schedule ends at --min-lr.
     let m = read_parquet(&dir.path().join("target/code/metrics.parquet"), Schema::get("run_metrics")).unwrap();
     let lr = m.f64_values("lr").unwrap();
@@ -52,8 +59,8 @@ fn trains_each_named_mixture_and_writes_the_comparison() {
         assert!(dir.path().join("target/code/hf").join(f).exists(), "{f}");
     }
     // A rerun skips every finished model and rewrites the same comparison.
-    let o = train(dir.path(), &["prior=prior", "uniform=uniform", &format!("code={}", yaml.display())]);
-    assert!(String::from_utf8_lossy(&o.stderr).matches("already finished").count() == 3);
+    let o = train(dir.path(), &named);
+    assert!(String::from_utf8_lossy(&o.stderr).matches("already finished").count() == 4);
 }
 
 #[test]
