@@ -15,9 +15,9 @@ use regmix_core::schema::{domains as dom_lists, Schema};
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
 use regmix_core::{atomic, progress, Provenance};
 use regmix_mixture::io::regmix_yaml;
-use regmix_mixture::sampler::dirichlet;
+use regmix_mixture::sampler::Dirichlet;
 use regmix_mixture::Prior;
-use regmix_regress::Model;
+use regmix_regress::Scorer;
 
 /// Search the fitted regression for the best mixture.
 ///
@@ -68,17 +68,24 @@ pub struct Args {
     /// Refit on this many bootstrap resamples of the runs and report each weight's spread.
     #[arg(long, default_value_t = 0)]
     pub bootstrap: usize,
-    /// Mixtures per chunk (memory is about chunk × domains × 16 bytes, whatever SAMPLES is).
-    #[arg(long, default_value_t = 1 << 16)]
+    /// Mixtures drawn and scored at once by one thread (memory is about threads × chunk ×
+    /// domains × 8 bytes, whatever SAMPLES is).
+    #[arg(long, default_value_t = 1024)]
     pub chunk: usize,
     /// Prefix of the paths in the Megatron-LM --data-path list (path = prefix + domain).
     #[arg(long, default_value = "", value_name = "PREFIX")]
     pub megatron_prefix: String,
 }
 
-/// Candidates ordered by predicted target, so the heap's top is the worst kept.
-#[derive(PartialEq)]
-pub struct Cand(pub f64, pub Vec<f64>);
+/// A kept candidate: predicted target, index of the simulated mixture, weights. Ordered by
+/// prediction, then index, so the heap's top is the worst kept and ties break the same way
+/// whatever the number of threads.
+pub struct Cand(pub f64, pub u64, pub Vec<f64>);
+impl PartialEq for Cand {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
 impl Eq for Cand {}
 impl PartialOrd for Cand {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
@@ -87,7 +94,7 @@ impl PartialOrd for Cand {
 }
 impl Ord for Cand {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&o.0).then_with(|| self.1.partial_cmp(&o.1).unwrap_or(std::cmp::Ordering::Equal))
+        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
     }
 }
 
@@ -128,49 +135,100 @@ pub fn enforce(w: &mut [f64], caps: &[f64], min_weight: f64) -> Result<()> {
     Ok(())
 }
 
-/// The search: returns the top-k candidates, best first, and how many were feasible.
-pub fn search(model: &Model, alpha: &[f64], caps: &[f64], samples: u64, chunk: usize, top_k: usize, seed: u64) -> (Vec<Cand>, u64) {
+/// What a search found and where its time went.
+pub struct Found {
+    /// The top-k candidates, best first.
+    pub top: Vec<Cand>,
+    /// Simulated mixtures that broke no cap (the others are not scored).
+    pub feasible: u64,
+    /// Thread-seconds spent drawing mixtures and scoring them.
+    pub sample_s: f64,
+    pub score_s: f64,
+}
+
+/// Per-thread state of the search: buffers reused from block to block and a local heap.
+struct Local {
+    heap: BinaryHeap<Cand>,
+    x: Vec<f64>,
+    idx: Vec<u64>,
+    pred: Vec<f64>,
+    w: Vec<f64>,
+    feasible: u64,
+    sample_s: f64,
+    score_s: f64,
+}
+
+/// The search. Blocks of `block` mixtures run in parallel; each is drawn from its own
+/// stream seeded by (seed, block index), scored in one call, and offered to its thread's
+/// top-k heap; the heaps are merged at the end. Memory is threads × block × domains, not
+/// samples × domains, and the result does not depend on the number of threads.
+pub fn search(scorer: &Scorer, alpha: &[f64], caps: &[f64], samples: u64, block: usize, top_k: usize, seed: u64) -> Found {
     let d = alpha.len();
-    let chunks = samples.div_ceil(chunk as u64);
+    let dirichlet = Dirichlet::new(alpha);
+    let block = block.max(1);
+    let blocks = samples.div_ceil(block as u64);
     let pb = progress::bar(samples, "optimize");
-    let mut heap: BinaryHeap<Cand> = BinaryHeap::new();
-    let mut feasible = 0u64;
-    for c in 0..chunks {
-        let n = (samples - c * chunk as u64).min(chunk as u64) as usize;
-        // Each sub-block has its own stream seeded by (seed, chunk, block): the result does
-        // not depend on the number of threads.
-        let rows: Vec<Vec<f64>> = (0..n.div_ceil(4096))
-            .into_par_iter()
-            .flat_map_iter(|b| {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (c.wrapping_mul(0x9E37_79B9_7F4A_7C15)) ^ ((b as u64) << 40));
-                let m = (n - b * 4096).min(4096);
-                let mut out = Vec::with_capacity(m);
-                let mut w = vec![0.0; d];
-                for _ in 0..m {
-                    dirichlet(&mut rng, alpha, &mut w);
-                    if w.iter().zip(caps).all(|(x, c)| x <= c) {
-                        out.push(w.clone());
-                    }
-                }
-                out
-            })
-            .collect();
-        feasible += rows.len() as u64;
-        if !rows.is_empty() {
-            let preds = model.predict_many(&rows);
-            for (p, w) in preds.into_iter().zip(rows) {
-                if heap.len() < top_k {
-                    heap.push(Cand(p, w));
-                } else if p < heap.peek().unwrap().0 {
-                    heap.pop();
-                    heap.push(Cand(p, w));
+    let offer = |heap: &mut BinaryHeap<Cand>, c: Cand| {
+        if heap.len() < top_k {
+            heap.push(c);
+        } else if heap.peek().is_some_and(|worst| c < *worst) {
+            heap.pop();
+            heap.push(c);
+        }
+    };
+    let new_local = || Local {
+        heap: BinaryHeap::with_capacity(top_k + 1),
+        x: Vec::with_capacity(block * d),
+        idx: Vec::with_capacity(block),
+        pred: vec![0.0; block],
+        w: vec![0.0; d],
+        feasible: 0,
+        sample_s: 0.0,
+        score_s: 0.0,
+    };
+    let merged = (0..blocks)
+        .into_par_iter()
+        .fold(new_local, |mut st, b| {
+            let t0 = std::time::Instant::now();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ b.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let first = b * block as u64;
+            let m = (samples - first).min(block as u64);
+            st.x.clear();
+            st.idx.clear();
+            for i in 0..m {
+                dirichlet.sample(&mut rng, &mut st.w);
+                if st.w.iter().zip(caps).all(|(x, c)| x <= c) {
+                    st.x.extend_from_slice(&st.w);
+                    st.idx.push(first + i);
                 }
             }
-        }
-        pb.inc(n as u64);
-    }
+            let t1 = std::time::Instant::now();
+            let rows = st.idx.len();
+            scorer.score(&st.x, d, &mut st.pred[..rows]);
+            for r in 0..rows {
+                let (p, i) = (st.pred[r], st.idx[r]);
+                // Most candidates lose to the worst kept: compare before copying the weights.
+                if st.heap.len() < top_k || st.heap.peek().is_some_and(|worst| Cand(p, i, Vec::new()) < *worst) {
+                    offer(&mut st.heap, Cand(p, i, st.x[r * d..(r + 1) * d].to_vec()));
+                }
+            }
+            st.feasible += rows as u64;
+            st.sample_s += (t1 - t0).as_secs_f64();
+            st.score_s += t1.elapsed().as_secs_f64();
+            pb.inc(m);
+            st
+        })
+        .reduce(new_local, |mut a, b| {
+            for c in b.heap {
+                offer(&mut a.heap, c);
+            }
+            a.feasible += b.feasible;
+            a.sample_s += b.sample_s;
+            a.score_s += b.score_s;
+            a
+        });
     pb.finish_and_clear();
-    (heap.into_sorted_vec(), feasible)
+    Found { top: merged.heap.into_sorted_vec(), feasible: merged.feasible, sample_s: merged.sample_s, score_s: merged.score_s }
 }
 
 fn optimum_of(top: &[Cand], caps: &[f64], min_weight: f64) -> Result<Vec<f64>> {
@@ -178,7 +236,7 @@ fn optimum_of(top: &[Cand], caps: &[f64], min_weight: f64) -> Result<Vec<f64>> {
     let mut w = vec![0.0; d];
     for c in top {
         for j in 0..d {
-            w[j] += c.1[j] / top.len() as f64;
+            w[j] += c.2[j] / top.len() as f64;
         }
     }
     enforce(&mut w, caps, min_weight)?;
@@ -217,14 +275,19 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let alpha: Vec<f64> = p.iter().map(|x| x * args.strength).collect();
     let started = std::time::Instant::now();
-    let (top, feasible) = search(&saved.model, &alpha, &caps, args.samples, args.chunk, args.top_k, args.seed);
+    let scorer = Scorer::new(&saved.model)?;
+    let Found { top, feasible, sample_s, score_s } = search(&scorer, &alpha, &caps, args.samples, args.chunk, args.top_k, args.seed);
     let secs = started.elapsed().as_secs_f64();
     log::info!(
-        "scored {} of {} simulated mixtures (the rest broke a cap) in {:.1}s: {:.0} mixtures/s",
+        "scored {} of {} simulated mixtures (the rest broke a cap) in {:.1}s: {:.0} mixtures/s on {} threads \
+         ({:.0}% of thread time drawing, {:.0}% scoring)",
         feasible,
         args.samples,
         secs,
-        args.samples as f64 / secs
+        args.samples as f64 / secs,
+        rayon::current_num_threads(),
+        100.0 * sample_s / (sample_s + score_s).max(1e-12),
+        100.0 * score_s / (sample_s + score_s).max(1e-12)
     );
     if top.is_empty() {
         bail!("no simulated mixture satisfied the caps; raise --samples or relax the constraints");
@@ -245,8 +308,9 @@ pub fn run(args: &Args) -> Result<()> {
             let xb: Vec<Vec<f64>> = idx.iter().map(|&i| x[i].clone()).collect();
             let yb: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
             let m = saved.model.refit(&xb, &yb, args.seed + b as u64)?;
-            let (tb, _) = search(&m, &alpha, &caps, args.samples, args.chunk, args.top_k, args.seed + 7919 * (b as u64 + 1));
-            let wb = optimum_of(&tb, &caps, args.min_weight)?;
+            let sb = Scorer::new(&m)?;
+            let found = search(&sb, &alpha, &caps, args.samples, args.chunk, args.top_k, args.seed + 7919 * (b as u64 + 1));
+            let wb = optimum_of(&found.top, &caps, args.min_weight)?;
             ps.push(m.predict_many(&[wb.clone()])[0]);
             ws.push(wb);
             log::info!("bootstrap {}/{} done", b + 1, args.bootstrap);
@@ -296,7 +360,7 @@ fn write_outputs(
     write_parquet(&out.join("optimum.parquet"), s, &lists, &batch(s, &lists, cols)?, &md, prov)?;
     let s = Schema::get("top_candidates");
     let mut cols = vec![col::u32((1..=top.len() as u32).collect()), col::f64(top.iter().map(|c| c.0).collect())];
-    cols.extend((0..doms.len()).map(|j| col::f64(top.iter().map(|c| c.1[j]).collect())));
+    cols.extend((0..doms.len()).map(|j| col::f64(top.iter().map(|c| c.2[j]).collect())));
     write_parquet(&out.join("top_candidates.parquet"), s, &lists, &batch(s, &lists, cols)?, &[], prov)?;
     atomic::write_bytes(out.join("optimum.yaml"), regmix_yaml(doms, w, "train_", &[]).as_bytes())?;
     let megatron: Vec<String> = doms.iter().zip(w).filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{x:.6} {}{d}", args.megatron_prefix)).collect();

@@ -84,35 +84,57 @@ pub fn logspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (0..n).map(|i| 10f64.powf(a + (b - a) * i as f64 / (n - 1) as f64)).collect()
 }
 
-/// Draws w ~ Dirichlet(alpha) into `out`, robust for tiny alphas.
+/// Draws w ~ Dirichlet(alpha) into `out`, robust for tiny alphas (see [`Dirichlet`]).
+pub fn dirichlet<R: Rng + ?Sized>(rng: &mut R, alpha: &[f64], out: &mut [f64]) {
+    Dirichlet::new(alpha).sample(rng, out)
+}
+
+/// Dirichlet(alpha) with its gamma distributions built once, for drawing millions of
+/// mixtures (`optimize`); draws the same numbers as [`dirichlet`] from the same stream.
 ///
 /// Gamma variates with shape a < 1 are formed as G(a+1) · U^(1/a) in log space, because
 /// U^(1/a) underflows to 0 for the concentrations RegMix uses (a ≈ 1e-3), which would make
 /// every component 0. The result is normalised with a log-sum-exp.
-pub fn dirichlet<R: Rng + ?Sized>(rng: &mut R, alpha: &[f64], out: &mut [f64]) {
-    debug_assert_eq!(alpha.len(), out.len());
-    let mut max = f64::NEG_INFINITY;
-    for (o, &a) in out.iter_mut().zip(alpha) {
-        let lg = if a >= 1.0 {
-            Gamma::new(a, 1.0).unwrap().sample(rng).ln()
-        } else {
-            let g = Gamma::new(a + 1.0, 1.0).unwrap().sample(rng).ln();
-            let u: f64 = rng.random::<f64>();
-            // random() is in [0, 1); 1 - u is in (0, 1], so its log is finite.
-            g + (1.0 - u).ln() / a
-        };
-        *o = lg;
-        if lg > max {
-            max = lg;
+pub struct Dirichlet {
+    /// Per component: the gamma to draw, and a itself when a < 1 (the boost U^(1/a)).
+    parts: Vec<(Gamma<f64>, Option<f64>)>,
+}
+
+impl Dirichlet {
+    pub fn new(alpha: &[f64]) -> Self {
+        let parts = alpha
+            .iter()
+            .map(|&a| if a >= 1.0 { (Gamma::new(a, 1.0).unwrap(), None) } else { (Gamma::new(a + 1.0, 1.0).unwrap(), Some(a)) })
+            .collect();
+        Dirichlet { parts }
+    }
+
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]) {
+        debug_assert_eq!(self.parts.len(), out.len());
+        let mut max = f64::NEG_INFINITY;
+        for (o, (g, small)) in out.iter_mut().zip(&self.parts) {
+            let lg = match small {
+                None => g.sample(rng).ln(),
+                Some(a) => {
+                    let g = g.sample(rng).ln();
+                    let u: f64 = rng.random::<f64>();
+                    // random() is in [0, 1); 1 - u is in (0, 1], so its log is finite.
+                    g + (1.0 - u).ln() / a
+                }
+            };
+            *o = lg;
+            if lg > max {
+                max = lg;
+            }
         }
-    }
-    let mut s = 0.0;
-    for o in out.iter_mut() {
-        *o = (*o - max).exp();
-        s += *o;
-    }
-    for o in out.iter_mut() {
-        *o /= s;
+        let mut s = 0.0;
+        for o in out.iter_mut() {
+            *o = (*o - max).exp();
+            s += *o;
+        }
+        for o in out.iter_mut() {
+            *o /= s;
+        }
     }
 }
 

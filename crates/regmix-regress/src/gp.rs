@@ -22,27 +22,6 @@ pub struct Gp {
     pub alpha: Vec<f64>,
 }
 
-/// e^(−x) for x ≥ 0 without branches, so the kernel loop vectorises: 2^−n · e^r with
-/// n = round(x·log2 e), |r| ≤ ln2/2, e^r by its degree-12 Taylor polynomial (truncation
-/// < 1e-15 relative; within 2e-15 of `f64::exp`, tested); x is clamped at 690, where the
-/// kernel value (2e-300) is zero for any sum it enters.
-#[inline(always)]
-fn exp_neg(x: f64) -> f64 {
-    let x = x.min(690.0);
-    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: adding it rounds to an integer
-    let n = (x * std::f64::consts::LOG2_E + SHIFT) - SHIFT;
-    // e^(−x) = 2^(−n) · e^r with r = n·ln2 − x, ln2 split in two (Cody–Waite) so r stays
-    // exact for large n.
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    let r = (n * LN2_HI - x) + n * LN2_LO;
-    let mut p = 1.0 / 479_001_600.0;
-    for c in [39_916_800.0, 3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0] {
-        p = p * r + 1.0 / c;
-    }
-    f64::from_bits(((1023 - n as i64) as u64) << 52) * p
-}
-
 fn to_z(w: &[f64]) -> Vec<f64> {
     w.iter().map(|v| (v + EPS).ln()).collect()
 }
@@ -135,47 +114,6 @@ impl Gp {
         g
     }
 
-    /// Predictions for many rows at once, the hot path of `optimize`. Row blocks run in
-    /// parallel; per row the squared scaled distances to all training points are
-    /// accumulated domain by domain over a structure-of-arrays copy of the training inputs
-    /// (a loop the compiler vectorises), then the kernel row (a branch-free `exp`, also
-    /// vectorised) is dotted with α. In f64: α can be large with cancelling signs, and an
-    /// f32 version was off by 7e-5 relative on the unit test below.
-    pub fn predict_many(&self, rows: &[Vec<f64>]) -> Vec<f64> {
-        use rayon::prelude::*;
-        let d = self.log_ls.len();
-        let n = self.z.len();
-        let inv_ls: Vec<f64> = self.log_ls.iter().map(|l| (-l).exp()).collect();
-        // train[k][j] = z_jk / ℓ_k (domain-major), √½ folded in so exp(−Σ) is the kernel.
-        let h = std::f64::consts::FRAC_1_SQRT_2;
-        let train: Vec<Vec<f64>> = (0..d).map(|k| (0..n).map(|j| self.z[j][k] * inv_ls[k] * h).collect()).collect();
-        let sf2 = (2.0 * self.log_sf).exp();
-        let alpha: Vec<f64> = self.alpha.iter().map(|a| a * sf2).collect();
-        rows.par_chunks(256)
-            .flat_map_iter(|block| {
-                let mut acc = vec![0f64; n];
-                block
-                    .iter()
-                    .map(|w| {
-                        acc.fill(0.0);
-                        for (k, tk) in train.iter().enumerate() {
-                            let q = (w[k] + EPS).ln() * inv_ls[k] * h;
-                            for (a, &t) in acc.iter_mut().zip(tk) {
-                                let diff = q - t;
-                                *a += diff * diff;
-                            }
-                        }
-                        let mut s = 0f64;
-                        for (&a, &al) in acc.iter().zip(&alpha) {
-                            s += exp_neg(a) * al;
-                        }
-                        self.y_mean + self.y_std * s
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
     pub fn predict(&self, w: &[f64]) -> f64 {
         let z = to_z(w);
         let sf2 = (2.0 * self.log_sf).exp();
@@ -198,18 +136,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn branch_free_exp_matches_std_exp() {
-        let mut x = 0.0;
-        while x < 690.0 {
-            let (a, b) = (exp_neg(x), (-x).exp());
-            assert!((a - b).abs() <= 2e-15 * b + 1e-300, "x {x}: {a} vs {b}");
-            x += 0.0137;
-        }
-        // Beyond, the value is clamped at e^−690 ≈ 2e-300: zero for any kernel sum.
-        assert!(exp_neg(5000.0) < 1e-299);
-    }
-
-    #[test]
     fn gp_fits_a_smooth_function_of_log_weights_out_of_sample() {
         let pts: Vec<Vec<f64>> = (0..120)
             .map(|i| {
@@ -225,10 +151,6 @@ mod tests {
         let truth: Vec<f64> = test.iter().map(|w| f(w)).collect();
         let pred: Vec<f64> = test.iter().map(|w| gp.predict(w)).collect();
         let rho = crate::metrics::spearman(&truth, &pred);
-        let batched = gp.predict_many(test);
-        for (a, b) in pred.iter().zip(&batched) {
-            assert!((a - b).abs() < 1e-9, "batched {b} vs one by one {a}");
-        }
         assert!(rho > 0.95, "spearman {rho}");
     }
 }

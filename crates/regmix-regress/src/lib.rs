@@ -4,6 +4,7 @@
 //! - [`linear`]: linear (the paper's baseline) and log-linear (Data Mixing Laws).
 //! - [`gp`]: a Gaussian process with one length-scale per domain on log weights.
 //! - [`xgb`]: gradient-boosted trees through XGBoost.
+//! - [`score`]: a fitted model prepared for scoring millions of mixtures (`optimize`).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
 //!
 //! **Invariant:** this crate does no file I/O; `fit` and `optimize` read and write.
@@ -12,7 +13,9 @@ pub mod gp;
 pub mod linear;
 pub mod metrics;
 pub mod model;
+pub mod score;
 pub mod target;
 pub mod xgb;
 
 pub use model::{fit_cv, Fitted, Kind, Model};
+pub use score::Scorer;

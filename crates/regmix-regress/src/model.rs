@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gp::Gp;
 use crate::linear::{Linear, LogLinear};
+use crate::score::Scorer;
 use crate::xgb::{self, Xgb};
 
 /// Marginal-likelihood steps of a GP fit.
@@ -68,14 +69,29 @@ impl Model {
         }
     }
 
+    /// Predictions for many rows, in parallel blocks through a [`Scorer`].
     pub fn predict_many(&self, rows: &[Vec<f64>]) -> Vec<f64> {
+        use rayon::prelude::*;
+        let Some(d) = rows.first().map(Vec::len) else { return Vec::new() };
+        let scorer = match Scorer::new(self) {
+            Ok(s) => s,
+            // Only an XGBoost model this crate did not fit can land here; XGBoost scores it.
+            Err(_) => return self.predict_slow(rows),
+        };
+        let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+        let mut out = vec![0.0; rows.len()];
+        out.par_chunks_mut(256).zip(flat.par_chunks(256 * d)).for_each(|(o, x)| scorer.score(x, d, o));
+        out
+    }
+
+    fn predict_slow(&self, rows: &[Vec<f64>]) -> Vec<f64> {
         match self {
             Model::Linear(m) => rows.iter().map(|r| m.predict(r)).collect(),
             Model::LogLinear(m) => rows.iter().map(|r| m.predict(r)).collect(),
-            Model::Gp(m) => m.predict_many(rows),
+            Model::Gp(m) => rows.iter().map(|r| m.predict(r)).collect(),
             Model::Xgboost(m) => m.predict_many(rows),
             Model::Ensemble { members } => {
-                let preds: Vec<Vec<f64>> = members.iter().map(|m| m.predict_many(rows)).collect();
+                let preds: Vec<Vec<f64>> = members.iter().map(|m| m.predict_slow(rows)).collect();
                 (0..rows.len()).map(|i| preds.iter().map(|p| p[i]).sum::<f64>() / preds.len() as f64).collect()
             }
         }

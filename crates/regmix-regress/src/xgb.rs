@@ -33,9 +33,14 @@ pub const MAX_ROUNDS: usize = 2000;
 /// Held-out error is recorded every this many rounds.
 pub const CHECK_EVERY: usize = 25;
 
+/// A dense matrix whose missing value is NaN. (`DMatrix::from_dense` marks 0.0 as missing,
+/// and a weight of 0 is a value, not a gap: the trees must compare it with their thresholds
+/// like any other weight.)
 fn dmatrix(x: &[Vec<f64>], y: Option<&[f64]>) -> Result<DMatrix> {
     let flat: Vec<f32> = x.iter().flat_map(|r| r.iter().map(|v| *v as f32)).collect();
-    let mut m = DMatrix::from_dense(&flat, x.len()).map_err(|e| anyhow!("xgboost: {e}"))?;
+    let cols = x.first().map_or(0, Vec::len);
+    // Row-major through the strided constructor: a row is `cols` floats apart, a column one.
+    let mut m = DMatrix::from_col_major_f32(&flat, 4 * cols, 4, x.len(), cols, 1, f32::NAN).map_err(|e| anyhow!("xgboost: {e}"))?;
     if let Some(y) = y {
         let yl: Vec<f32> = y.iter().map(|v| *v as f32).collect();
         m.set_labels(&yl).map_err(|e| anyhow!("xgboost: {e}"))?;
