@@ -3,6 +3,7 @@
 //! - [`model`]: the regressors behind one [`Model`] type, K-fold cross-validation, saving.
 //! - [`linear`]: linear (the paper's baseline) and log-linear (Data Mixing Laws).
 //! - [`gp`]: a Gaussian process with one length-scale per domain on log weights.
+//! - [`linalg`]: Cholesky, solves and inverse for the GP's marginal likelihood.
 //! - [`xgb`]: gradient-boosted trees through XGBoost.
 //! - [`score`]: a fitted model prepared for scoring millions of mixtures (`optimize`).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
@@ -10,6 +11,7 @@
 //! **Invariant:** this crate does no file I/O; `fit` and `optimize` read and write.
 
 pub mod gp;
+pub mod linalg;
 pub mod linear;
 pub mod metrics;
 pub mod model;

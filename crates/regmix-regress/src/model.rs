@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -168,17 +169,21 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
     let fold_of = folds(x.len(), k, seed);
     match kind {
         Kind::Ensemble => {
-            let parts: Vec<Fitted> = ENSEMBLE.iter().map(|&m| fit_cv(m, x, y, k, seed)).collect::<Result<_>>()?;
+            let parts: Vec<Fitted> = ENSEMBLE.par_iter().map(|&m| fit_cv(m, x, y, k, seed)).collect::<Result<_>>()?;
             let oof = (0..x.len()).map(|i| parts.iter().map(|p| p.oof[i]).sum::<f64>() / parts.len() as f64).collect();
             Ok(Fitted { oof, fold_of, model: Model::Ensemble { members: parts.into_iter().map(|p| p.model).collect() } })
         }
         Kind::Xgboost => {
-            let mut curves: Vec<(Vec<usize>, Vec<Vec<f64>>)> = Vec::new();
-            for f in 0..k {
-                let (xt, yt, xv, iv) = split(x, y, &fold_of, f);
-                let (_, curve) = xgb::train(&xt, &yt, xgb::MAX_ROUNDS, seed, Some(&xv))?;
-                curves.push((iv, curve));
-            }
+            // The folds train in parallel, one XGBoost thread each (on a few hundred rows its
+            // own threads gain little); the trees do not depend on the thread count.
+            let curves: Vec<(Vec<usize>, Vec<Vec<f64>>)> = (0..k)
+                .into_par_iter()
+                .map(|f| {
+                    let (xt, yt, xv, iv) = split(x, y, &fold_of, f);
+                    let (_, curve) = xgb::train(&xt, &yt, xgb::MAX_ROUNDS, seed, Some(&xv), 1)?;
+                    Ok((iv, curve))
+                })
+                .collect::<Result<_>>()?;
             let checks = xgb::MAX_ROUNDS / xgb::CHECK_EVERY;
             let mse_at = |c: usize| -> f64 {
                 curves.iter().flat_map(|(iv, cur)| iv.iter().zip(&cur[c]).map(|(&i, p)| (p - y[i]).powi(2))).sum::<f64>()
@@ -195,15 +200,27 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
             Ok(Fitted { oof, fold_of, model: Model::Xgboost(Xgb::fit(x, y, rounds, seed)?) })
         }
         _ => {
+            // The k fold models and the final one are independent: fit them all in parallel
+            // (job k is the final model on all rows).
+            let mut models: Vec<Model> = (0..=k)
+                .into_par_iter()
+                .map(|f| {
+                    if f == k {
+                        return fit_plain(kind, x, y);
+                    }
+                    let (xt, yt, _, _) = split(x, y, &fold_of, f);
+                    fit_plain(kind, &xt, &yt)
+                })
+                .collect();
+            let model = models.pop().expect("the final model");
             let mut oof = vec![0.0; x.len()];
-            for f in 0..k {
-                let (xt, yt, xv, iv) = split(x, y, &fold_of, f);
-                let m = fit_plain(kind, &xt, &yt);
+            for (f, m) in models.iter().enumerate() {
+                let (_, _, xv, iv) = split(x, y, &fold_of, f);
                 for (i, p) in iv.iter().zip(m.predict_many(&xv)) {
                     oof[*i] = p;
                 }
             }
-            Ok(Fitted { oof, fold_of, model: fit_plain(kind, x, y) })
+            Ok(Fitted { oof, fold_of, model })
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use xgboost_rs::{Booster, DMatrix};
 
 /// Tree parameters; the rounds are chosen by cross-validation.
-pub fn params(seed: u64) -> HashMap<String, String> {
+pub fn params(seed: u64, threads: usize) -> HashMap<String, String> {
     let mut p = HashMap::new();
     for (k, v) in [
         ("objective", "reg:squarederror"),
@@ -25,7 +25,7 @@ pub fn params(seed: u64) -> HashMap<String, String> {
         p.insert(k.to_string(), v.to_string());
     }
     p.insert("seed".into(), seed.to_string());
-    p.insert("nthread".into(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string());
+    p.insert("nthread".into(), threads.to_string());
     p
 }
 
@@ -49,17 +49,18 @@ fn dmatrix(x: &[Vec<f64>], y: Option<&[f64]>) -> Result<DMatrix> {
 }
 
 /// Trains on (x, y) for `rounds`; if `eval` is given, returns its predictions every
-/// [`CHECK_EVERY`] rounds as well.
+/// [`CHECK_EVERY`] rounds as well. `threads`: XGBoost's own threads.
 pub fn train(
     x: &[Vec<f64>],
     y: &[f64],
     rounds: usize,
     seed: u64,
     eval: Option<&[Vec<f64>]>,
+    threads: usize,
 ) -> Result<(Booster, Vec<Vec<f64>>)> {
     let dtrain = dmatrix(x, Some(y))?;
     let deval = eval.map(|e| dmatrix(e, None)).transpose()?;
-    let mut b = Booster::new_with_json_config(&[&dtrain], params(seed)).map_err(|e| anyhow!("xgboost: {e}"))?;
+    let mut b = Booster::new_with_json_config(&[&dtrain], params(seed, threads)).map_err(|e| anyhow!("xgboost: {e}"))?;
     let mut curve = Vec::new();
     for i in 0..rounds {
         b.update(&dtrain, i as i32).map_err(|e| anyhow!("xgboost: {e}"))?;
@@ -96,7 +97,8 @@ impl Clone for Xgb {
 
 impl Xgb {
     pub fn fit(x: &[Vec<f64>], y: &[f64], rounds: usize, seed: u64) -> Result<Self> {
-        let (b, _) = train(x, y, rounds, seed, None)?;
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let (b, _) = train(x, y, rounds, seed, None, threads)?;
         let model_json = b.save_to_buffer("json".into()).map_err(|e| anyhow!("xgboost: {e}"))?;
         let cell = OnceLock::new();
         let _ = cell.set(b);
