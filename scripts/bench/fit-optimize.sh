@@ -20,7 +20,7 @@ import csv; h=next(csv.reader(open('$paper/train_pile_loss_1m.csv')))
 print(' '.join('valid_loss.'+c[len('metric/the_pile_'):-len('_val_loss')] for c in h if c.startswith('metric/')))")
 echo "== fit: 13 targets, 5-fold CV =="
 printf '| %-12s | %-28s | %9s |\n' regressor target seconds
-for r in linear log-linear xgboost gp ensemble; do
+for r in linear log-linear xgboost gp ensemble auto; do
     total=0
     for t in $targets; do
         s=$(date +%s.%N)

@@ -15,7 +15,8 @@ use regmix_core::table::{batch, col, read_parquet, write_parquet, Table};
 use regmix_core::{atomic, Provenance};
 use regmix_regress::metrics::score;
 use regmix_regress::target::Target;
-use regmix_regress::{fit_cv, Kind, Model};
+use regmix_regress::model::ENSEMBLE;
+use regmix_regress::{ensemble_of, fit_cv, Fitted, Kind, Model};
 use serde::{Deserialize, Serialize};
 
 /// Fit a regression of a target loss on mixture weights.
@@ -111,9 +112,19 @@ pub fn run(args: &Args) -> Result<()> {
     let mut report = Vec::new();
     let mut preds: Vec<(String, String, i32, u32, f64, f64)> = Vec::new();
     let mut fitted = Vec::new();
+    let mut parts: Vec<(Kind, Fitted)> = Vec::new();
     for kind in kinds {
         let started = std::time::Instant::now();
-        let f = fit_cv(kind, &x, &y, args.folds, args.seed)?;
+        let members: Option<Vec<Fitted>> =
+            ENSEMBLE.iter().map(|m| parts.iter().find(|(k, _)| k == m).map(|(_, f)| f.clone())).collect();
+        let f = match (kind, members) {
+            // `auto` has fitted the members with the same folds: average them, do not refit.
+            (Kind::Ensemble, Some(members)) => ensemble_of(members),
+            _ => fit_cv(kind, &x, &y, args.folds, args.seed)?,
+        };
+        if ENSEMBLE.contains(&kind) {
+            parts.push((kind, f.clone()));
+        }
         for k in 0..args.folds {
             let idx: Vec<usize> = (0..x.len()).filter(|&i| f.fold_of[i] == k).collect();
             let tr: Vec<f64> = idx.iter().map(|&i| y[i]).collect();

@@ -19,5 +19,5 @@ pub mod score;
 pub mod target;
 pub mod xgb;
 
-pub use model::{fit_cv, Fitted, Kind, Model};
+pub use model::{ensemble_of, fit_cv, Fitted, Kind, Model};
 pub use score::Scorer;

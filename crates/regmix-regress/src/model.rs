@@ -126,6 +126,7 @@ pub fn folds(n: usize, k: usize, seed: u64) -> Vec<usize> {
 
 /// A regressor fitted with cross-validation: out-of-fold predictions for every training row
 /// and the final model fitted on all of them.
+#[derive(Clone)]
 pub struct Fitted {
     pub oof: Vec<f64>,
     pub fold_of: Vec<usize>,
@@ -155,6 +156,16 @@ fn fit_plain(kind: Kind, x: &[Vec<f64>], y: &[f64]) -> Model {
     }
 }
 
+/// The ensemble of members fitted with the same folds: the mean of their out-of-fold
+/// predictions and of their models. (`fit --regressor auto` has fitted the members already.)
+pub fn ensemble_of(parts: Vec<Fitted>) -> Fitted {
+    let n = parts[0].oof.len();
+    assert!(parts.iter().all(|p| p.fold_of == parts[0].fold_of), "ensemble members fitted on different folds");
+    let oof = (0..n).map(|i| parts.iter().map(|p| p.oof[i]).sum::<f64>() / parts.len() as f64).collect();
+    let fold_of = parts[0].fold_of.clone();
+    Fitted { oof, fold_of, model: Model::Ensemble { members: parts.into_iter().map(|p| p.model).collect() } }
+}
+
 /// Fits `kind` with `k`-fold cross-validation on (x, y).
 ///
 /// Linear, log-linear and GP have no hyper-parameters tuned on held-out data (the GP's come
@@ -170,8 +181,7 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
     match kind {
         Kind::Ensemble => {
             let parts: Vec<Fitted> = ENSEMBLE.par_iter().map(|&m| fit_cv(m, x, y, k, seed)).collect::<Result<_>>()?;
-            let oof = (0..x.len()).map(|i| parts.iter().map(|p| p.oof[i]).sum::<f64>() / parts.len() as f64).collect();
-            Ok(Fitted { oof, fold_of, model: Model::Ensemble { members: parts.into_iter().map(|p| p.model).collect() } })
+            Ok(ensemble_of(parts))
         }
         Kind::Xgboost => {
             // The folds train in parallel, one XGBoost thread each (on a few hundred rows its
