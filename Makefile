@@ -28,6 +28,9 @@ TARGET_PRESET ?= small
 TARGET_TOKENS ?= 524288
 TARGET_FLAGS ?= --batch-tokens 4096 --lr 2e-3 --min-lr 1e-4 --eval-windows 16
 DEMO_TARGET ?= mean(valid_loss.*)
+# The availability cap of the optimum: no domain repeated more than this many times in the
+# target run (w_d ≤ MAX_EPOCHS · tokens_d / TARGET_TOKENS).
+MAX_EPOCHS ?= 4
 RUNS := $(DATA)/runs
 
 PAPER ?= ../shared/regmix-paper-data
@@ -84,14 +87,20 @@ $(DATA)/fit/model.json: $(DATA)/dataset.parquet | build
 
 $(DATA)/optimum/optimum.parquet: $(DATA)/fit/model.json $(SHARDS)/manifest.parquet | build
 	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum \
-	    --samples 200000 --top-k 64 --seed $(SEED)
+	    --samples 200000 --top-k 64 --seed $(SEED) --bootstrap 16 \
+	    --target-tokens $(TARGET_TOKENS) --max-epochs $(MAX_EPOCHS)
 
 $(DATA)/target/comparison.parquet: $(DATA)/optimum/optimum.parquet | build
 	$(BIN)/target-train --shards $(SHARDS) --output $(DATA)/target --preset $(TARGET_PRESET) \
 	    --tokens $(TARGET_TOKENS) --seed $(SEED) $(TARGET_FLAGS) \
 	    --mixture regmix=$(DATA)/optimum/optimum.parquet --mixture prior=prior --mixture uniform=uniform
 
-demo: $(DATA)/target/comparison.parquet | $(PY)
+$(DATA)/report.html: $(DATA)/target/comparison.parquet $(DATA)/optimum/optimum.parquet $(DATA)/fit/model.json | build
+	$(BIN)/report --output $@ --title "RegMix demo: $(MIXTURES) $(PROXY_PRESET) proxies, $(TARGET_PRESET) targets" \
+	    --mixtures $(DATA)/mixtures.parquet --dataset $(DATA)/dataset.parquet --fit $(DATA)/fit \
+	    --optimum $(DATA)/optimum --comparison $(DATA)/target/comparison.parquet
+
+demo: $(DATA)/report.html | $(PY)
 	@echo
 	@echo "== demo: what was made =="
 	@echo "corpus:     $(CORPUS) ($$(ls $(CORPUS)/*.jsonl | wc -l) domains)"
@@ -100,7 +109,9 @@ demo: $(DATA)/target/comparison.parquet | $(PY)
 	@echo "proxy runs: $(RUNS)/<id>/metrics.parquet ($(PROXY_PRESET), $(PROXY_TOKENS) tokens each)"
 	@echo "dataset:    $(DATA)/dataset.parquet;  fit: $(DATA)/fit/;  optimum: $(DATA)/optimum/optimum.yaml"
 	@echo "targets:    $(DATA)/target/<name>/hf/ (Hugging Face checkpoints), $(DATA)/target/comparison.parquet"
-	@$(PY) scripts/show-comparison.py $(DATA)/target/comparison.parquet
+	@$(PY) scripts/show-comparison.py $(DATA)/target/comparison.parquet $(DATA)/optimum/optimum.parquet
+	@echo
+	@echo "report:     $(abspath $(DATA)/report.html)"
 
 # collect → fit → optimize on the paper's published proxy runs (the golden data).
 $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build

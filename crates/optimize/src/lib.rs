@@ -356,7 +356,12 @@ fn write_outputs(
     let mut cols = vec![col::f64(vec![predicted]), col::f64_opt(vec![pred_std])];
     cols.extend(w.iter().map(|x| col::f64(vec![*x])));
     cols.extend((0..doms.len()).map(|j| col::f64_opt(vec![w_std.map(|s| s[j])])));
-    let md = vec![("regmix.constraints".to_string(), constraints.to_string()), ("regmix.target".to_string(), saved.target.expr.clone())];
+    let prior_json: serde_json::Map<_, _> = doms.iter().zip(prior).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect();
+    let md = vec![
+        ("regmix.constraints".to_string(), constraints.to_string()),
+        ("regmix.target".to_string(), saved.target.expr.clone()),
+        ("regmix.prior".to_string(), serde_json::Value::Object(prior_json).to_string()),
+    ];
     write_parquet(&out.join("optimum.parquet"), s, &lists, &batch(s, &lists, cols)?, &md, prov)?;
     let s = Schema::get("top_candidates");
     let mut cols = vec![col::u32((1..=top.len() as u32).collect()), col::f64(top.iter().map(|c| c.0).collect())];

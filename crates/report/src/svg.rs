@@ -1,0 +1,148 @@
+//! The report's charts as self-contained SVG strings (no scripts, no external fonts).
+
+use std::fmt::Write;
+
+pub const PALETTE: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+/// Text safe inside SVG/HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The q-quantile of sorted values (linear interpolation).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let p = q * (sorted.len() - 1) as f64;
+    let (i, f) = (p.floor() as usize, p - p.floor());
+    if i + 1 < sorted.len() {
+        sorted[i] * (1.0 - f) + sorted[i + 1] * f
+    } else {
+        sorted[i]
+    }
+}
+
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    (0..=4).map(|i| lo + (hi - lo) * i as f64 / 4.0).collect()
+}
+
+/// One row per domain: the weights it got across the sampled mixtures as dots (spread
+/// vertically by a fixed pattern so they do not hide each other), with a box from the first
+/// to the third quartile and the median marked.
+pub fn strips(domains: &[String], weights: &[Vec<f64>]) -> String {
+    let (left, width, row) = (150.0, 460.0, 30.0);
+    let h = 70.0 + row * domains.len() as f64;
+    let max = weights.iter().flatten().cloned().fold(0.0, f64::max).max(1e-9);
+    let sx = |v: f64| left + v / max * width;
+    let mut s = String::new();
+    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#, left + width + 30.0).unwrap();
+    writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
+    for (i, (d, w)) in domains.iter().zip(weights).enumerate() {
+        let y = 20.0 + row * i as f64;
+        let mut sorted = w.clone();
+        sorted.sort_by(f64::total_cmp);
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 15.0, esc(d)).unwrap();
+        let (q1, med, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.5), quantile(&sorted, 0.75));
+        writeln!(s, r##"<rect x="{:.1}" y="{}" width="{:.1}" height="20" fill="#dde8f3" stroke="#1f77b4"/>"##, sx(q1), y, (sx(q3) - sx(q1)).max(1.0)).unwrap();
+        writeln!(s, r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black" stroke-width="2"/>"#, sx(med), y, sx(med), y + 20.0).unwrap();
+        for (k, v) in w.iter().enumerate() {
+            let jitter = ((k * 37) % 17) as f64 / 17.0 * 16.0 + 2.0;
+            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="#1f77b4" fill-opacity="0.5"/>"##, sx(*v), y + jitter).unwrap();
+        }
+    }
+    let base = 25.0 + row * domains.len() as f64;
+    writeln!(s, r#"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="black"/>"#, left + width).unwrap();
+    for t in ticks(0.0, max) {
+        writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.2}</text>"#, sx(t), base + 16.0).unwrap();
+    }
+    writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">weight</text>"#, left + width / 2.0, base + 36.0).unwrap();
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Small multiples: one scatter of y against each domain's weight, titled with ρ.
+pub fn small_multiples(domains: &[String], x: &[Vec<f64>], y: &[f64], rho: &[f64], y_label: &str) -> String {
+    let (cw, ch, cols) = (230.0, 190.0, 4usize);
+    let rows = domains.len().div_ceil(cols);
+    let (ylo, yhi) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let pad = (yhi - ylo).max(1e-9) * 0.05;
+    let (ylo, yhi) = (ylo - pad, yhi + pad);
+    let mut s = String::new();
+    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#, cw * cols as f64, ch * rows as f64 + 20.0).unwrap();
+    writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
+    for (i, d) in domains.iter().enumerate() {
+        let (ox, oy) = (cw * (i % cols) as f64, ch * (i / cols) as f64);
+        let (l, t, w, h) = (ox + 44.0, oy + 22.0, cw - 56.0, ch - 52.0);
+        let xmax = x[i].iter().cloned().fold(0.0, f64::max).max(1e-9);
+        let sx = |v: f64| l + v / xmax * w;
+        let sy = |v: f64| t + h - (v - ylo) / (yhi - ylo) * h;
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">{} (ρ = {:+.2})</text>"#, l + w / 2.0, oy + 14.0, esc(d), rho[i]).unwrap();
+        writeln!(s, r##"<rect x="{l}" y="{t}" width="{w}" height="{h}" fill="none" stroke="#888"/>"##).unwrap();
+        for (xv, yv) in x[i].iter().zip(y) {
+            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="#1f77b4" fill-opacity="0.55"/>"##, sx(*xv), sy(*yv)).unwrap();
+        }
+        writeln!(s, r#"<text x="{l}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{xmax:.2}</text>"#, t + h + 13.0, l + w, t + h + 13.0).unwrap();
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{:.2}</text><text x="{}" y="{}" text-anchor="end">{:.2}</text>"#, l - 3.0, t + 8.0, yhi, l - 3.0, t + h, ylo).unwrap();
+    }
+    writeln!(s, r#"<text x="8" y="{}">x: the domain's weight; y: {}</text>"#, ch * rows as f64 + 12.0, esc(y_label)).unwrap();
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A dot plot: one row per evaluation domain (and the mean), one coloured dot per target
+/// model, x = validation loss. Dots, not bars: the differences are small against the loss
+/// itself, and a bar would have to start at an arbitrary baseline.
+pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> String {
+    let (left, width, row) = (150.0, 460.0, 24.0);
+    let h = 80.0 + row * rows.len() as f64;
+    let all: Vec<f64> = values.iter().flatten().cloned().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let pad = (hi - lo).max(1e-9) * 0.05;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let sx = |v: f64| left + (v - lo) / (hi - lo) * width;
+    let mut s = String::new();
+    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#, left + width + 30.0).unwrap();
+    writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
+    for (k, name) in series.iter().enumerate() {
+        let x = left + 110.0 * k as f64;
+        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, PALETTE[k % PALETTE.len()], x + 8.0, esc(name)).unwrap();
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = 40.0 + row * i as f64;
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 4.0, esc(r)).unwrap();
+        writeln!(s, r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/>"##, left + width).unwrap();
+        for (k, v) in values.iter().enumerate() {
+            if v[i].is_finite() {
+                writeln!(s, r#"<circle cx="{:.1}" cy="{y}" r="5" fill="{}" fill-opacity="0.85"/>"#, sx(v[i]), PALETTE[k % PALETTE.len()]).unwrap();
+            }
+        }
+    }
+    let base = 30.0 + row * rows.len() as f64;
+    writeln!(s, r#"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="black"/>"#, left + width).unwrap();
+    for t in ticks(lo, hi) {
+        writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.3}</text>"#, sx(t), base + 16.0).unwrap();
+    }
+    writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">validation loss (lower is better)</text>"#, left + width / 2.0, base + 36.0).unwrap();
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 1.0), 4.0);
+        assert!((quantile(&v, 0.5) - 2.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let s = strips(&["a<b>&\"c\"".into()], &[vec![0.5]]);
+        assert!(s.contains("a&lt;b&gt;&amp;&quot;c&quot;") && !s.contains("a<b>"));
+    }
+}
