@@ -28,6 +28,10 @@ TARGET_PRESET ?= small
 TARGET_TOKENS ?= 524288
 TARGET_FLAGS ?= --batch-tokens 4096 --lr 2e-3 --min-lr 1e-4 --eval-windows 16
 DEMO_TARGET ?= mean(valid_loss.*)
+DEMO_REGRESSOR ?= auto
+DEMO_SAMPLES ?= 200000
+DEMO_TOP_K ?= 64
+DEMO_BOOTSTRAP ?= 16
 # The availability cap of the optimum: no domain repeated more than this many times in the
 # target run (w_d ≤ MAX_EPOCHS · tokens_d / TARGET_TOKENS).
 MAX_EPOCHS ?= 4
@@ -83,11 +87,12 @@ $(DATA)/dataset.parquet: $(RUNS)/.stamp | build
 	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $@
 
 $(DATA)/fit/model.json: $(DATA)/dataset.parquet | build
-	$(BIN)/fit --dataset $< --target '$(DEMO_TARGET)' --regressor auto --output $(DATA)/fit
+	$(BIN)/fit --dataset $< --target '$(DEMO_TARGET)' --regressor $(DEMO_REGRESSOR) \
+	    --seed $(SEED) --output $(DATA)/fit
 
 $(DATA)/optimum/optimum.parquet: $(DATA)/fit/model.json $(SHARDS)/manifest.parquet | build
 	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum \
-	    --samples 200000 --top-k 64 --seed $(SEED) --bootstrap 16 \
+	    --samples $(DEMO_SAMPLES) --top-k $(DEMO_TOP_K) --seed $(SEED) --bootstrap $(DEMO_BOOTSTRAP) \
 	    --target-tokens $(TARGET_TOKENS) --max-epochs $(MAX_EPOCHS)
 
 $(DATA)/target/comparison.parquet: $(DATA)/optimum/optimum.parquet | build
@@ -132,6 +137,7 @@ paper: $(PAPER_OUT)/optimum/optimum.parquet
 
 test: $(PY) setup
 	REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
+	REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 
 bench: build $(CORPUS)/.stamp
 	bash scripts/bench/tokenize.sh

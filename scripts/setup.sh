@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks (and where it can, installs) what the build and the demo need on a Debian 12 machine:
 # a Rust toolchain, a C compiler, Python 3 with venv, npm and groff (for the demo corpus),
-# Chromium (to render the report in a test).
+# Chromium (to render the report in a test), Slurm and munge (for the Slurm test).
 # Installs with apt-get only when something is missing and we are root.
 set -euo pipefail
 missing=()
@@ -19,6 +19,9 @@ command -v c++ >/dev/null || missing+=(g++)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev clang)
 # The report's render test opens it in headless Chromium.
 command -v chromium >/dev/null || missing+=(chromium)
+# The Slurm test starts a one-node cluster (scripts/slurm/local-cluster.sh).
+command -v slurmctld >/dev/null || missing+=(slurm-wlm)
+command -v munged >/dev/null || missing+=(munge)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "[setup] installing: ${missing[*]}" >&2
