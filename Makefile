@@ -137,6 +137,7 @@ paper: $(PAPER_OUT)/optimum/optimum.parquet
 
 test: $(PY) setup
 	REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
+	REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
 	REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 
 bench: build $(CORPUS)/.stamp

@@ -37,23 +37,7 @@ started=$(date +%s)
 # paragraph (the same three domains as the Rust tests).
 corpus=$work/corpus
 mkdir -p "$corpus"
-"$py" - "$root" "$corpus" <<'PY'
-import json, os, sys
-root, out = sys.argv[1], sys.argv[2]
-kinds = {".md": "prose", ".rs": "code", ".toml": "config", ".json": "config", ".sh": "config", ".yaml": "config"}
-files = {}
-for d, dirs, names in os.walk(root):
-    dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x not in ("target", "data"))
-    for n in sorted(names):
-        k = kinds.get(os.path.splitext(n)[1])
-        if k:
-            with open(os.path.join(d, n), errors="replace") as f:
-                for p in f.read().split("\n\n"):
-                    if len(p.strip()) > 20:
-                        files.setdefault(k, []).append(json.dumps({"text": p}))
-for k, lines in files.items():
-    open(os.path.join(out, f"{k}.jsonl"), "w").write("\n".join(lines) + "\n")
-PY
+"$py" "$root/tests/repo-corpus.py" "$root" "$corpus"
 
 # The configuration both runs share (the names of env.sh and of the Makefile).
 export VOCAB=512 VALID=0.1 MIXTURES=12 SEED=7 SAMPLES=20000 TOP_K=16 BOOTSTRAP=2 MAX_EPOCHS=4
