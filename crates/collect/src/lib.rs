@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use regmix_core::schema::{domains_and_eval, Schema};
-use regmix_core::table::{batch, col, read_parquet, write_parquet};
+use regmix_core::table::{batch, check_parquet, col, write_parquet};
 use regmix_core::{progress, Provenance};
 use regmix_mixture::io::{domain_from_key, read_paper_csv};
 use regmix_mixture::Mixtures;
@@ -148,55 +148,53 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
     Ok(ds)
 }
 
-/// Reads every run's metrics through the run_metrics contract.
+/// Reads every run's metrics: each file's footer is checked against the run_metrics contract
+/// (columns, types, evaluation domains), then one lazy polars scan over all of them reads
+/// only the columns needed and reduces each run to its final status and its last complete
+/// evaluation (or the one at `step`).
 pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Result<Dataset> {
     let mut ds = Dataset::empty(mixtures.domains.clone(), vec![]);
     let mut left_out: Vec<String> = Vec::new();
     let pb = progress::bar(mixtures.len() as u64, "collect");
-    for (id, w) in mixtures.ids.iter().zip(&mixtures.weights) {
+    let mut files: Vec<(u32, PathBuf)> = Vec::new();
+    for id in &mixtures.ids {
         pb.inc(1);
         let path = runs.join(id.to_string()).join("metrics.parquet");
         if !path.exists() {
             left_out.push(format!("{id} (missing)"));
             continue;
         }
-        let t = read_parquet(&path, Schema::get("run_metrics"))?;
-        let evals = t.list("domain")?.to_vec();
+        let (lists, _) = check_parquet(&path, Schema::get("run_metrics"))?;
+        let evals = lists.get("domain").cloned().unwrap_or_default();
         if ds.eval_domains.is_empty() {
-            ds.eval_domains = evals.clone();
+            ds.eval_domains = evals;
         } else if ds.eval_domains != evals {
             bail!("{}: evaluation domains {evals:?} differ from other runs' {:?}", path.display(), ds.eval_domains);
         }
-        let status = t.str("status")?;
-        let steps = t.u64("step")?;
-        let last = t.rows().checked_sub(1).with_context(|| format!("{}: no rows", path.display()))?;
-        let run_status = status.value(last).to_string();
-        if run_status == "diverged" {
+        files.push((*id, path));
+    }
+    let finals = if files.is_empty() { HashMap::new() } else { scan_finals(&files, &ds.eval_domains, step)? };
+    for (id, w) in mixtures.ids.iter().zip(&mixtures.weights) {
+        let Some((path, f)) = files.iter().find(|(i, _)| i == id).map(|(_, p)| (p, finals.get(p))) else { continue };
+        let f = f.with_context(|| format!("{}: no rows", path.display()))?;
+        if f.status == "diverged" {
             left_out.push(format!("{id} (diverged)"));
             continue;
         }
-        let cols: Vec<Vec<f64>> = evals.iter().map(|d| t.f64_values(&format!("valid_loss.{d}"))).collect::<regmix_core::Result<_>>()?;
-        let has_eval = |r: usize| cols.iter().all(|c| c[r].is_finite());
-        let row = match step {
-            Some(s) => (0..t.rows()).find(|&r| steps.value(r) == s && has_eval(r)),
-            None => {
-                if run_status != "finished" {
-                    left_out.push(format!("{id} (unfinished)"));
-                    continue;
-                }
-                (0..t.rows()).rev().find(|&r| has_eval(r))
-            }
-        };
-        let Some(r) = row else {
+        if step.is_none() && f.status != "finished" {
+            left_out.push(format!("{id} (unfinished)"));
+            continue;
+        }
+        let Some(e) = &f.eval else {
             left_out.push(format!("{id} (no finite evaluation{})", step.map(|s| format!(" at step {s}")).unwrap_or_default()));
             continue;
         };
         ds.ids.push(*id);
-        ds.tokens.push(t.u64("tokens")?.value(r));
-        ds.steps.push(steps.value(r));
-        ds.status.push(run_status);
+        ds.tokens.push(e.tokens);
+        ds.steps.push(e.step);
+        ds.status.push(f.status.clone());
         ds.weights.push(w.clone());
-        ds.losses.push(cols.iter().map(|c| Some(c[r])).collect());
+        ds.losses.push(e.losses.iter().map(|l| Some(*l)).collect());
     }
     pb.finish_and_clear();
     if !left_out.is_empty() {
@@ -206,4 +204,71 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         bail!("no usable run in {} ({} mixtures)", runs.display(), mixtures.len());
     }
     Ok(ds)
+}
+
+/// A run as the scan sees it: the status of its last row and its chosen evaluation.
+struct Final {
+    status: String,
+    eval: Option<Eval>,
+}
+
+struct Eval {
+    step: u64,
+    tokens: u64,
+    losses: Vec<f64>,
+}
+
+/// One lazy polars query over all the runs' files (projection pushed down to the columns
+/// used): per file, the status at the last step, and the last row (or the row at `step`)
+/// whose every validation loss is finite.
+fn scan_finals(files: &[(u32, PathBuf)], evals: &[String], step: Option<u64>) -> Result<HashMap<PathBuf, Final>> {
+    use polars::prelude::*;
+    let paths: Vec<PlRefPath> = files.iter().map(|(_, p)| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    let args = ScanArgsParquet { include_file_paths: Some("path".into()), ..Default::default() };
+    let loss: Vec<String> = evals.iter().map(|e| format!("valid_loss.{e}")).collect();
+    let lf = anyhow::Context::with_context(LazyFrame::scan_parquet_files(paths.into(), args), || format!("scanning {} metrics files", files.len()))?
+        .sort(["path", "step"], SortMultipleOptions::default());
+    let status = lf
+        .clone()
+        .group_by_stable([col("path")])
+        .agg([col("status").last()])
+        .collect()
+        .map_err(|e| anyhow::anyhow!("reading the runs' status: {e}"))?;
+    let mut usable = lit(true);
+    for l in &loss {
+        usable = usable.and(col(l.as_str()).is_finite().fill_null(lit(false)));
+    }
+    if let Some(s) = step {
+        usable = usable.and(col("step").eq(lit(s)));
+    }
+    let mut last = vec![col("step").last(), col("tokens").last()];
+    last.extend(loss.iter().map(|l| col(l.as_str()).last()));
+    let chosen = lf.filter(usable).group_by_stable([col("path")]).agg(last).collect().map_err(|e| anyhow::anyhow!("reading the runs' evaluations: {e}"))?;
+
+    let strs = |df: &DataFrame, c: &str| -> Result<Vec<String>> {
+        let ca = df.column(c)?.str()?;
+        Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or_default().to_string()).collect())
+    };
+    let mut out: HashMap<PathBuf, Final> = HashMap::new();
+    for (p, s) in strs(&status, "path")?.into_iter().zip(strs(&status, "status")?) {
+        out.insert(PathBuf::from(p), Final { status: s, eval: None });
+    }
+    let u64s = |c: &str| -> Result<Vec<u64>> {
+        let ca = chosen.column(c)?.u64()?;
+        Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or(0)).collect())
+    };
+    let (steps, tokens) = (u64s("step")?, u64s("tokens")?);
+    let losses: Vec<Vec<f64>> =
+        loss.iter()
+            .map(|l| {
+                let ca = chosen.column(l)?.f64()?;
+                Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or(f64::NAN)).collect())
+            })
+            .collect::<Result<_>>()?;
+    for (i, p) in strs(&chosen, "path")?.into_iter().enumerate() {
+        if let Some(f) = out.get_mut(Path::new(&p)) {
+            f.eval = Some(Eval { step: steps[i], tokens: tokens[i], losses: losses.iter().map(|c| c[i]).collect() });
+        }
+    }
+    Ok(out)
 }

@@ -92,6 +92,22 @@ pub fn write_parquet(
 }
 
 /// Reads the Parquet file at `path` and checks it against `schema`.
+/// Checks a Parquet file's footer (its columns, types and metadata) against `schema` without
+/// reading its data: for callers that read the data with another engine (collect's polars
+/// scan). Returns the template lists and the key-value metadata.
+pub fn check_parquet(path: &Path, schema: &Schema) -> Result<(Lists, HashMap<String, String>)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, "parquet", e))?;
+    let metadata: HashMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let lists = schema.check(path, builder.schema(), &metadata)?;
+    Ok((lists, metadata))
+}
+
 pub fn read_parquet(path: &Path, schema: &Schema) -> Result<Table> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
