@@ -145,6 +145,9 @@ $(PAPER_OUT)/optimum/optimum.parquet: $(PAPER_OUT)/fit/model.json scripts/pile-p
 
 paper: $(PAPER_OUT)/optimum/optimum.parquet
 
+# No incremental cache for the test build: it is rebuilt from clean clones (CI) and the
+# cache only costs disk.
+test: export CARGO_INCREMENTAL = 0
 test: $(PY) setup
 	REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
 	REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
