@@ -174,9 +174,11 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         files.push((*id, path));
     }
     let finals = if files.is_empty() { HashMap::new() } else { scan_finals(&files, &ds.eval_domains, step)? };
-    for (id, w) in mixtures.ids.iter().zip(&mixtures.weights) {
-        let Some((path, f)) = files.iter().find(|(i, _)| i == id).map(|(_, p)| (p, finals.get(p))) else { continue };
-        let f = f.with_context(|| format!("{}: no rows", path.display()))?;
+    let weights: HashMap<u32, &Vec<f64>> = mixtures.ids.iter().copied().zip(&mixtures.weights).collect();
+    // `files` is in the mixtures' order, less the missing runs.
+    for (id, path) in &files {
+        let w = weights[id];
+        let f = finals.get(path).with_context(|| format!("{}: no rows", path.display()))?;
         if f.status == "diverged" {
             left_out.push(format!("{id} (diverged)"));
             continue;

@@ -91,11 +91,9 @@ pub fn write_parquet(
     file.commit()
 }
 
-/// Reads the Parquet file at `path` and checks it against `schema`.
-/// Checks a Parquet file's footer (its columns, types and metadata) against `schema` without
-/// reading its data: for callers that read the data with another engine (collect's polars
-/// scan). Returns the template lists and the key-value metadata.
-pub fn check_parquet(path: &Path, schema: &Schema) -> Result<(Lists, HashMap<String, String>)> {
+/// Opens a Parquet file and checks its footer (columns, types, metadata) against `schema`:
+/// the reader, ready to read the data, with the template lists and key-value metadata.
+fn open_checked(path: &Path, schema: &Schema) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, "parquet", e))?;
     let metadata: HashMap<String, String> = builder
@@ -105,21 +103,20 @@ pub fn check_parquet(path: &Path, schema: &Schema) -> Result<(Lists, HashMap<Str
         .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
         .unwrap_or_default();
     let lists = schema.check(path, builder.schema(), &metadata)?;
-    Ok((lists, metadata))
+    Ok((builder, lists, metadata))
 }
 
+/// Checks a Parquet file's footer against `schema` without reading its data: for callers
+/// that read the data with another engine (collect's polars scan). Returns the template
+/// lists and the key-value metadata.
+pub fn check_parquet(path: &Path, schema: &Schema) -> Result<(Lists, HashMap<String, String>)> {
+    open_checked(path, schema).map(|(_, lists, metadata)| (lists, metadata))
+}
+
+/// Reads the Parquet file at `path` and checks it against `schema`.
 pub fn read_parquet(path: &Path, schema: &Schema) -> Result<Table> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::format(path, "parquet", e))?;
-    let metadata: HashMap<String, String> = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
-        .unwrap_or_default();
+    let (builder, lists, metadata) = open_checked(path, schema)?;
     let arrow_schema = builder.schema().clone();
-    let lists = schema.check(path, &arrow_schema, &metadata)?;
     let reader = builder.build().map_err(|e| Error::format(path, "parquet", e))?;
     let mut batches = Vec::new();
     for b in reader {

@@ -21,3 +21,15 @@ pub mod xgb;
 
 pub use model::{ensemble_of, fit_cv, Fitted, Kind, Model};
 pub use score::Scorer;
+
+/// True where the AVX2+FMA copies of the hot loops ([`score`], [`linalg`]) can run.
+pub(crate) fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

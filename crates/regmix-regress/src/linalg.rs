@@ -4,17 +4,8 @@
 //! compiled a second time for AVX2+FMA and picked at run time (as in [`crate::score`]); the
 //! product L⁻ᵀ L⁻¹ goes through `matrixmultiply`.
 
-/// True where the AVX2+FMA copies can run.
-fn wide() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+#[cfg(target_arch = "x86_64")]
+use crate::wide;
 
 /// Overwrites the lower triangle of `a` (column-major, n × n, symmetric positive definite)
 /// with its Cholesky factor L (A = L Lᵀ); false if A is not positive definite. The strict

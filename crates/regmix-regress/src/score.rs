@@ -9,6 +9,9 @@
 //! everywhere and uses the wide units where they exist.
 
 use anyhow::{bail, Context, Result};
+
+#[cfg(target_arch = "x86_64")]
+use crate::wide;
 use serde_json::Value;
 
 use crate::gp::{self, Gp};
@@ -54,18 +57,6 @@ impl<'a> Scorer<'a> {
                 out.iter_mut().for_each(|o| *o /= members.len() as f64);
             }
         }
-    }
-}
-
-/// True where the AVX2+FMA copies of the kernels can run.
-fn wide() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
