@@ -149,7 +149,8 @@ paper: $(PAPER_OUT)/optimum/optimum.parquet
 # cache only costs disk.
 test: export CARGO_INCREMENTAL = 0
 test: $(PY) setup
-	REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
+	LD_LIBRARY_PATH=$$(echo $(abspath $(VENV))/lib/python3*/site-packages/nvidia/cu13/lib)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
+	    REGMIX_REQUIRE_NVRTC=1 REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
 	REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
 	REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 

@@ -1,4 +1,4 @@
-"""PyTorch CPU reference for the training benchmark: the same decoder as regmix-model
+"""PyTorch reference for the training benchmarks: the same decoder as regmix-model
 (RMSNorm, RoPE rotate-half, grouped-query causal attention, SwiGLU, untied output, no
 biases), the same AdamW (0.9, 0.95, 1e-8, wd 0.1 on every parameter), gradient clipping at
 1.0, the same batch of random tokens and the same thread count. Eager mode with PyTorch's
@@ -6,6 +6,11 @@ fused causal attention (scaled_dot_product_attention). Prints one JSON line like
 `train-bench`.
 
     python train_torch.py --preset micro --micro-batch 16 --threads 2
+    python train_torch.py --device cuda --preset regmix-1m --vocab 50432 --micro-batch 32 \
+        --accumulation 16 [--compile]
+
+On CUDA it trains as the CUDA backend does: fp32 master weights and AdamW (fused), bf16
+autocast for the matrix products, flash attention through scaled_dot_product_attention.
 """
 import argparse
 import json
@@ -107,40 +112,53 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     layers, nh, ng, d, ff, t = PRESETS[a.preset]
     vocab = (a.vocab + 63) // 64 * 64
-    model = Model(vocab, layers, nh, ng, d, ff, t)
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    model = Model(vocab, layers, nh, ng, d, ff, t).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1,
+                            **({"fused": True} if cuda else {}))
     g = torch.Generator().manual_seed(7)
     win = torch.randint(0, a.vocab, (a.micro_batch, t + 1), generator=g)
-    x, y = win[:, :-1], win[:, 1:]
+    x, y = win[:, :-1].contiguous().to(dev), win[:, 1:].contiguous().to(dev)
+    fwd = torch.compile(model) if a.compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
     tokens_per_step = a.micro_batch * a.accumulation * t
 
     def step():
         opt.zero_grad(set_to_none=False)
         total = 0.0
         for _ in range(a.accumulation):
-            logits = model(x)
-            loss = F.cross_entropy(logits.view(-1, vocab), y.reshape(-1)) / a.accumulation
+            with autocast:
+                logits = fwd(x)
+                loss = F.cross_entropy(logits.view(-1, vocab).float(), y.reshape(-1)) / a.accumulation
             loss.backward()
-            total += loss.item()
+            total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        return total
+        return float(total)
 
     for _ in range(a.warmup):
         step()
+    if cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(a.steps):
         loss = step()
+    if cuda:
+        torch.cuda.synchronize()
     secs = time.perf_counter() - t0
     tok_s = a.steps * tokens_per_step / secs
     print(json.dumps({
-        "impl": f"pytorch {torch.__version__}", "preset": a.preset,
+        "impl": f"pytorch {torch.__version__}" + (" cuda bf16" if cuda else "") + (" compile" if a.compile else " eager"),
+        "preset": a.preset, "device": torch.cuda.get_device_name() if cuda else "cpu",
         "params": sum(p.numel() for p in model.parameters()), "threads": torch.get_num_threads(),
         "tokens_per_step": tokens_per_step, "steps": a.steps, "seconds": secs,
         "tokens_per_s": tok_s, "final_loss": loss,

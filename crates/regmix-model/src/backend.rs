@@ -35,7 +35,7 @@ pub trait Backend: Send {
     fn layout(&self) -> &Layout;
 
     /// Sets every gradient to zero (start of an optimizer step).
-    fn zero_grad(&mut self);
+    fn zero_grad(&mut self) -> Result<()>;
 
     /// Forward and backward over `batch` windows of `context + 1` tokens each (inputs are
     /// the first `context`, targets the last `context`). Adds `loss_scale ×` the gradient of
@@ -46,14 +46,14 @@ pub trait Backend: Send {
     fn loss(&mut self, windows: &[u32], batch: usize) -> Result<f64>;
 
     /// L2 norm of the whole gradient, summed in a fixed order (deterministic).
-    fn grad_norm(&mut self) -> f64;
+    fn grad_norm(&mut self) -> Result<f64>;
 
     /// One AdamW update with bias correction for 1-based `step`; the gradient is multiplied
     /// by `grad_scale` first (gradient clipping).
-    fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64);
+    fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64) -> Result<()>;
 
     /// Copies a buffer out as f32 (checkpoints, export, cross-backend tests).
-    fn read(&self, which: Buffer) -> Vec<f32>;
+    fn read(&self, which: Buffer) -> Result<Vec<f32>>;
 
     /// Replaces a buffer (resume from a checkpoint).
     fn write(&mut self, which: Buffer, data: &[f32]) -> Result<()>;

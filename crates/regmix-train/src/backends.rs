@@ -6,7 +6,11 @@ use regmix_model::{Backend, Config};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
+    /// CUDA when a GPU, its driver, NVRTC and cuBLAS are found; the CPU otherwise.
+    Auto,
+    /// The reference backend on the CPU's cores.
     Cpu,
+    /// GPU 0 through kernels/*.cu and cuBLAS; an error when CUDA is not usable.
     Cuda,
 }
 
@@ -20,12 +24,34 @@ pub fn set_threads(n: usize) -> Result<()> {
     Ok(())
 }
 
-/// A freshly initialised model on the chosen backend.
+/// A freshly initialised model on the chosen backend (GPU 0 for CUDA; under Slurm the
+/// job's `CUDA_VISIBLE_DEVICES` picks the card).
 pub fn build(kind: BackendKind, cfg: &Config, seed: u64) -> Result<Box<dyn Backend>> {
+    let kind = resolve(kind);
     match kind {
-        BackendKind::Cpu => Ok(Box::new(CpuBackend::<f32>::new(cfg, seed))),
-        BackendKind::Cuda => bail!(
-            "--backend cuda: this build has no CUDA backend yet (see the CUDA issue); use --backend cpu"
-        ),
+        BackendKind::Cpu | BackendKind::Auto => Ok(Box::new(CpuBackend::<f32>::new(cfg, seed))),
+        BackendKind::Cuda => match regmix_cuda::CudaBackend::new(cfg, seed, 0) {
+            Ok(b) => Ok(Box::new(b)),
+            Err(e) => bail!("--backend cuda: {e}"),
+        },
+    }
+}
+
+/// `auto` becomes `cuda` when [`regmix_cuda::probe`] finds a usable GPU, else `cpu` (saying
+/// why once); the others are kept.
+pub fn resolve(kind: BackendKind) -> BackendKind {
+    if kind != BackendKind::Auto {
+        return kind;
+    }
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    match regmix_cuda::probe() {
+        Ok(info) => {
+            LOGGED.call_once(|| log::info!("--backend auto: using CUDA ({} GPU(s), first: {})", info.devices.len(), info.devices[0].name));
+            BackendKind::Cuda
+        }
+        Err(e) => {
+            LOGGED.call_once(|| log::info!("--backend auto: training on the CPU ({e})"));
+            BackendKind::Cpu
+        }
     }
 }

@@ -30,7 +30,7 @@ pub struct LoopState {
 pub fn save(path: &Path, backend: &dyn Backend, state: &LoopState) -> Result<()> {
     let layout = backend.layout();
     let buffers: Vec<(&str, Vec<f32>)> =
-        vec![("", backend.read(Buffer::Params)), ("adam_m.", backend.read(Buffer::AdamM)), ("adam_v.", backend.read(Buffer::AdamV))];
+        vec![("", backend.read(Buffer::Params)?), ("adam_m.", backend.read(Buffer::AdamM)?), ("adam_v.", backend.read(Buffer::AdamV)?)];
     let mut views: Vec<(String, TensorView)> = Vec::new();
     for (prefix, buf) in &buffers {
         for t in &layout.tensors {

@@ -40,7 +40,7 @@ pub fn hf_config(c: &Config, eos_id: u32) -> serde_json::Value {
 /// into `dir`, each atomically.
 pub fn export(backend: &dyn Backend, dir: &Path, tokenizer: &Path, eos_id: u32) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let params = backend.read(Buffer::Params);
+    let params = backend.read(Buffer::Params)?;
     let views: Vec<(String, TensorView)> = backend
         .layout()
         .tensors

@@ -256,19 +256,19 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         let s = step + 1;
         let lr = spec.lr_at(s);
         sampler.draws_for_step(s, run.corpus, &mut draws);
-        backend.zero_grad();
+        backend.zero_grad()?;
         let mut loss_sum = 0.0;
         for mb in draws.chunks(micro) {
             sampler.fill(run.corpus, mb, &mut buf);
             loss_sum += backend.forward_backward(&buf, micro, loss_scale)?;
         }
         let train_loss = loss_sum / tokens_per_step as f64;
-        let grad_norm = backend.grad_norm();
+        let grad_norm = backend.grad_norm()?;
         let mut diverged = !train_loss.is_finite() || !grad_norm.is_finite();
         if !diverged {
             // As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) if < 1.
             let clip = spec.grad_clip / (grad_norm + 1e-6);
-            backend.adamw_step(s, lr, &spec.adamw, if clip < 1.0 { clip } else { 1.0 });
+            backend.adamw_step(s, lr, &spec.adamw, if clip < 1.0 { clip } else { 1.0 })?;
         }
         step = s;
         let mut valid = vec![None; domains.len()];

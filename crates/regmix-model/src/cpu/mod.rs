@@ -288,8 +288,9 @@ impl<T: Float> Backend for CpuBackend<T> {
         &self.layout
     }
 
-    fn zero_grad(&mut self) {
+    fn zero_grad(&mut self) -> Result<()> {
         self.grads.par_chunks_mut(NORM_CHUNK).for_each(|c| c.fill(T::ZERO));
+        Ok(())
     }
 
     fn forward_backward(&mut self, windows: &[u32], batch: usize, loss_scale: f64) -> Result<f64> {
@@ -300,15 +301,15 @@ impl<T: Float> Backend for CpuBackend<T> {
         self.run(windows, batch, None)
     }
 
-    fn grad_norm(&mut self) -> f64 {
+    fn grad_norm(&mut self) -> Result<f64> {
         self.grads
             .par_chunks(NORM_CHUNK)
             .zip(self.norm_partials.par_iter_mut())
             .for_each(|(g, s)| *s = g.iter().map(|&x| x.to_f64() * x.to_f64()).sum());
-        self.norm_partials.iter().sum::<f64>().sqrt()
+        Ok(self.norm_partials.iter().sum::<f64>().sqrt())
     }
 
-    fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64) {
+    fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64) -> Result<()> {
         let bc1 = 1.0 - hp.beta1.powi(step as i32);
         let bc2 = 1.0 - hp.beta2.powi(step as i32);
         let (b1, b2) = (T::from_f64(hp.beta1), T::from_f64(hp.beta2));
@@ -332,16 +333,17 @@ impl<T: Float> Backend for CpuBackend<T> {
                     *p -= step_size * *m / (v.sqrt() / sqrt_bc2 + eps);
                 }
             });
+        Ok(())
     }
 
-    fn read(&self, which: Buffer) -> Vec<f32> {
+    fn read(&self, which: Buffer) -> Result<Vec<f32>> {
         let buf = match which {
             Buffer::Params => &self.params,
             Buffer::Grads => &self.grads,
             Buffer::AdamM => &self.adam_m,
             Buffer::AdamV => &self.adam_v,
         };
-        buf.iter().map(|&x| x.to_f64() as f32).collect()
+        Ok(buf.iter().map(|&x| x.to_f64() as f32).collect())
     }
 
     fn write(&mut self, which: Buffer, data: &[f32]) -> Result<()> {

@@ -38,19 +38,21 @@ fn main() -> Result<()> {
     backends::set_threads(a.threads)?;
     let cfg = Config::preset(&a.preset, a.vocab)?;
     let mut b = backends::build(a.backend, &cfg, 1)?;
+    let name = if b.describe().starts_with("cuda") { "regmix cuda" } else { "regmix" };
+    eprintln!("train-bench: {}", b.describe());
     let t = cfg.context;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let windows: Vec<u32> = (0..a.micro_batch * (t + 1)).map(|_| rng.random_range(0..a.vocab as u32)).collect();
     let tokens_per_step = a.micro_batch * a.accumulation * t;
     let hp = AdamW::default();
     let mut step = |s: u64| -> Result<f64> {
-        b.zero_grad();
+        b.zero_grad()?;
         let mut loss = 0.0;
         for _ in 0..a.accumulation {
             loss += b.forward_backward(&windows, a.micro_batch, 1.0 / tokens_per_step as f64)?;
         }
-        let gn = b.grad_norm();
-        b.adamw_step(s, 4e-4, &hp, (1.0 / (gn + 1e-6)).min(1.0));
+        let gn = b.grad_norm()?;
+        b.adamw_step(s, 4e-4, &hp, (1.0 / (gn + 1e-6)).min(1.0))?;
         Ok(loss / tokens_per_step as f64)
     };
     for s in 0..a.warmup {
@@ -67,7 +69,7 @@ fn main() -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "impl": "regmix", "preset": a.preset, "params": cfg.n_params(), "threads": rayon::current_num_threads(),
+            "impl": name, "preset": a.preset, "params": cfg.n_params(), "threads": rayon::current_num_threads(),
             "tokens_per_step": tokens_per_step, "steps": a.steps, "seconds": secs,
             "tokens_per_s": tok_s, "gflops": gflops, "final_loss": loss,
             "flops_per_token": cfg.train_flops_per_token(),

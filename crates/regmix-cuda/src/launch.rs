@@ -1,0 +1,363 @@
+//! One launch wrapper per kernel, in the order of `kernels/`, each in the same steps:
+//! check shapes, build the launch configuration, push the arguments, launch, check the error.
+//! Buffers travel as [`Ptr`]s: a device address with the number of elements behind it.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+use half::bf16;
+
+use crate::compile::{compile_cached, KERNEL_FILES};
+use crate::{Error, Result};
+
+/// A typed device address and the number of elements it may be used for.
+pub struct Ptr<T> {
+    pub addr: u64,
+    pub len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T> Clone for Ptr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Ptr<T> {}
+
+impl<T> Ptr<T> {
+    pub fn new(addr: u64, len: usize) -> Self {
+        Ptr { addr, len, _t: PhantomData }
+    }
+    /// Elements `[offset, offset + len)`; panics outside the buffer (a programming error).
+    pub fn at(self, offset: usize, len: usize) -> Self {
+        assert!(offset + len <= self.len, "device view {offset}+{len} outside a buffer of {}", self.len);
+        Ptr::new(self.addr + (offset * std::mem::size_of::<T>()) as u64, len)
+    }
+}
+
+/// Null for the optional arguments of a kernel.
+pub const NULL: u64 = 0;
+
+fn need(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Shape(what()))
+    }
+}
+
+fn grid_1d(elements: usize, block: u32) -> LaunchConfig {
+    LaunchConfig { grid_dim: ((elements as u64).div_ceil(block as u64) as u32, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 }
+}
+
+fn launched(name: &str, r: std::result::Result<Option<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>, cudarc::driver::DriverError>) -> Result<()> {
+    r.map(|_| ()).map_err(|e| Error::Cuda(format!("launching {name}: {e:?}")))
+}
+
+/// Threads per row-wise block (8 warps, one row each).
+const ROWS_PER_BLOCK: usize = 8;
+/// Query/key rows per attention block (`TILE` in attention.cu).
+const ATTN_TILE: usize = 64;
+/// Elements per block of the gradient-norm reduction (the CPU backend's NORM_CHUNK).
+pub const NORM_CHUNK: usize = 1 << 16;
+
+/// `(file, extern "C" name)` of every function [`Kernels`] loads, in its field order; the
+/// attention entries are those for `head_dim`.
+pub fn function_names(head_dim: usize) -> Vec<(&'static str, String)> {
+    let plain = |file: &'static str, name: &str| (file, name.to_string());
+    vec![
+        plain("embedding.cu", "embedding_forward_f32"),
+        plain("embedding.cu", "embedding_backward_f32"),
+        plain("rmsnorm.cu", "rmsnorm_forward_bf16"),
+        plain("rmsnorm.cu", "rmsnorm_backward_f32"),
+        plain("rope.cu", "rope_forward_bf16"),
+        plain("rope.cu", "rope_backward_bf16"),
+        ("attention.cu", format!("attention_forward_bf16_hd{head_dim}")),
+        plain("attention.cu", "attention_backward_preprocess_bf16"),
+        ("attention.cu", format!("attention_backward_dkv_bf16_hd{head_dim}")),
+        ("attention.cu", format!("attention_backward_dq_bf16_hd{head_dim}")),
+        plain("swiglu.cu", "swiglu_forward_bf16"),
+        plain("swiglu.cu", "swiglu_backward_bf16"),
+        plain("classifier.cu", "classifier_forward_backward_bf16"),
+        plain("adamw.cu", "adamw_step_f32"),
+        plain("grad_norm.cu", "grad_norm_forward_f32"),
+        plain("cast.cu", "cast_forward_f32_bf16"),
+    ]
+}
+
+/// Head sizes the attention kernels are instantiated for.
+pub const HEAD_DIMS: &[usize] = &[16, 32, 64, 96, 128];
+
+/// Every kernel, loaded from the modules NVRTC built for this device.
+pub struct Kernels {
+    pub head_dim: usize,
+    embedding_forward: CudaFunction,
+    embedding_backward: CudaFunction,
+    rmsnorm_forward: CudaFunction,
+    rmsnorm_backward: CudaFunction,
+    rope_forward: CudaFunction,
+    rope_backward: CudaFunction,
+    attention_forward: CudaFunction,
+    attention_backward_preprocess: CudaFunction,
+    attention_backward_dkv: CudaFunction,
+    attention_backward_dq: CudaFunction,
+    swiglu_forward: CudaFunction,
+    swiglu_backward: CudaFunction,
+    classifier: CudaFunction,
+    adamw: CudaFunction,
+    grad_norm: CudaFunction,
+    cast: CudaFunction,
+}
+
+impl Kernels {
+    /// Compiles (or reads from the cache) every kernel file for `arch` and loads the
+    /// functions the model needs; attention is instantiated per head size.
+    pub fn load(ctx: &Arc<CudaContext>, arch: &'static str, head_dim: usize) -> Result<Kernels> {
+        if !HEAD_DIMS.contains(&head_dim) {
+            return Err(Error::Unsupported(format!(
+                "head size {head_dim}: the attention kernels are built for 16, 32, 64, 96 and 128"
+            )));
+        }
+        let include = crate::compile::include_dir()?;
+        let mut modules = std::collections::HashMap::new();
+        for (file, src) in KERNEL_FILES {
+            let ptx = compile_cached(file, src, arch, &include)?;
+            let module = ctx.load_module(ptx).map_err(|e| Error::Cuda(format!("loading kernels/{file}: {e:?}")))?;
+            modules.insert(*file, module);
+        }
+        let names = function_names(head_dim);
+        let f = |i: usize| -> Result<CudaFunction> {
+            let (file, name) = &names[i];
+            modules[*file].load_function(name).map_err(|e| Error::Cuda(format!("kernels/{file}: no function {name}: {e:?}")))
+        };
+        Ok(Kernels {
+            head_dim,
+            embedding_forward: f(0)?,
+            embedding_backward: f(1)?,
+            rmsnorm_forward: f(2)?,
+            rmsnorm_backward: f(3)?,
+            rope_forward: f(4)?,
+            rope_backward: f(5)?,
+            attention_forward: f(6)?,
+            attention_backward_preprocess: f(7)?,
+            attention_backward_dkv: f(8)?,
+            attention_backward_dq: f(9)?,
+            swiglu_forward: f(10)?,
+            swiglu_backward: f(11)?,
+            classifier: f(12)?,
+            adamw: f(13)?,
+            grad_norm: f(14)?,
+            cast: f(15)?,
+        })
+    }
+
+    /// `out[i, :] = table[tokens[i], :]`.
+    pub fn embedding_forward(&self, s: &Arc<CudaStream>, out: Ptr<f32>, tokens: Ptr<u32>, table: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+        need(out.len >= n * d && tokens.len >= n && table.len % d == 0, || format!("embedding_forward: out {} tokens {} table {} for n {n} d {d}", out.len, tokens.len, table.len))?;
+        let cfg = grid_1d(n * d, 256);
+        let (n, d) = (n as i32, d as i32);
+        let mut b = s.launch_builder(&self.embedding_forward);
+        b.arg(&out.addr).arg(&tokens.addr).arg(&table.addr).arg(&n).arg(&d);
+        // SAFETY: the argument list matches embedding_forward_f32's signature; the shapes
+        // were checked above, and token ids were checked against the vocabulary on the host.
+        launched("embedding_forward_f32", unsafe { b.launch(cfg) })
+    }
+
+    /// `dtable[tokens[i], :] += dout[i, :]`.
+    pub fn embedding_backward(&self, s: &Arc<CudaStream>, dtable: Ptr<f32>, tokens: Ptr<u32>, dout: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+        need(dout.len >= n * d && tokens.len >= n && dtable.len % d == 0, || format!("embedding_backward: dout {} tokens {} dtable {} for n {n} d {d}", dout.len, tokens.len, dtable.len))?;
+        let cfg = grid_1d(n * d, 256);
+        let (n, d) = (n as i32, d as i32);
+        let mut b = s.launch_builder(&self.embedding_backward);
+        b.arg(&dtable.addr).arg(&tokens.addr).arg(&dout.addr).arg(&n).arg(&d);
+        // SAFETY: matches embedding_backward_f32's signature; shapes checked above.
+        launched("embedding_backward_f32", unsafe { b.launch(cfg) })
+    }
+
+    /// `x_out = x_in (+ proj)`, `out = rmsnorm(x_out) · w`, `rstd` kept for backward.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rmsnorm_forward(&self, s: &Arc<CudaStream>, x_out: Ptr<f32>, out: Ptr<bf16>, rstd: Ptr<f32>, x_in: Ptr<f32>, proj: Option<Ptr<f32>>, w: Ptr<f32>, n: usize, d: usize, eps: f64) -> Result<()> {
+        need(x_out.len >= n * d && out.len >= n * d && rstd.len >= n && x_in.len >= n * d && proj.is_none_or(|p| p.len >= n * d) && w.len == d,
+            || format!("rmsnorm_forward: buffers too small for n {n} d {d}"))?;
+        let cfg = LaunchConfig { grid_dim: (n.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1), block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1), shared_mem_bytes: 0 };
+        let (n, d, eps, proj) = (n as i32, d as i32, eps as f32, proj.map_or(NULL, |p| p.addr));
+        let mut b = s.launch_builder(&self.rmsnorm_forward);
+        b.arg(&x_out.addr).arg(&out.addr).arg(&rstd.addr).arg(&x_in.addr).arg(&proj).arg(&w.addr).arg(&n).arg(&d).arg(&eps);
+        // SAFETY: matches rmsnorm_forward_bf16's signature; shapes checked above; proj may be
+        // null (the kernel tests it); x_out may alias x_in (each element is read, then written,
+        // by the same thread).
+        launched("rmsnorm_forward_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// `dres += ∂L/∂x` (also written as bf16), `dw += ∂L/∂w`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rmsnorm_backward(&self, s: &Arc<CudaStream>, dres: Ptr<f32>, dres_bf16: Ptr<bf16>, dw: Ptr<f32>, dy: Ptr<f32>, x: Ptr<f32>, w: Ptr<f32>, rstd: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+        need(dres.len >= n * d && dres_bf16.len >= n * d && dw.len == d && dy.len >= n * d && x.len >= n * d && w.len == d && rstd.len >= n,
+            || format!("rmsnorm_backward: buffers too small for n {n} d {d}"))?;
+        let cfg = LaunchConfig { grid_dim: (n.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1), block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1), shared_mem_bytes: (d * 4) as u32 };
+        let (n, d) = (n as i32, d as i32);
+        let mut b = s.launch_builder(&self.rmsnorm_backward);
+        b.arg(&dres.addr).arg(&dres_bf16.addr).arg(&dw.addr).arg(&dy.addr).arg(&x.addr).arg(&w.addr).arg(&rstd.addr).arg(&n).arg(&d);
+        // SAFETY: matches rmsnorm_backward_f32's signature; shapes checked above; the dynamic
+        // shared memory holds the block's d partial sums of dw.
+        launched("rmsnorm_backward_f32", unsafe { b.launch(cfg) })
+    }
+
+    /// Rotates every head of `x [n, heads·hd]` in place (`inverse`: the backward pass).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope(&self, s: &Arc<CudaStream>, x: Ptr<bf16>, cos: Ptr<f32>, sin: Ptr<f32>, n: usize, heads: usize, hd: usize, context: usize, inverse: bool) -> Result<()> {
+        need(x.len >= n * heads * hd && cos.len >= context * hd / 2 && sin.len == cos.len && hd % 2 == 0, || format!("rope: x {} cos {} for n {n} heads {heads} hd {hd} context {context}", x.len, cos.len))?;
+        let cfg = grid_1d(n * heads * hd / 2, 256);
+        let (n, heads, hd, context) = (n as i32, heads as i32, hd as i32, context as i32);
+        let f = if inverse { &self.rope_backward } else { &self.rope_forward };
+        let mut b = s.launch_builder(f);
+        b.arg(&x.addr).arg(&cos.addr).arg(&sin.addr).arg(&n).arg(&heads).arg(&hd).arg(&context);
+        // SAFETY: matches rope_{forward,backward}_bf16's signature; shapes checked above.
+        launched("rope_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// Causal attention: `out` and the per-row log-sum-exp `lse [batch, heads, T]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_forward(&self, s: &Arc<CudaStream>, out: Ptr<bf16>, lse: Ptr<f32>, q: Ptr<bf16>, k: Ptr<bf16>, v: Ptr<bf16>, batch: usize, t: usize, heads: usize, groups: usize) -> Result<()> {
+        let (n, hd) = (batch * t, self.head_dim);
+        need(out.len >= n * heads * hd && q.len >= n * heads * hd && k.len >= n * groups * hd && v.len >= n * groups * hd && lse.len >= batch * heads * t && heads % groups == 0,
+            || format!("attention_forward: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"))?;
+        let cfg = LaunchConfig { grid_dim: (t.div_ceil(ATTN_TILE) as u32, heads as u32, batch as u32), block_dim: (ATTN_TILE as u32, 1, 1), shared_mem_bytes: 0 };
+        let (t, heads, groups) = (t as i32, heads as i32, groups as i32);
+        let mut b = s.launch_builder(&self.attention_forward);
+        b.arg(&out.addr).arg(&lse.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
+        // SAFETY: matches attention_forward_bf16_hd{HD}'s signature for this head size; shapes
+        // checked above; the grid covers every (query tile, head, sequence).
+        launched("attention_forward_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// `dsum[b, h, i] = Σ dout ⊙ out` over the head's row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_backward_preprocess(&self, s: &Arc<CudaStream>, dsum: Ptr<f32>, dout: Ptr<bf16>, out: Ptr<bf16>, batch: usize, t: usize, heads: usize) -> Result<()> {
+        let (n, hd) = (batch * t, self.head_dim);
+        need(dsum.len >= batch * heads * t && dout.len >= n * heads * hd && out.len >= n * heads * hd, || format!("attention_backward_preprocess: buffers too small for batch {batch} T {t} heads {heads}"))?;
+        let cfg = grid_1d(n * heads, 256);
+        let (n, t, heads, hd) = (n as i32, t as i32, heads as i32, hd as i32);
+        let mut b = s.launch_builder(&self.attention_backward_preprocess);
+        b.arg(&dsum.addr).arg(&dout.addr).arg(&out.addr).arg(&n).arg(&t).arg(&heads).arg(&hd);
+        // SAFETY: matches attention_backward_preprocess_bf16's signature; shapes checked above.
+        launched("attention_backward_preprocess_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// `dk`, `dv` (overwritten) from `dout`, recomputing the probabilities from `lse`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_backward_dkv(&self, s: &Arc<CudaStream>, dk: Ptr<bf16>, dv: Ptr<bf16>, dout: Ptr<bf16>, lse: Ptr<f32>, dsum: Ptr<f32>, q: Ptr<bf16>, k: Ptr<bf16>, v: Ptr<bf16>, batch: usize, t: usize, heads: usize, groups: usize) -> Result<()> {
+        let (n, hd) = (batch * t, self.head_dim);
+        need(dk.len >= n * groups * hd && dv.len >= n * groups * hd && dout.len >= n * heads * hd && lse.len >= batch * heads * t && dsum.len >= batch * heads * t
+            && q.len >= n * heads * hd && k.len >= n * groups * hd && v.len >= n * groups * hd,
+            || format!("attention_backward_dkv: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"))?;
+        let cfg = LaunchConfig { grid_dim: (t.div_ceil(ATTN_TILE) as u32, groups as u32, batch as u32), block_dim: (ATTN_TILE as u32, 1, 1), shared_mem_bytes: 0 };
+        let (t, heads, groups) = (t as i32, heads as i32, groups as i32);
+        let mut b = s.launch_builder(&self.attention_backward_dkv);
+        b.arg(&dk.addr).arg(&dv.addr).arg(&dout.addr).arg(&lse.addr).arg(&dsum.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
+        // SAFETY: matches attention_backward_dkv_bf16_hd{HD}'s signature; shapes checked above.
+        launched("attention_backward_dkv_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// `dq` (overwritten) from `dout`, recomputing the probabilities from `lse`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_backward_dq(&self, s: &Arc<CudaStream>, dq: Ptr<bf16>, dout: Ptr<bf16>, lse: Ptr<f32>, dsum: Ptr<f32>, q: Ptr<bf16>, k: Ptr<bf16>, v: Ptr<bf16>, batch: usize, t: usize, heads: usize, groups: usize) -> Result<()> {
+        let (n, hd) = (batch * t, self.head_dim);
+        need(dq.len >= n * heads * hd && dout.len >= n * heads * hd && lse.len >= batch * heads * t && dsum.len >= batch * heads * t
+            && q.len >= n * heads * hd && k.len >= n * groups * hd && v.len >= n * groups * hd,
+            || format!("attention_backward_dq: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"))?;
+        let cfg = LaunchConfig { grid_dim: (t.div_ceil(ATTN_TILE) as u32, heads as u32, batch as u32), block_dim: (ATTN_TILE as u32, 1, 1), shared_mem_bytes: 0 };
+        let (t, heads, groups) = (t as i32, heads as i32, groups as i32);
+        let mut b = s.launch_builder(&self.attention_backward_dq);
+        b.arg(&dq.addr).arg(&dout.addr).arg(&lse.addr).arg(&dsum.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
+        // SAFETY: matches attention_backward_dq_bf16_hd{HD}'s signature; shapes checked above.
+        launched("attention_backward_dq_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// `g = silu(h1) ⊙ h3`.
+    pub fn swiglu_forward(&self, s: &Arc<CudaStream>, g: Ptr<bf16>, h1: Ptr<bf16>, h3: Ptr<bf16>, len: usize) -> Result<()> {
+        need(g.len >= len && h1.len >= len && h3.len >= len, || format!("swiglu_forward: buffers too small for {len}"))?;
+        let cfg = grid_1d(len, 256);
+        let len = len as i64;
+        let mut b = s.launch_builder(&self.swiglu_forward);
+        b.arg(&g.addr).arg(&h1.addr).arg(&h3.addr).arg(&len);
+        // SAFETY: matches swiglu_forward_bf16's signature; shapes checked above.
+        launched("swiglu_forward_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// `dh1`, `dh3` from `dg`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn swiglu_backward(&self, s: &Arc<CudaStream>, dh1: Ptr<bf16>, dh3: Ptr<bf16>, dg: Ptr<f32>, h1: Ptr<bf16>, h3: Ptr<bf16>, len: usize) -> Result<()> {
+        need(dh1.len >= len && dh3.len >= len && dg.len >= len && h1.len >= len && h3.len >= len, || format!("swiglu_backward: buffers too small for {len}"))?;
+        let cfg = grid_1d(len, 256);
+        let len = len as i64;
+        let mut b = s.launch_builder(&self.swiglu_backward);
+        b.arg(&dh1.addr).arg(&dh3.addr).arg(&dg.addr).arg(&h1.addr).arg(&h3.addr).arg(&len);
+        // SAFETY: matches swiglu_backward_bf16's signature; shapes checked above.
+        launched("swiglu_backward_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// Losses of `rows` rows of logits and, with `grad_scale`, the logit gradient in place.
+    #[allow(clippy::too_many_arguments)]
+    pub fn classifier(&self, s: &Arc<CudaStream>, logits: Ptr<bf16>, losses: Ptr<f32>, targets: Ptr<u32>, rows: usize, vp: usize, grad_scale: Option<f64>) -> Result<()> {
+        need(logits.len >= rows * vp && losses.len >= rows && targets.len >= rows, || format!("classifier: buffers too small for {rows} rows of {vp}"))?;
+        let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (512, 1, 1), shared_mem_bytes: 0 };
+        let (rows, vp) = (rows as i32, vp as i32);
+        let (scale, write) = (grad_scale.unwrap_or(0.0) as f32, grad_scale.is_some() as i32);
+        let mut b = s.launch_builder(&self.classifier);
+        b.arg(&logits.addr).arg(&losses.addr).arg(&targets.addr).arg(&rows).arg(&vp).arg(&scale).arg(&write);
+        // SAFETY: matches classifier_forward_backward_bf16's signature; shapes checked above;
+        // targets are < vocab ≤ vp (checked on the host when the batch was loaded).
+        launched("classifier_forward_backward_bf16", unsafe { b.launch(cfg) })
+    }
+
+    /// One AdamW step over the flat buffers (also refreshes the bf16 weights).
+    #[allow(clippy::too_many_arguments)]
+    pub fn adamw(&self, s: &Arc<CudaStream>, params: Ptr<f32>, params_bf16: Ptr<bf16>, grads: Ptr<f32>, m: Ptr<f32>, v: Ptr<f32>, c: &AdamConsts) -> Result<()> {
+        let len = params.len;
+        need(params_bf16.len == len && grads.len == len && m.len == len && v.len == len, || format!("adamw: buffers of {len}, {}, {}, {}, {}", params_bf16.len, grads.len, m.len, v.len))?;
+        let cfg = grid_1d(len, 256);
+        let len = len as i64;
+        let mut b = s.launch_builder(&self.adamw);
+        b.arg(&params.addr).arg(&params_bf16.addr).arg(&grads.addr).arg(&m.addr).arg(&v.addr).arg(&len)
+            .arg(&c.lr).arg(&c.beta1).arg(&c.beta2).arg(&c.eps).arg(&c.decay).arg(&c.step_size).arg(&c.sqrt_bc2).arg(&c.grad_scale);
+        // SAFETY: matches adamw_step_f32's signature; all five buffers have len elements.
+        launched("adamw_step_f32", unsafe { b.launch(cfg) })
+    }
+
+    /// Sum of squares of each NORM_CHUNK slice of `grads` into `partials`.
+    pub fn grad_norm(&self, s: &Arc<CudaStream>, partials: Ptr<f32>, grads: Ptr<f32>) -> Result<()> {
+        let blocks = grads.len.div_ceil(NORM_CHUNK);
+        need(partials.len >= blocks, || format!("grad_norm: {} partials for {blocks} chunks", partials.len))?;
+        let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
+        let (len, chunk) = (grads.len as i64, NORM_CHUNK as i64);
+        let mut b = s.launch_builder(&self.grad_norm);
+        b.arg(&partials.addr).arg(&grads.addr).arg(&len).arg(&chunk);
+        // SAFETY: matches grad_norm_forward_f32's signature; one partial per chunk.
+        launched("grad_norm_forward_f32", unsafe { b.launch(cfg) })
+    }
+
+    /// `out = bf16(in)`.
+    pub fn cast(&self, s: &Arc<CudaStream>, out: Ptr<bf16>, input: Ptr<f32>) -> Result<()> {
+        need(out.len == input.len, || format!("cast: {} outputs for {} inputs", out.len, input.len))?;
+        let cfg = grid_1d(input.len, 256);
+        let len = input.len as i64;
+        let mut b = s.launch_builder(&self.cast);
+        b.arg(&out.addr).arg(&input.addr).arg(&len);
+        // SAFETY: matches cast_forward_f32_bf16's signature; equal lengths checked above.
+        launched("cast_forward_f32_bf16", unsafe { b.launch(cfg) })
+    }
+}
+
+/// The scalars of one AdamW step, computed on the host in f64 as the CPU backend does.
+pub struct AdamConsts {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub decay: f32,
+    pub step_size: f32,
+    pub sqrt_bc2: f32,
+    pub grad_scale: f32,
+}

@@ -1,0 +1,71 @@
+//! Every kernel compiles with NVRTC for Ampere (sm_80) and Hopper (sm_90), and every
+//! function the backend loads is an entry of the PTX. Needs only libnvrtc and the CUDA
+//! headers (the `nvidia-cuda-nvrtc` and `nvidia-cuda-runtime` wheels `make test` installs),
+//! no GPU. Skipped with a message when they are missing, unless REGMIX_REQUIRE_NVRTC=1
+//! (set by `make test`), which makes a missing NVRTC a failure.
+
+use regmix_cuda::compile::{compile, include_dir, nvrtc_available, nvrtc_version, KERNEL_FILES};
+use regmix_cuda::launch::{function_names, HEAD_DIMS};
+
+fn nvrtc_or_skip() -> Option<std::path::PathBuf> {
+    let required = std::env::var("REGMIX_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    let missing = if !nvrtc_available() {
+        Some("libnvrtc could not be opened (LD_LIBRARY_PATH)".to_string())
+    } else {
+        include_dir().err().map(|e| e.to_string())
+    };
+    match missing {
+        Some(why) if required => panic!("REGMIX_REQUIRE_NVRTC=1 but {why}"),
+        Some(why) => {
+            eprintln!("SKIPPED: {why}");
+            None
+        }
+        None => Some(include_dir().unwrap()),
+    }
+}
+
+#[test]
+fn every_kernel_compiles_for_sm80_and_sm90_and_exports_what_the_backend_loads() {
+    let Some(include) = nvrtc_or_skip() else { return };
+    let (major, minor) = nvrtc_version().unwrap();
+    eprintln!("NVRTC {major}.{minor}, headers from {}", include.display());
+    for arch in ["sm_80", "sm_90"] {
+        let mut entries = Vec::new();
+        for (file, src) in KERNEL_FILES {
+            let ptx = compile(file, src, arch, &include).unwrap_or_else(|e| panic!("{e}"));
+            let text = ptx.to_src();
+            assert!(text.contains(&format!(".target {arch}")), "{file}: PTX not for {arch}");
+            for line in text.lines() {
+                if let Some(rest) = line.trim_start().strip_prefix(".visible .entry ") {
+                    let name = rest.split('(').next().unwrap().trim().to_string();
+                    entries.push((file.to_string(), name));
+                }
+            }
+            // Every extern "C" __global__ in the source is in the PTX under its own name.
+            for decl in src.split("extern \"C\" __global__ void ").skip(1) {
+                let decl = match decl.strip_prefix("__launch_bounds__") {
+                    Some(rest) => rest.split_once(')').unwrap().1.trim_start(),
+                    None => decl,
+                };
+                let name = decl.split('(').next().unwrap().split_whitespace().last().unwrap();
+                if name.contains("##") {
+                    continue; // the attention macro; checked through function_names below
+                }
+                assert!(entries.iter().any(|(f, n)| f == file && n == name), "{file}: {name} missing from the {arch} PTX");
+            }
+        }
+        for &hd in HEAD_DIMS {
+            for (file, name) in function_names(hd) {
+                assert!(entries.iter().any(|(f, n)| f == file && *n == name), "{arch}: the backend loads {file}:{name}, which the PTX lacks");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_kernel_that_does_not_compile_is_reported_with_its_file_and_log() {
+    let Some(include) = nvrtc_or_skip() else { return };
+    let err = compile("broken.cu", "extern \"C\" __global__ void k() { undefined_thing(); }", "sm_90", &include).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("kernels/broken.cu") && msg.contains("sm_90") && msg.contains("undefined_thing"), "{msg}");
+}
