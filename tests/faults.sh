@@ -94,4 +94,13 @@ expect_error "proxy-train on weights that do not sum to 1" "$work/bad-sum.parque
 expect_error "target-train on weights that do not sum to 1" "$work/bad-sum.parquet" "sum to" -- \
     "$bin/target-train" --shards "$work/shards" --output "$work/target-s" --preset micro --tokens 1024 --mixture "x=$work/bad-sum.parquet#1"
 pass "refused by proxy-train and target-train"
+echo "== --backend cuda on a machine without a usable GPU: a message naming what is missing, no run"
+if "$bin/proxy-train" --help >/dev/null && [ ! -e /dev/nvidia0 ]; then
+    expect_error "proxy-train --backend cuda without a GPU" "--backend cuda" "CUDA is not available" -- \
+        train "$work/runs-cuda" --ids 0 --tokens 1024 --backend cuda
+    [ -z "$(ls -A "$work/runs-cuda" 2>/dev/null)" ] || fail "a run was started: $(ls "$work/runs-cuda")"
+    pass "refused, nothing written"
+else
+    echo "SKIPPED: this machine has a GPU (/dev/nvidia0)"
+fi
 echo "faults: all cases passed"

@@ -13,6 +13,8 @@ mkdir -p "$out"
 torch_libs=$("$py" -c 'import os, glob, nvidia; print(":".join(sorted({os.path.dirname(p) for d in nvidia.__path__ for p in glob.glob(d + "/*/lib/lib*.so*")})))' 2>/dev/null || true)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${torch_libs:+:$torch_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export REGMIX_KERNEL_CACHE=$out/kernel-cache
+# Here a skipped GPU test is a failure.
+export REGMIX_REQUIRE_GPU=1 REGMIX_REQUIRE_NVRTC=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
 # 1. Correctness: every regmix-cuda test binary (NVRTC compile checks, probe, CUDA vs CPU).

@@ -15,6 +15,9 @@
 //!   the updates, but the curves must stay together);
 //! - fp32-only paths (AdamW on given gradients, the gradient norm): 1e-5.
 //!
+//! With REGMIX_REQUIRE_GPU=1 (scripts/gpu/check-and-bench.sh sets it) a missing GPU is a
+//! failure instead of a skip.
+//!
 //! Every activation buffer is poisoned (NaN) before each pass, so an element a kernel fails
 //! to write shows up as a NaN loss or gradient.
 
@@ -26,6 +29,7 @@ use regmix_model::{AdamW, Backend, Buffer, Config};
 fn gpu_or_skip() -> bool {
     match regmix_cuda::probe() {
         Ok(_) => true,
+        Err(e) if std::env::var("REGMIX_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("REGMIX_REQUIRE_GPU=1 but {e}"),
         Err(e) => {
             eprintln!("SKIPPED: {e}");
             false
