@@ -20,8 +20,11 @@ use crate::launch::{AdamConsts, Kernels, Ptr, NORM_CHUNK};
 use crate::{Error, Result};
 
 /// Bytes of bf16 logits materialised at a time: the output layer and the loss run over row
-/// chunks this size (a few chunks fit in the H200's 50 MB L2 alongside the weights).
-const LOGIT_CHUNK_BYTES: usize = 16 << 20;
+/// chunks this size. Smaller chunks stay in L2 (50 MB on an H200) between the product that
+/// writes them, the classifier kernel and the two products that read the gradient; larger
+/// ones give the products more rows (≈1300 at a 50k vocabulary here). To be tuned on the
+/// GPU with scripts/gpu/check-and-bench.sh.
+const LOGIT_CHUNK_BYTES: usize = 128 << 20;
 
 /// A device buffer and its address.
 struct Buf<T> {
