@@ -190,7 +190,9 @@ impl CudaBackend {
         // SAFETY: this backend uses a single stream, so cudarc's cross-stream events are not
         // needed, and kernels receive raw addresses that cudarc could not track anyway.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // A stream of its own (not the legacy default stream), so several backends, one per
+        // proxy, can share a GPU without serialising on stream 0.
+        let stream = ctx.new_stream().map_err(cuda)?;
         let (major, minor) = ctx.compute_capability().map_err(|e| Error::Cuda(format!("{e:?}")))?;
         let arch = crate::compile::arch_name(major, minor);
         let k = Kernels::load(&ctx, arch, cfg.head_dim())?;
