@@ -146,3 +146,51 @@ pub fn compile_cached(file: &str, source: &str, arch: &'static str, include: &Pa
     }
     Ok(ptx)
 }
+
+/// Per-kernel resources as ptxas reports them (registers, spill bytes, shared memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resources {
+    pub kernel: String,
+    pub registers: u32,
+    pub spill_bytes: u32,
+    pub shared_bytes: u32,
+}
+
+/// Compiles one file for a real architecture with `ptxas -v` and parses its report: what each
+/// kernel costs in registers, spills and shared memory, read without a GPU.
+pub fn resources(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Vec<Resources>> {
+    use cudarc::nvrtc::result as nvrtc;
+    let src = std::ffi::CString::new(expanded_source(source)).map_err(|e| Error::Cuda(e.to_string()))?;
+    let name = std::ffi::CString::new(file).map_err(|e| Error::Cuda(e.to_string()))?;
+    let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
+    let opts = [format!("--gpu-architecture={arch}"), format!("--include-path={}", include.display()), "-std=c++17".into(), "--ptxas-options=-v".into()];
+    // SAFETY: `prog` was created above and is destroyed once, below.
+    let compiled = unsafe { nvrtc::compile_program(prog, &opts) };
+    // SAFETY: as above.
+    let log = unsafe { nvrtc::get_program_log(prog) }.map_err(|e| Error::Cuda(format!("{e:?}")))?;
+    // SAFETY: as above; nothing uses `prog` after this.
+    unsafe { nvrtc::destroy_program(prog) }.ok();
+    let log: String = log.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
+    if compiled.is_err() {
+        return Err(Error::Compile { file: file.to_string(), arch: arch.to_string(), log });
+    }
+    let mut out: Vec<Resources> = Vec::new();
+    let number = |line: &str, before: &str| -> u32 {
+        line.split(before).next().and_then(|s| s.split_whitespace().last()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    for line in log.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let kernel = rest.split('\'').next().unwrap_or("").to_string();
+            out.push(Resources { kernel, registers: 0, spill_bytes: 0, shared_bytes: 0 });
+        } else if let Some(r) = out.last_mut() {
+            if line.contains("spill stores") {
+                r.spill_bytes = number(line, " bytes spill stores");
+            }
+            if line.contains("registers") {
+                r.registers = number(line, " registers");
+                r.shared_bytes = number(line, " bytes smem");
+            }
+        }
+    }
+    Ok(out)
+}

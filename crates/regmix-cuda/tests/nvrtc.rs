@@ -69,3 +69,23 @@ fn a_kernel_that_does_not_compile_is_reported_with_its_file_and_log() {
     let msg = err.to_string();
     assert!(msg.contains("kernels/broken.cu") && msg.contains("sm_90") && msg.contains("undefined_thing"), "{msg}");
 }
+
+/// The paper's proxy (regmix-1m) and the demo's models have head size 16 or 32: their
+/// attention kernels must keep everything in registers (a spill to local memory would cost
+/// more than the arithmetic), and no kernel may need more shared memory than the 48 KB a
+/// launch gets without opting in. Prints the table for every kernel.
+#[test]
+fn kernels_for_the_proxy_head_sizes_do_not_spill_registers() {
+    let Some(include) = nvrtc_or_skip() else { return };
+    for (file, src) in KERNEL_FILES {
+        for r in regmix_cuda::compile::resources(file, src, "sm_90", &include).unwrap_or_else(|e| panic!("{e}")) {
+            eprintln!("{file:<14} {:<40} {:>3} registers {:>5} B spilled {:>6} B shared", r.kernel, r.registers, r.spill_bytes, r.shared_bytes);
+            assert!(r.registers > 0, "{}: no resource line parsed", r.kernel);
+            assert!(r.shared_bytes <= 48 * 1024, "{}: {} bytes of shared memory", r.kernel, r.shared_bytes);
+            let attention_small = r.kernel.ends_with("_hd16") || r.kernel.ends_with("_hd32");
+            if attention_small || !r.kernel.starts_with("attention") {
+                assert_eq!(r.spill_bytes, 0, "{} spills {} bytes", r.kernel, r.spill_bytes);
+            }
+        }
+    }
+}
