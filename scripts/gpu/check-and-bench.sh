@@ -21,7 +21,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 declare -A verdict
 for t in "$dist"/tests/*; do
     name=$(basename "$t")
-    if timeout 240 "$t" --test-threads 1 --nocapture > "$out/test-$name.log" 2>&1; then verdict[$name]=pass; else verdict[$name]=FAIL; fi
+    # Tests synchronise after every launch so a kernel fault names the kernel.
+    if REGMIX_CUDA_SYNC=1 timeout 240 "$t" --test-threads 1 --nocapture > "$out/test-$name.log" 2>&1; then verdict[$name]=pass; else verdict[$name]=FAIL; fi
     grep -E "^test |SKIPPED|rel |relative error|panicked" "$out/test-$name.log" | head -80
 done
 

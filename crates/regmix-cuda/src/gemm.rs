@@ -35,11 +35,13 @@ pub struct Mat {
 
 pub struct Gemm {
     blas: CudaBlas,
+    stream: Arc<CudaStream>,
 }
 
 impl Gemm {
     pub fn new(stream: Arc<CudaStream>) -> Result<Gemm> {
-        Ok(Gemm { blas: CudaBlas::new(stream).map_err(|e| Error::Cuda(format!("creating the cuBLAS handle: {e:?}")))? })
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| Error::Cuda(format!("creating the cuBLAS handle: {e:?}")))?;
+        Ok(Gemm { blas, stream })
     }
 
     /// Row-major `C[m, n] = op(A)[m, k] · op(B)[k, n] + beta · C`, where `op` transposes when
@@ -79,6 +81,10 @@ impl Gemm {
                 sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT_TENSOR_OP,
             )
         }
-        .map_err(|e| Error::Cuda(format!("cublasGemmEx {m}×{n}×{k}: {e:?}")))
+        .map_err(|e| Error::Cuda(format!("cublasGemmEx {m}×{n}×{k}: {e:?}")))?;
+        if crate::launch::sync_after_launch() {
+            self.stream.synchronize().map_err(|e| Error::Cuda(format!("cublasGemmEx {m}×{n}×{k} failed: {e:?}")))?;
+        }
+        Ok(())
     }
 }

@@ -51,8 +51,22 @@ fn grid_1d(elements: usize, block: u32) -> LaunchConfig {
     LaunchConfig { grid_dim: ((elements as u64).div_ceil(block as u64) as u32, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 }
 }
 
-fn launched(name: &str, r: std::result::Result<Option<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>, cudarc::driver::DriverError>) -> Result<()> {
-    r.map(|_| ()).map_err(|e| Error::Cuda(format!("launching {name}: {e:?}")))
+/// With `REGMIX_CUDA_SYNC=1`, every launch is followed by a synchronisation, so an error
+/// inside a kernel (an illegal address, say) is reported with that kernel's name instead of at
+/// the next copy. For debugging on a GPU; off by default.
+pub fn sync_after_launch() -> bool {
+    static SYNC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SYNC.get_or_init(|| std::env::var("REGMIX_CUDA_SYNC").is_ok_and(|v| v == "1"))
+}
+
+type LaunchResult = std::result::Result<Option<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>, cudarc::driver::DriverError>;
+
+fn launched(s: &Arc<CudaStream>, name: &str, r: LaunchResult) -> Result<()> {
+    r.map_err(|e| Error::Cuda(format!("launching {name}: {e:?}")))?;
+    if sync_after_launch() {
+        s.synchronize().map_err(|e| Error::Cuda(format!("{name} failed: {e:?}")))?;
+    }
+    Ok(())
 }
 
 /// Threads per row-wise block (8 warps, one row each).
@@ -161,7 +175,7 @@ impl Kernels {
         b.arg(&out.addr).arg(&tokens.addr).arg(&table.addr).arg(&n).arg(&d);
         // SAFETY: the argument list matches embedding_forward_f32's signature; the shapes
         // were checked above, and token ids were checked against the vocabulary on the host.
-        launched("embedding_forward_f32", unsafe { b.launch(cfg) })
+        launched(s, "embedding_forward_f32", unsafe { b.launch(cfg) })
     }
 
     /// `dtable[tokens[i], :] += dout[i, :]`.
@@ -172,7 +186,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.embedding_backward);
         b.arg(&dtable.addr).arg(&tokens.addr).arg(&dout.addr).arg(&n).arg(&d);
         // SAFETY: matches embedding_backward_f32's signature; shapes checked above.
-        launched("embedding_backward_f32", unsafe { b.launch(cfg) })
+        launched(s, "embedding_backward_f32", unsafe { b.launch(cfg) })
     }
 
     /// `x_out = x_in (+ proj)`, `out = rmsnorm(x_out) · w`, `rstd` kept for backward.
@@ -187,7 +201,7 @@ impl Kernels {
         // SAFETY: matches rmsnorm_forward_bf16's signature; shapes checked above; proj may be
         // null (the kernel tests it); x_out may alias x_in (each element is read, then written,
         // by the same thread).
-        launched("rmsnorm_forward_bf16", unsafe { b.launch(cfg) })
+        launched(s, "rmsnorm_forward_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `dres += ∂L/∂x` (also written as bf16), `dw += ∂L/∂w`.
@@ -201,7 +215,7 @@ impl Kernels {
         b.arg(&dres.addr).arg(&dres_bf16.addr).arg(&dw.addr).arg(&dy.addr).arg(&x.addr).arg(&w.addr).arg(&rstd.addr).arg(&n).arg(&d);
         // SAFETY: matches rmsnorm_backward_f32's signature; shapes checked above; the dynamic
         // shared memory holds the block's d partial sums of dw.
-        launched("rmsnorm_backward_f32", unsafe { b.launch(cfg) })
+        launched(s, "rmsnorm_backward_f32", unsafe { b.launch(cfg) })
     }
 
     /// Rotates every head of `x [n, heads·hd]` in place (`inverse`: the backward pass).
@@ -214,7 +228,7 @@ impl Kernels {
         let mut b = s.launch_builder(f);
         b.arg(&x.addr).arg(&cos.addr).arg(&sin.addr).arg(&n).arg(&heads).arg(&hd).arg(&context);
         // SAFETY: matches rope_{forward,backward}_bf16's signature; shapes checked above.
-        launched("rope_bf16", unsafe { b.launch(cfg) })
+        launched(s, "rope_bf16", unsafe { b.launch(cfg) })
     }
 
     /// Causal attention: `out` and the per-row log-sum-exp `lse [batch, heads, T]`.
@@ -229,7 +243,7 @@ impl Kernels {
         b.arg(&out.addr).arg(&lse.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
         // SAFETY: matches attention_forward_bf16_hd{HD}'s signature for this head size; shapes
         // checked above; the grid covers every (query tile, head, sequence).
-        launched("attention_forward_bf16", unsafe { b.launch(cfg) })
+        launched(s, "attention_forward_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `dsum[b, h, i] = Σ dout ⊙ out` over the head's row.
@@ -242,7 +256,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.attention_backward_preprocess);
         b.arg(&dsum.addr).arg(&dout.addr).arg(&out.addr).arg(&n).arg(&t).arg(&heads).arg(&hd);
         // SAFETY: matches attention_backward_preprocess_bf16's signature; shapes checked above.
-        launched("attention_backward_preprocess_bf16", unsafe { b.launch(cfg) })
+        launched(s, "attention_backward_preprocess_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `dk`, `dv` (overwritten) from `dout`, recomputing the probabilities from `lse`.
@@ -257,7 +271,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.attention_backward_dkv);
         b.arg(&dk.addr).arg(&dv.addr).arg(&dout.addr).arg(&lse.addr).arg(&dsum.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
         // SAFETY: matches attention_backward_dkv_bf16_hd{HD}'s signature; shapes checked above.
-        launched("attention_backward_dkv_bf16", unsafe { b.launch(cfg) })
+        launched(s, "attention_backward_dkv_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `dq` (overwritten) from `dout`, recomputing the probabilities from `lse`.
@@ -272,7 +286,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.attention_backward_dq);
         b.arg(&dq.addr).arg(&dout.addr).arg(&lse.addr).arg(&dsum.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
         // SAFETY: matches attention_backward_dq_bf16_hd{HD}'s signature; shapes checked above.
-        launched("attention_backward_dq_bf16", unsafe { b.launch(cfg) })
+        launched(s, "attention_backward_dq_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `g = silu(h1) ⊙ h3`.
@@ -283,7 +297,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.swiglu_forward);
         b.arg(&g.addr).arg(&h1.addr).arg(&h3.addr).arg(&len);
         // SAFETY: matches swiglu_forward_bf16's signature; shapes checked above.
-        launched("swiglu_forward_bf16", unsafe { b.launch(cfg) })
+        launched(s, "swiglu_forward_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `dh1`, `dh3` from `dg`.
@@ -295,7 +309,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.swiglu_backward);
         b.arg(&dh1.addr).arg(&dh3.addr).arg(&dg.addr).arg(&h1.addr).arg(&h3.addr).arg(&len);
         // SAFETY: matches swiglu_backward_bf16's signature; shapes checked above.
-        launched("swiglu_backward_bf16", unsafe { b.launch(cfg) })
+        launched(s, "swiglu_backward_bf16", unsafe { b.launch(cfg) })
     }
 
     /// Losses of `rows` rows of logits and, with `grad_scale`, the logit gradient in place.
@@ -309,7 +323,7 @@ impl Kernels {
         b.arg(&logits.addr).arg(&losses.addr).arg(&targets.addr).arg(&rows).arg(&vp).arg(&scale).arg(&write);
         // SAFETY: matches classifier_forward_backward_bf16's signature; shapes checked above;
         // targets are < vocab ≤ vp (checked on the host when the batch was loaded).
-        launched("classifier_forward_backward_bf16", unsafe { b.launch(cfg) })
+        launched(s, "classifier_forward_backward_bf16", unsafe { b.launch(cfg) })
     }
 
     /// One AdamW step over the flat buffers (also refreshes the bf16 weights).
@@ -323,7 +337,7 @@ impl Kernels {
         b.arg(&params.addr).arg(&params_bf16.addr).arg(&grads.addr).arg(&m.addr).arg(&v.addr).arg(&len)
             .arg(&c.lr).arg(&c.beta1).arg(&c.beta2).arg(&c.eps).arg(&c.decay).arg(&c.step_size).arg(&c.sqrt_bc2).arg(&c.grad_scale);
         // SAFETY: matches adamw_step_f32's signature; all five buffers have len elements.
-        launched("adamw_step_f32", unsafe { b.launch(cfg) })
+        launched(s, "adamw_step_f32", unsafe { b.launch(cfg) })
     }
 
     /// Sum of squares of each NORM_CHUNK slice of `grads` into `partials`.
@@ -335,7 +349,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.grad_norm);
         b.arg(&partials.addr).arg(&grads.addr).arg(&len).arg(&chunk);
         // SAFETY: matches grad_norm_forward_f32's signature; one partial per chunk.
-        launched("grad_norm_forward_f32", unsafe { b.launch(cfg) })
+        launched(s, "grad_norm_forward_f32", unsafe { b.launch(cfg) })
     }
 
     /// `out = bf16(in)`.
@@ -346,7 +360,7 @@ impl Kernels {
         let mut b = s.launch_builder(&self.cast);
         b.arg(&out.addr).arg(&input.addr).arg(&len);
         // SAFETY: matches cast_forward_f32_bf16's signature; equal lengths checked above.
-        launched("cast_forward_f32_bf16", unsafe { b.launch(cfg) })
+        launched(s, "cast_forward_f32_bf16", unsafe { b.launch(cfg) })
     }
 }
 
