@@ -47,6 +47,11 @@ pub struct Args {
     /// Number of array tasks sharing the mixtures.
     #[arg(long, value_name = "K", requires = "array_index")]
     pub array_count: Option<usize>,
+    /// Runs trained at the same time, each with its own model (on one GPU: each on its own
+    /// stream). For small proxies that leave a GPU idle; on the CPU, divide --threads among
+    /// them. Every run's result is the same as when trained alone.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrent_runs: u32,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -121,31 +126,49 @@ pub fn run(args: &Args) -> Result<()> {
     let eval = EvalSet::new(&corpus, spec.context(), spec.eval_windows);
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let prov = Provenance::from_env("proxy-train", env!("CARGO_PKG_VERSION"));
-    let mut diverged = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let weights = mixtures.get(*id).expect("selected from the file");
-        let mut backend = backends::build(args.train.backend, &spec.model, spec.seed)?;
-        log::info!("mixture {id} ({}/{}) on {}", n + 1, ids.len(), backend.describe());
-        let outcome = train::train(
-            backend.as_mut(),
-            &Run {
-                corpus: &corpus,
-                eval: &eval,
-                spec: &spec,
-                mixture_id: *id as u64,
-                weights,
-                dir: run_dir(&args.output, *id as u64),
-                prov: &prov,
-                keep_checkpoint: args.train.keep_checkpoints,
-                stop_after: args.train.stop_after,
-                hf_dir: None,
-            },
-        )
-        .with_context(|| format!("mixture {id}"))?;
-        if outcome.status == "diverged" {
-            diverged.push(*id);
+    // Workers take the next mixture in order; each trains on a model of its own.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let diverged = std::sync::Mutex::new(Vec::new());
+    let worker = || -> Result<()> {
+        loop {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(id) = ids.get(n) else { return Ok(()) };
+            let weights = mixtures.get(*id).expect("selected from the file");
+            let mut backend = backends::build(args.train.backend, &spec.model, spec.seed)?;
+            log::info!("mixture {id} ({}/{}) on {}", n + 1, ids.len(), backend.describe());
+            let outcome = train::train(
+                backend.as_mut(),
+                &Run {
+                    corpus: &corpus,
+                    eval: &eval,
+                    spec: &spec,
+                    mixture_id: *id as u64,
+                    weights,
+                    dir: run_dir(&args.output, *id as u64),
+                    prov: &prov,
+                    keep_checkpoint: args.train.keep_checkpoints,
+                    stop_after: args.train.stop_after,
+                    hf_dir: None,
+                },
+            )
+            .with_context(|| format!("mixture {id}"))?;
+            if outcome.status == "diverged" {
+                diverged.lock().expect("no worker panics holding it").push(*id);
+            }
         }
+    };
+    let workers = (args.concurrent_runs as usize).min(ids.len()).max(1);
+    if workers == 1 {
+        worker()?;
+    } else {
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+            handles.into_iter().map(|h| h.join().expect("a training worker panicked")).collect()
+        });
+        results.into_iter().collect::<Result<Vec<()>>>()?;
     }
+    let mut diverged = diverged.into_inner().expect("workers finished");
+    diverged.sort();
     if !diverged.is_empty() {
         log::warn!("{} runs diverged: {diverged:?}", diverged.len());
     }

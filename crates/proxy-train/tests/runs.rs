@@ -106,6 +106,21 @@ fn finished_runs_are_skipped_and_collect_reads_the_runs() {
 }
 
 #[test]
+fn concurrent_runs_end_with_the_metrics_of_runs_trained_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, three) = (dir.path().join("one"), dir.path().join("three"));
+    let flags = ["--tokens", "2560", "--eval-every", "5"];
+    for (out, n) in [(&one, "1"), (&three, "3")] {
+        let o = cmd(dir.path(), &[&["--output", out.to_str().unwrap(), "--concurrent-runs", n], &flags[..]].concat()).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for id in 0..3 {
+        let m = format!("{id}/metrics.parquet");
+        assert_eq!(common::metrics_without_time(&one.join(&m)), common::metrics_without_time(&three.join(&m)), "mixture {id}");
+    }
+}
+
+#[test]
 fn bad_flags_are_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
