@@ -30,6 +30,8 @@ done
 # (1,048,576 tokens), as 16 micro-batches of 32.
 bench=(--preset regmix-1m --vocab 50432 --micro-batch 32 --accumulation 16 --warmup 1 --steps 3)
 timeout 150 "$dist/train-bench" --backend cuda "${bench[@]}" > "$out/bench-regmix.json" 2> "$out/bench-regmix.log" || echo "train-bench failed: $(tail -3 "$out/bench-regmix.log")"
+# Two proxies at once on the one GPU (each on its own stream): does the total rise?
+timeout 150 "$dist/train-bench" --backend cuda --concurrent 2 "${bench[@]}" > "$out/bench-regmix-x2.json" 2> "$out/bench-regmix-x2.log" || echo "train-bench ×2 failed: $(tail -3 "$out/bench-regmix-x2.log")"
 timeout 120 "$py" "$root/scripts/bench/train_torch.py" --device cuda "${bench[@]}" > "$out/bench-torch-eager.json" 2> "$out/bench-torch-eager.log" || echo "torch eager failed: $(tail -3 "$out/bench-torch-eager.log")"
 timeout 200 "$py" "$root/scripts/bench/train_torch.py" --device cuda --compile "${bench[@]}" > "$out/bench-torch-compile.json" 2> "$out/bench-torch-compile.log" || echo "torch compile failed: $(tail -3 "$out/bench-torch-compile.log")"
 
@@ -43,7 +45,7 @@ import json, os, sys
 out = sys.argv[1]
 PEAK = 790e12  # bf16 dense matrix product measured on this H200 (issue 5)
 rows = []
-for name in ("bench-regmix", "bench-torch-eager", "bench-torch-compile"):
+for name in ("bench-regmix", "bench-regmix-x2", "bench-torch-eager", "bench-torch-compile"):
     try:
         with open(os.path.join(out, name + ".json")) as f:
             rows.append(json.loads(f.read().strip().splitlines()[-1]))
@@ -59,7 +61,7 @@ for r in rows:
     tf = r["tokens_per_s"] * flops
     print("| %s | %.0f | %.1f | %.1f%% | %.4f |" % (r["impl"], r["tokens_per_s"], tf / 1e12, 100 * tf / PEAK, r["final_loss"]))
 ours = rows[0].get("tokens_per_s")
-for r in rows[1:]:
+for r in rows[2:]:
     if ours and "tokens_per_s" in r:
         print("regmix / %s: %.2fx" % (r["impl"], ours / r["tokens_per_s"]))
 PY
