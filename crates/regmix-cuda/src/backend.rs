@@ -23,8 +23,12 @@ use crate::{Error, Result};
 /// chunks this size. Smaller chunks stay in L2 (50 MB on an H200) between the product that
 /// writes them, the classifier kernel and the two products that read the gradient; larger
 /// ones give the products more rows (≈1300 at a 50k vocabulary here). To be tuned on the
-/// GPU with scripts/gpu/check-and-bench.sh.
+/// GPU with scripts/gpu/check-and-bench.sh, which sweeps `REGMIX_LOGIT_CHUNK_MB`.
 const LOGIT_CHUNK_BYTES: usize = 128 << 20;
+
+fn logit_chunk_bytes() -> usize {
+    std::env::var("REGMIX_LOGIT_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&mb| mb > 0).map_or(LOGIT_CHUNK_BYTES, |mb| mb << 20)
+}
 
 /// A device buffer and its address.
 struct Buf<T> {
@@ -120,7 +124,7 @@ impl Acts {
             });
         }
         let v = c.padded_vocab_size;
-        let chunk_rows = (LOGIT_CHUNK_BYTES / (2 * v)).clamp(1, n);
+        let chunk_rows = (logit_chunk_bytes() / (2 * v)).clamp(1, n);
         Ok(Acts {
             capacity,
             inputs: alloc(s, n)?,
