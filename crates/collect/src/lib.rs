@@ -154,14 +154,14 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
 /// evaluation (or the one at `step`).
 pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Result<Dataset> {
     let mut ds = Dataset::empty(mixtures.domains.clone(), vec![]);
-    let mut left_out: Vec<String> = Vec::new();
+    let mut left_out: Vec<(u32, String)> = Vec::new();
     let pb = progress::bar(mixtures.len() as u64, "collect");
     let mut files: Vec<(u32, PathBuf)> = Vec::new();
     for id in &mixtures.ids {
         pb.inc(1);
         let path = runs.join(id.to_string()).join("metrics.parquet");
         if !path.exists() {
-            left_out.push(format!("{id} (missing)"));
+            left_out.push((*id, "missing".to_string()));
             continue;
         }
         let (lists, _) = check_parquet(&path, Schema::get("run_metrics"))?;
@@ -180,15 +180,15 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         let w = weights[id];
         let f = finals.get(path).with_context(|| format!("{}: no rows", path.display()))?;
         if f.status == "diverged" {
-            left_out.push(format!("{id} (diverged)"));
+            left_out.push((*id, "diverged".to_string()));
             continue;
         }
         if step.is_none() && f.status != "finished" {
-            left_out.push(format!("{id} (unfinished)"));
+            left_out.push((*id, "unfinished".to_string()));
             continue;
         }
         let Some(e) = &f.eval else {
-            left_out.push(format!("{id} (no finite evaluation{})", step.map(|s| format!(" at step {s}")).unwrap_or_default()));
+            left_out.push((*id, format!("no finite evaluation{}", step.map(|s| format!(" at step {s}")).unwrap_or_default())));
             continue;
         };
         ds.ids.push(*id);
@@ -200,12 +200,31 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
     }
     pb.finish_and_clear();
     if !left_out.is_empty() {
-        log::warn!("left out {} runs: {}", left_out.len(), left_out.join(", "));
+        log::warn!("left out {} runs: {}", left_out.len(), runs_by_reason(left_out));
     }
     if ds.ids.is_empty() {
         bail!("no usable run in {} ({} mixtures)", runs.display(), mixtures.len());
     }
     Ok(ds)
+}
+
+/// `3 (missing), 5–9 (unfinished), …`: runs in id order, consecutive ids left out for the
+/// same reason shown as one range, so a sweep half done is one line, not hundreds of ids.
+fn runs_by_reason(mut runs: Vec<(u32, String)>) -> String {
+    runs.sort();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < runs.len() {
+        let (first, reason) = (runs[i].0, &runs[i].1);
+        let mut j = i;
+        while j + 1 < runs.len() && runs[j + 1].0 == runs[j].0 + 1 && runs[j + 1].1 == *reason {
+            j += 1;
+        }
+        let last = runs[j].0;
+        parts.push(if last == first { format!("{first} ({reason})") } else { format!("{first}–{last} ({reason})") });
+        i = j + 1;
+    }
+    parts.join(", ")
 }
 
 /// A run as the scan sees it: the status of its last row and its chosen evaluation.
@@ -273,4 +292,15 @@ fn scan_finals(files: &[(u32, PathBuf)], evals: &[String], step: Option<u64>) ->
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod left_out_tests {
+    use super::runs_by_reason;
+
+    #[test]
+    fn consecutive_runs_left_out_for_one_reason_are_one_range() {
+        let runs = vec![(7, "missing".into()), (3, "diverged".into()), (5, "missing".into()), (6, "missing".into()), (8, "unfinished".into())];
+        assert_eq!(runs_by_reason(runs), "3 (diverged), 5–7 (missing), 8 (unfinished)");
+    }
 }
