@@ -282,13 +282,11 @@ impl CudaBackend {
 
     /// Checks the batch as the CPU backend does and copies inputs and targets to the device.
     fn load_batch(&mut self, windows: &[u32], batch: usize) -> Result<()> {
+        regmix_model::backend::check_batch(&self.cfg, windows, batch).map_err(|e| match e {
+            regmix_model::Error::Input(m) => Error::Input(m),
+            e => Error::Input(e.to_string()),
+        })?;
         let t = self.cfg.context;
-        if batch == 0 || windows.len() != batch * (t + 1) {
-            return Err(Error::Input(format!("expected {batch} windows of {} tokens ({} in all), got {} tokens", t + 1, batch * (t + 1), windows.len())));
-        }
-        if let Some((i, &bad)) = windows.iter().enumerate().find(|(_, &x)| x as usize >= self.cfg.vocab_size) {
-            return Err(Error::Input(format!("token id {bad} at position {i} of the batch is outside the vocabulary of {}", self.cfg.vocab_size)));
-        }
         self.ensure_capacity(batch)?;
         let n = batch * t;
         let (mut inputs, mut targets) = (Vec::with_capacity(n), Vec::with_capacity(n));

@@ -19,6 +19,27 @@ impl Default for AdamW {
     }
 }
 
+/// Checks a batch as every backend takes it: `batch` windows of `context + 1` tokens, every id
+/// inside the vocabulary.
+pub fn check_batch(cfg: &Config, windows: &[u32], batch: usize) -> Result<()> {
+    let t = cfg.context;
+    if batch == 0 || windows.len() != batch * (t + 1) {
+        return Err(crate::Error::Input(format!(
+            "expected {batch} windows of {} tokens ({} in all), got {} tokens",
+            t + 1,
+            batch * (t + 1),
+            windows.len()
+        )));
+    }
+    if let Some((i, &bad)) = windows.iter().enumerate().find(|(_, &x)| x as usize >= cfg.vocab_size) {
+        return Err(crate::Error::Input(format!(
+            "token id {bad} at position {i} of the batch is outside the vocabulary of {}",
+            cfg.vocab_size
+        )));
+    }
+    Ok(())
+}
+
 /// The flat buffers a backend holds, all laid out by the same [`Layout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Buffer {

@@ -150,21 +150,8 @@ impl<T: Float> CpuBackend<T> {
     /// Splits `batch` windows of context + 1 tokens into inputs and targets, checking ids,
     /// and makes sure the activation buffers hold `batch` sequences.
     fn load_batch(&mut self, windows: &[u32], batch: usize) -> Result<()> {
+        crate::backend::check_batch(&self.cfg, windows, batch)?;
         let t = self.cfg.context;
-        if batch == 0 || windows.len() != batch * (t + 1) {
-            return Err(Error::Input(format!(
-                "expected {batch} windows of {} tokens ({} in all), got {} tokens",
-                t + 1,
-                batch * (t + 1),
-                windows.len()
-            )));
-        }
-        if let Some((i, &bad)) = windows.iter().enumerate().find(|(_, &x)| x as usize >= self.cfg.vocab_size) {
-            return Err(Error::Input(format!(
-                "token id {bad} at position {i} of the batch is outside the vocabulary of {}",
-                self.cfg.vocab_size
-            )));
-        }
         if self.acts.as_ref().is_none_or(|a| a.capacity < batch) {
             self.acts = Some(Acts::new(&self.cfg, batch));
         }
