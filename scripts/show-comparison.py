@@ -18,6 +18,9 @@ if len(sys.argv) > 2:
     doms = [c[len("weight."):] for c in o if c.startswith("weight.")]
     sd = o.get("predicted_std", [None])[0]
     print(f"\noptimum for {md.get('regmix.target', '?')}: predicted {o['predicted'][0]:.4f}" + (f" ± {sd:.4f}" if sd is not None else ""))
+    g, gsd, share = o["predicted_gain"][0], o["predicted_gain_std"][0], o["bootstrap_win_share"][0]
+    print(f"predicted at the prior {o['predicted_prior'][0]:.4f}: gain {g:.4f}"
+          + (f" ± {gsd:.4f}, optimum predicted lower in {100 * share:.0f}% of bootstrap refits" if gsd is not None else ""))
     print(f"{'domain':<16} {'optimum':>8} {'± sd':>7} {'prior':>8}")
     for d in sorted(doms, key=lambda d: -o[f"weight.{d}"][0]):
         s = o.get(f"weight_std.{d}", [None])[0]

@@ -294,14 +294,18 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let w = optimum_of(&top, &caps, args.min_weight)?;
     let predicted = saved.model.predict_many(&[w.clone()])[0];
+    // The same model at the prior: how much the search claims to gain over doing nothing.
+    let predicted_prior = saved.model.predict_many(&[p.clone()])[0];
 
-    // Bootstrap: refit on resampled runs, search again, and measure the spread.
-    let (mut w_std, mut pred_std) = (None, None);
+    // Bootstrap: refit on resampled runs, search again, and measure the spread. Each refit
+    // also scores the optimum found above against the prior, so the gain gets a spread too.
+    let (mut w_std, mut pred_std, mut gain_std, mut win_share) = (None, None, None, None);
     if args.bootstrap > 0 {
         let t = read_parquet(&saved.dataset, Schema::get("dataset"))?;
         let (_, _, x, y) = fit::load_xy(&t, Some(doms), &saved.target)?;
         let mut ws = Vec::new();
         let mut ps = Vec::new();
+        let mut gains = Vec::new();
         for b in 0..args.bootstrap {
             let mut rng = ChaCha8Rng::seed_from_u64(args.seed.wrapping_add(1000 + b as u64));
             let idx: Vec<usize> = (0..x.len()).map(|_| rand::Rng::random_range(&mut rng, 0..x.len())).collect();
@@ -313,6 +317,8 @@ pub fn run(args: &Args) -> Result<()> {
             let wb = optimum_of(&found.top, &caps, args.min_weight)?;
             ps.push(m.predict_many(&[wb.clone()])[0]);
             ws.push(wb);
+            let both = m.predict_many(&[p.clone(), w.clone()]);
+            gains.push(both[0] - both[1]);
             log::info!("bootstrap {}/{} done", b + 1, args.bootstrap);
         }
         let sd = |v: &[f64]| {
@@ -321,14 +327,57 @@ pub fn run(args: &Args) -> Result<()> {
         };
         w_std = Some((0..doms.len()).map(|j| sd(&ws.iter().map(|w| w[j]).collect::<Vec<_>>())).collect::<Vec<f64>>());
         pred_std = Some(sd(&ps));
+        gain_std = Some(sd(&gains));
+        win_share = Some(gains.iter().filter(|g| **g > 0.0).count() as f64 / gains.len() as f64);
     }
+    let gain = Gain { prior: predicted_prior, gain: predicted_prior - predicted, std: gain_std, win_share };
 
     for (j, d) in doms.iter().enumerate() {
         let spread = w_std.as_ref().map(|s| format!(" ± {:.4}", s[j])).unwrap_or_default();
         log::info!("  {d:<24} {:.4}{spread}   (prior {:.4}, cap {:.4})", w[j], p[j], caps[j]);
     }
     log::info!("predicted {} at the optimum: {predicted:.4}", saved.target.expr);
-    write_outputs(args, &saved, &w, predicted, w_std.as_deref(), pred_std, &top, &p, &caps, &prov)
+    log::info!("{}", gain.describe());
+    if !gain.is_clear() {
+        log::warn!(
+            "the regression does not clearly prefer the optimum to the prior (gain within two bootstrap \
+             standard deviations, or not predicted in every refit): more or longer proxy runs would tell"
+        );
+    }
+    write_outputs(args, &saved, &w, predicted, w_std.as_deref(), pred_std, &gain, &top, &p, &caps, &prov)
+}
+
+/// What the search claims over the prior: the fitted model's prediction at the prior, the
+/// predicted gain of the optimum (prior − optimum; positive when the optimum is predicted lower),
+/// and, with --bootstrap, the gain's spread over refits (each refit scoring the same two
+/// mixtures) and the share of refits that predict the optimum below the prior.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gain {
+    pub prior: f64,
+    pub gain: f64,
+    pub std: Option<f64>,
+    pub win_share: Option<f64>,
+}
+
+impl Gain {
+    /// A gain the proxies support: positive, at least two bootstrap standard deviations, and
+    /// predicted by every refit. Without a bootstrap there is nothing to judge it by: false.
+    pub fn is_clear(&self) -> bool {
+        match (self.std, self.win_share) {
+            (Some(sd), Some(share)) => self.gain > 0.0 && self.gain >= 2.0 * sd && share >= 1.0,
+            _ => false,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!("predicted at the prior: {:.4}; gain of the optimum over the prior: {:.4}", self.prior, self.gain);
+        if let (Some(sd), Some(share)) = (self.std, self.win_share) {
+            s += &format!(" ± {sd:.4} (bootstrap sd); the optimum is predicted below the prior in {:.0}% of refits", 100.0 * share);
+        } else {
+            s += " (no bootstrap: run optimize --bootstrap B to see how sure this is)";
+        }
+        s
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -339,6 +388,7 @@ fn write_outputs(
     predicted: f64,
     w_std: Option<&[f64]>,
     pred_std: Option<f64>,
+    gain: &Gain,
     top: &[Cand],
     prior: &[f64],
     caps: &[f64],
@@ -353,7 +403,14 @@ fn write_outputs(
         "min_weight": args.min_weight, "max_epochs": args.max_epochs, "target_tokens": args.target_tokens,
     });
     let s = Schema::get("optimum");
-    let mut cols = vec![col::f64(vec![predicted]), col::f64_opt(vec![pred_std])];
+    let mut cols = vec![
+        col::f64(vec![predicted]),
+        col::f64_opt(vec![pred_std]),
+        col::f64(vec![gain.prior]),
+        col::f64(vec![gain.gain]),
+        col::f64_opt(vec![gain.std]),
+        col::f64_opt(vec![gain.win_share]),
+    ];
     cols.extend(w.iter().map(|x| col::f64(vec![*x])));
     cols.extend((0..doms.len()).map(|j| col::f64_opt(vec![w_std.map(|s| s[j])])));
     let prior_json: serde_json::Map<_, _> = doms.iter().zip(prior).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect();
@@ -372,6 +429,8 @@ fn write_outputs(
     atomic::write_bytes(out.join("megatron_data_path.txt"), format!("{}\n", megatron.join(" ")).as_bytes())?;
     let json = serde_json::json!({
         "target": saved.target.expr, "predicted": predicted, "predicted_std": pred_std,
+        "predicted_prior": gain.prior, "predicted_gain": gain.gain, "predicted_gain_std": gain.std,
+        "bootstrap_win_share": gain.win_share,
         "weights": doms.iter().zip(w).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect::<serde_json::Map<_, _>>(),
         "weight_std": w_std.map(|s| doms.iter().zip(s).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect::<serde_json::Map<_, _>>()),
         "constraints": constraints,
@@ -413,9 +472,42 @@ pub fn read_optimum(path: &Path) -> Result<(Vec<String>, Vec<f64>)> {
     Ok((d, w))
 }
 
+/// The optimum file's prediction at the optimum.
+pub fn read_predicted(path: &Path) -> Result<f64> {
+    let t = read_parquet(path, Schema::get("optimum"))?;
+    Ok(t.f64_values("predicted")?[0])
+}
+
+/// The optimum file's gain over the prior (see [`Gain`]).
+pub fn read_gain(path: &Path) -> Result<Gain> {
+    gain_of(&read_parquet(path, Schema::get("optimum"))?)
+}
+
+/// The gain over the prior in an optimum table already read.
+pub fn gain_of(t: &regmix_core::table::Table) -> Result<Gain> {
+    let opt = |c: &str| -> Result<Option<f64>> { Ok(t.f64_opt_values(c)?[0]) };
+    Ok(Gain {
+        prior: t.f64_values("predicted_prior")?[0],
+        gain: t.f64_values("predicted_gain")?[0],
+        std: opt("predicted_gain_std")?,
+        win_share: opt("bootstrap_win_share")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gain_is_clear_only_when_positive_over_two_sd_and_in_every_refit() {
+        let g = |gain, std, win_share| Gain { prior: 5.0, gain, std, win_share };
+        assert!(g(0.10, Some(0.04), Some(1.0)).is_clear());
+        assert!(!g(0.10, Some(0.06), Some(1.0)).is_clear(), "under two sd");
+        assert!(!g(0.10, Some(0.01), Some(0.9)).is_clear(), "one refit disagrees");
+        assert!(!g(-0.10, Some(0.01), Some(1.0)).is_clear(), "the prior is predicted lower");
+        assert!(!g(0.10, None, None).is_clear(), "no bootstrap, nothing to judge by");
+        assert!(g(0.10, None, None).describe().contains("--bootstrap"));
+    }
 
     #[test]
     fn enforce_moves_excess_to_domains_with_room_and_drops_small_weights() {

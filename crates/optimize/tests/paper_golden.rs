@@ -55,13 +55,20 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     std::fs::write(&prior, serde_json::json!({ "tokens": tokens }).to_string()).unwrap();
 
     let out = dir.path().join("free");
-    optimize::run(&args(&fit_dir, &prior, &out)).unwrap();
+    let mut a = args(&fit_dir, &prior, &out);
+    a.bootstrap = 2;
+    optimize::run(&a).unwrap();
     let (doms, w) = optimize::read_optimum(&out.join("optimum.parquet")).unwrap();
     let cc = doms.iter().position(|x| x == "pile_cc").unwrap();
     let best = w.iter().cloned().fold(0.0, f64::max);
     assert_eq!(w[cc], best, "Pile-CC gets the largest weight: {w:?}");
     assert!(w[cc] > 0.7, "Pile-CC {:.3}", w[cc]);
     assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    // 512 runs of 1B tokens on the Pile-CC loss: the optimum's gain over the Pile's own shares
+    // is large and every refit predicts it (the paper: the optimum beats the Pile's mixture).
+    let g = optimize::read_gain(&out.join("optimum.parquet")).unwrap();
+    assert!(g.gain > 0.05 && g.is_clear(), "{g:?}");
+    assert!((g.prior - g.gain - optimize::read_predicted(&out.join("optimum.parquet")).unwrap()).abs() < 1e-12);
 
     // Caps: 2 epochs of 1B tokens for a 1B-token target: w_d <= 2 · share_d.
     let out = dir.path().join("capped");

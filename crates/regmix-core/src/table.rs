@@ -188,6 +188,12 @@ impl Table {
         Ok((0..a.len()).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }).collect())
     }
 
+    /// The values of a nullable float64 column, nulls as None.
+    pub fn f64_opt_values(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        let a = self.f64(name)?;
+        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
+    }
+
     /// The template list `list` (e.g. `domain`), or an error naming the file.
     pub fn list(&self, list: &str) -> Result<&[String]> {
         self.lists.get(list).map(|v| v.as_slice()).ok_or_else(|| {

@@ -214,12 +214,22 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) 
     let pred_sd = (!pred_sd.is_null(0)).then(|| pred_sd.value(0));
     let target = t.metadata.get("regmix.target").cloned().or_else(|| saved.map(|s| s.target.expr.clone())).unwrap_or_default();
     let spread = pred_sd.map(|s| format!(" ± {s:.4}")).unwrap_or_default();
+    let gain = optimize::gain_of(&t)?;
+    let verdict = if gain.is_clear() {
+        "The proxies support this gain: it is over two bootstrap standard deviations and every refit predicts it."
+    } else if gain.std.is_some() {
+        "<b>The proxies do not clearly support this gain</b> (under two bootstrap standard deviations, or not predicted by every refit): \
+         the optimum and the prior are not told apart; more or longer proxy runs would."
+    } else {
+        ""
+    };
     page.section(
         "optimum",
         "The recommended mixture",
         &format!(
-            "Predicted <code>{}</code> at the optimum: <b>{predicted:.4}{spread}</b>. {}",
+            "Predicted <code>{}</code> at the optimum: <b>{predicted:.4}{spread}</b>; {}. {verdict} {}",
             esc(&target),
+            esc(&gain.describe()),
             if sd.is_some() { "Error bars: one standard deviation over bootstrap refits of the regression." } else { "No bootstrap was run (optimize --bootstrap B gives error bars)." }
         ),
     );

@@ -76,6 +76,9 @@ fn every_figure_and_table_is_in_the_page_with_the_provenance_of_its_inputs() {
     assert_eq!(html.matches("<details>").count(), FIGURES.len(), "one table behind each figure");
     // Error bars from the bootstrap, the prior beside the optimum, the best target model.
     assert!(html.contains("one standard deviation over bootstrap refits"));
+    // The gain over the prior, with its bootstrap spread and a verdict on it.
+    assert!(html.contains("gain of the optimum over the prior") && html.contains("% of refits"));
+    assert!(html.contains("The proxies support this gain") || html.contains("do not clearly support this gain"));
     assert!(html.contains("lowest mean validation loss: <b>regmix"));
     // Provenance: each file read, with the command that wrote it.
     for f in ["mixtures.parquet", "dataset.parquet", "fit_report.parquet", "predictions.parquet", "optimum.parquet", "comparison.parquet"] {
