@@ -216,7 +216,8 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) 
     let spread = pred_sd.map(|s| format!(" ± {s:.4}")).unwrap_or_default();
     let gain = optimize::gain_of(&t)?;
     let verdict = if gain.is_clear() {
-        "The proxies support this gain: it is over two bootstrap standard deviations and every refit predicts it."
+        "The proxies support this gain at their own scale: it is over two bootstrap standard deviations and every refit predicts it. \
+         Whether it carries over to a target trained on many more tokens is what the target comparison tests."
     } else if gain.std.is_some() {
         "<b>The proxies do not clearly support this gain</b> (under two bootstrap standard deviations, or not predicted by every refit): \
          the optimum and the prior are not told apart; more or longer proxy runs would."
