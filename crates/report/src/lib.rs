@@ -125,8 +125,11 @@ pub fn run(args: &Args) -> Result<()> {
         figures.push("optimum");
     }
     if let Some(p) = &args.comparison {
-        comparison_section(&mut page, p)?;
+        let curves = comparison_section(&mut page, p)?;
         figures.push("comparison");
+        if curves {
+            figures.push("target-curves");
+        }
     }
     if let Some(p) = &args.mixtures {
         let t = page.read(p, "mixtures")?;
@@ -246,7 +249,9 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) 
     Ok(())
 }
 
-fn comparison_section(page: &mut Page, path: &Path) -> Result<()> {
+/// The comparison figure and table, then the training curves when their files are there
+/// (returns whether they were).
+fn comparison_section(page: &mut Page, path: &Path) -> Result<bool> {
     let t = page.read(path, "comparison")?;
     let names: Vec<String> = (0..t.rows()).map(|i| t.str("mixture").map(|c| c.value(i).to_string())).collect::<regmix_core::Result<_>>()?;
     let evals = t.list("eval_domain")?.to_vec();
@@ -276,7 +281,52 @@ fn comparison_section(page: &mut Page, path: &Path) -> Result<()> {
     head.extend(names.iter().map(String::as_str));
     let table: Vec<Vec<String>> = rows.iter().enumerate().map(|(i, r)| std::iter::once(r.clone()).chain(values.iter().map(|v| f4(v[i]))).collect()).collect();
     page.table("Table: validation loss per domain", &head, &table);
-    Ok(())
+    curves_section(page, path, &names)
+}
+
+/// The target models' mean validation loss over training tokens, from the metrics target-train
+/// writes beside comparison.parquet (`<dir>/<mixture>/metrics.parquet`). Left out, with a log
+/// line, when any of them is missing (a comparison file copied on its own).
+fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Result<bool> {
+    let dir = comparison.parent().unwrap_or(Path::new("."));
+    let files: Vec<PathBuf> = names.iter().map(|n| dir.join(n).join("metrics.parquet")).collect();
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        log::info!("no training curves of the target models: {} not found", missing.display());
+        return Ok(false);
+    }
+    let mut curves: Vec<Vec<(f64, f64)>> = Vec::new();
+    for f in &files {
+        let t = page.read(f, "run_metrics")?;
+        let doms = t.list("domain")?.to_vec();
+        let tokens = t.u64("tokens")?;
+        let losses: Vec<Vec<f64>> = doms.iter().map(|d| t.f64_values(&format!("valid_loss.{d}"))).collect::<regmix_core::Result<_>>()?;
+        let mut pts: Vec<(f64, f64)> = Vec::new();
+        for i in 0..t.rows() {
+            let v: Vec<f64> = losses.iter().map(|l| l[i]).collect();
+            if !v.is_empty() && v.iter().all(|x| x.is_finite()) && pts.last().is_none_or(|p| p.0 < tokens.value(i) as f64) {
+                pts.push((tokens.value(i) as f64, v.iter().sum::<f64>() / v.len() as f64));
+            }
+        }
+        curves.push(pts);
+    }
+    page.section(
+        "curves",
+        "The target models during training",
+        "Mean validation loss over training tokens for each target model. Where the lines cross, which mixture is best depends on \
+         how long the model trains: proxies trained on as few tokens as the crossing rank mixtures for the short run, not the long one.",
+    );
+    page.figure("target-curves", &svg::curves(names, &curves, "training tokens", "mean validation loss"), "Mean validation loss of each target model at each evaluation.");
+    let mut tokens: Vec<f64> = curves.iter().flatten().map(|p| p.0).collect();
+    tokens.sort_by(f64::total_cmp);
+    tokens.dedup();
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|x| std::iter::once(format!("{}", *x as u64)).chain(curves.iter().map(|c| c.iter().find(|p| p.0 == *x).map(|p| f4(p.1)).unwrap_or("—".into()))).collect())
+        .collect();
+    let mut head = vec!["tokens"];
+    head.extend(names.iter().map(String::as_str));
+    page.table("Table: mean validation loss during training", &head, &rows);
+    Ok(true)
 }
 
 fn fit_section(page: &mut Page, dir: &Path, saved: &fit::SavedFit) -> Result<()> {

@@ -128,9 +128,80 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
     s
 }
 
+/// One line per series of (x, y) points, with a dot at each point and a legend: the target
+/// models' validation loss over training tokens, where crossing lines are a change of ranking.
+pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_label: &str) -> String {
+    let (left, top, width, height) = (70.0, 40.0, 500.0, 280.0);
+    let all: Vec<(f64, f64)> = points.iter().flatten().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    let (x0, x1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (x0, x1) = if all.is_empty() { (0.0, 1.0) } else { (x0.min(0.0), x1.max(x0 + 1e-9)) };
+    let pad = if all.is_empty() { 1.0 } else { (y1 - y0).max(1e-9) * 0.05 };
+    let (y0, y1) = if all.is_empty() { (0.0, 1.0) } else { (y0 - pad, y1 + pad) };
+    let sx = |v: f64| left + (v - x0) / (x1 - x0) * width;
+    let sy = |v: f64| top + (y1 - v) / (y1 - y0) * height;
+    let mut s = String::new();
+    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">"#, left + width + 30.0, top + height + 50.0).unwrap();
+    writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
+    for (k, name) in series.iter().enumerate() {
+        let x = left + 110.0 * k as f64;
+        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, PALETTE[k % PALETTE.len()], x + 8.0, esc(name)).unwrap();
+    }
+    writeln!(s, r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, top + height, left + width, top + height).unwrap();
+    writeln!(s, r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#, top + height).unwrap();
+    for t in ticks(x0, x1) {
+        writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, sx(t), top + height + 16.0, human(t)).unwrap();
+    }
+    for t in ticks(y0, y1) {
+        writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{t:.3}</text>"#, left - 6.0, sy(t) + 4.0).unwrap();
+    }
+    writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + width / 2.0, top + height + 38.0, esc(x_label)).unwrap();
+    writeln!(s, r#"<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#, top + height / 2.0, top + height / 2.0, esc(y_label)).unwrap();
+    for (k, pts) in points.iter().enumerate() {
+        let c = PALETTE[k % PALETTE.len()];
+        let path: Vec<String> = pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
+        writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" ")).unwrap();
+        for p in pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()) {
+            writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#, sx(p.0), sy(p.1)).unwrap();
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// 4194304 → "4.19M", 524288 → "524k": axis labels for token counts.
+pub fn human(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.3}B", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_counts_are_labelled_in_k_m_and_b() {
+        assert_eq!(human(524_288.0), "524k");
+        assert_eq!(human(4_194_304.0), "4.19M");
+        assert_eq!(human(25e9), "25.000B");
+        assert_eq!(human(0.0), "0");
+    }
+
+    #[test]
+    fn each_curve_is_a_line_with_a_dot_per_point() {
+        let svg = curves(&["a".into(), "b<".into()], &[vec![(0.0, 2.0), (10.0, 1.0)], vec![(0.0, 2.5), (10.0, f64::NAN)]], "tokens", "loss");
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("r=\"3\"").count(), 3, "the NaN point is left out");
+        assert!(svg.contains("b&lt;") && !svg.contains("NaN"));
+    }
 
     #[test]
     fn quantiles_interpolate_between_order_statistics() {

@@ -7,13 +7,13 @@ use std::process::Command;
 
 use clap::Parser;
 use rand::SeedableRng;
-use regmix_core::schema::{domains_and_eval, Schema};
+use regmix_core::schema::{domains, domains_and_eval, Schema};
 use regmix_core::table::{batch, col, write_parquet};
 use regmix_core::Provenance;
 use regmix_mixture::sampler::dirichlet;
 
 const DOMS: [&str; 4] = ["web", "code", "books", "math"];
-const FIGURES: [&str; 5] = ["optimum", "comparison", "mixtures", "weight-vs-target", "predicted-vs-true"];
+const FIGURES: [&str; 6] = ["optimum", "comparison", "target-curves", "mixtures", "weight-vs-target", "predicted-vs-true"];
 
 /// Writes the inputs of every section under `dir`; returns the report's arguments.
 fn pipeline(dir: &Path) -> Vec<String> {
@@ -57,6 +57,29 @@ fn pipeline(dir: &Path) -> Vec<String> {
     cols.extend((0..4).map(|j| col::f64(named.iter().map(|n| n.1[j]).collect())));
     cols.extend((0..4).map(|e| col::f64_opt(named.iter().map(|n| Some(loss(&n.1, e))).collect())));
     write_parquet(&dir.join("comparison.parquet"), s, &lists, &batch(s, &lists, cols).unwrap(), &[], &prov).unwrap();
+    // Each target's metrics beside comparison.parquet, as target-train writes them: evaluations at
+    // steps 2 and 4 only (nulls between), the regmix curve starting above the others and ending below.
+    let s = Schema::get("run_metrics");
+    let lists = domains(&doms);
+    for (k, (name, _)) in named.iter().enumerate() {
+        let eval = |step: usize| -> Option<f64> { (step % 2 == 0).then(|| if k == 0 { 6.0 - step as f64 * 0.5 } else { 5.5 - step as f64 * 0.3 }) };
+        let mut cols = vec![
+            col::u64(vec![1, 2, 3, 4]),
+            col::u64(vec![250, 500, 750, 1000]),
+            col::f64(vec![1e-3; 4]),
+            col::f64(vec![5.0, 4.5, 4.0, 3.5]),
+            col::f64(vec![1.0; 4]),
+            col::f64(vec![0.1, 0.2, 0.3, 0.4]),
+            col::str(&["running", "running", "running", "finished"]),
+        ];
+        cols.extend((0..4).map(|_| col::f64_opt((1..=4).map(eval).collect())));
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        let md: Vec<(String, String)> = [("regmix.mixture_id", "0"), ("regmix.model", "{}"), ("regmix.train", "{}"), ("regmix.backend", "cpu f32, 1 thread")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        write_parquet(&dir.join(name).join("metrics.parquet"), s, &lists, &batch(s, &lists, cols).unwrap(), &md, &prov).unwrap();
+    }
     vec![
         "--mixtures".into(), p("mixtures.parquet"), "--dataset".into(), p("dataset.parquet"), "--fit".into(), p("fit"),
         "--optimum".into(), p("optimum"), "--comparison".into(), p("comparison.parquet"), "--output".into(), p("report.html"),
@@ -86,6 +109,26 @@ fn every_figure_and_table_is_in_the_page_with_the_provenance_of_its_inputs() {
     }
     assert!(html.contains("report-test") && html.contains("optimize 0.1.0"));
     assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count(), "no network resources");
+}
+
+#[test]
+fn training_curves_come_from_the_targets_metrics_and_are_left_out_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = pipeline(dir.path());
+    assert!(Command::new(env!("CARGO_BIN_EXE_report")).args(&args).status().unwrap().success());
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    // Two evaluations per model (the rows without one are skipped): regmix 5.0 then 4.0, the
+    // others 4.9 then 4.3.
+    assert!(html.contains("<td>500</td><td>5.0000</td><td>4.9000</td><td>4.9000</td>"), "table of the curves");
+    assert!(html.contains("<td>1000</td><td>4.0000</td><td>4.3000</td><td>4.3000</td>"));
+    assert!(html.contains("prior/metrics.parquet"), "the metrics are in the provenance table");
+
+    std::fs::remove_file(dir.path().join("prior/metrics.parquet")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_report")).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(!html.contains("data-figure=\"target-curves\"") && html.contains("data-figure=\"comparison\""));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no training curves of the target models"));
 }
 
 #[test]
