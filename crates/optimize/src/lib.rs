@@ -315,10 +315,11 @@ pub fn run(args: &Args) -> Result<()> {
             let sb = Scorer::new(&m)?;
             let found = search(&sb, &alpha, &caps, args.samples, args.chunk, args.top_k, args.seed + 7919 * (b as u64 + 1));
             let wb = optimum_of(&found.top, &caps, args.min_weight)?;
-            ps.push(m.predict_many(&[wb.clone()])[0]);
+            // This refit's own optimum, then the prior and the optimum found above.
+            let pred = m.predict_many(&[wb.clone(), p.clone(), w.clone()]);
+            ps.push(pred[0]);
+            gains.push(pred[1] - pred[2]);
             ws.push(wb);
-            let both = m.predict_many(&[p.clone(), w.clone()]);
-            gains.push(both[0] - both[1]);
             log::info!("bootstrap {}/{} done", b + 1, args.bootstrap);
         }
         let sd = |v: &[f64]| {
@@ -470,12 +471,6 @@ pub fn read_optimum(path: &Path) -> Result<(Vec<String>, Vec<f64>)> {
     let d = t.list("domain")?.to_vec();
     let w = d.iter().map(|x| t.f64_values(&format!("weight.{x}")).map(|v| v[0])).collect::<regmix_core::Result<_>>()?;
     Ok((d, w))
-}
-
-/// The optimum file's prediction at the optimum.
-pub fn read_predicted(path: &Path) -> Result<f64> {
-    let t = read_parquet(path, Schema::get("optimum"))?;
-    Ok(t.f64_values("predicted")?[0])
 }
 
 /// The optimum file's gain over the prior (see [`Gain`]).

@@ -68,7 +68,8 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     // is large and every refit predicts it (the paper: the optimum beats the Pile's mixture).
     let g = optimize::read_gain(&out.join("optimum.parquet")).unwrap();
     assert!(g.gain > 0.05 && g.is_clear(), "{g:?}");
-    assert!((g.prior - g.gain - optimize::read_predicted(&out.join("optimum.parquet")).unwrap()).abs() < 1e-12);
+    let t = regmix_core::table::read_parquet(&out.join("optimum.parquet"), regmix_core::schema::Schema::get("optimum")).unwrap();
+    assert!((g.prior - g.gain - t.f64_values("predicted").unwrap()[0]).abs() < 1e-12);
 
     // Caps: 2 epochs of 1B tokens for a 1B-token target: w_d <= 2 · share_d.
     let out = dir.path().join("capped");

@@ -125,9 +125,9 @@ pub fn run(args: &Args) -> Result<()> {
         figures.push("optimum");
     }
     if let Some(p) = &args.comparison {
-        let curves = comparison_section(&mut page, p)?;
+        let names = comparison_section(&mut page, p)?;
         figures.push("comparison");
-        if curves {
+        if curves_section(&mut page, p, &names)? {
             figures.push("target-curves");
         }
     }
@@ -213,8 +213,7 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) 
     let prior: Option<serde_json::Map<String, serde_json::Value>> = t.metadata.get("regmix.prior").and_then(|s| serde_json::from_str(s).ok());
     let prior: Vec<f64> = doms.iter().map(|d| prior.as_ref().and_then(|p| p.get(d)).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)).collect();
     let predicted = t.f64_values("predicted")?[0];
-    let pred_sd = t.f64("predicted_std")?;
-    let pred_sd = (!pred_sd.is_null(0)).then(|| pred_sd.value(0));
+    let pred_sd = t.f64_opt_values("predicted_std")?[0];
     let target = t.metadata.get("regmix.target").cloned().or_else(|| saved.map(|s| s.target.expr.clone())).unwrap_or_default();
     let spread = pred_sd.map(|s| format!(" ± {s:.4}")).unwrap_or_default();
     let gain = optimize::gain_of(&t)?;
@@ -249,9 +248,8 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) 
     Ok(())
 }
 
-/// The comparison figure and table, then the training curves when their files are there
-/// (returns whether they were).
-fn comparison_section(page: &mut Page, path: &Path) -> Result<bool> {
+/// The comparison figure and table; returns the target models' names.
+fn comparison_section(page: &mut Page, path: &Path) -> Result<Vec<String>> {
     let t = page.read(path, "comparison")?;
     let names: Vec<String> = (0..t.rows()).map(|i| t.str("mixture").map(|c| c.value(i).to_string())).collect::<regmix_core::Result<_>>()?;
     let evals = t.list("eval_domain")?.to_vec();
@@ -281,12 +279,13 @@ fn comparison_section(page: &mut Page, path: &Path) -> Result<bool> {
     head.extend(names.iter().map(String::as_str));
     let table: Vec<Vec<String>> = rows.iter().enumerate().map(|(i, r)| std::iter::once(r.clone()).chain(values.iter().map(|v| f4(v[i]))).collect()).collect();
     page.table("Table: validation loss per domain", &head, &table);
-    curves_section(page, path, &names)
+    Ok(names)
 }
 
 /// The target models' mean validation loss over training tokens, from the metrics target-train
 /// writes beside comparison.parquet (`<dir>/<mixture>/metrics.parquet`). Left out, with a log
-/// line, when any of them is missing (a comparison file copied on its own).
+/// line, when any of them is missing (a comparison file copied on its own); returns whether
+/// the figure was added.
 fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Result<bool> {
     let dir = comparison.parent().unwrap_or(Path::new("."));
     let files: Vec<PathBuf> = names.iter().map(|n| dir.join(n).join("metrics.parquet")).collect();

@@ -159,10 +159,11 @@ pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_la
     writeln!(s, r#"<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#, top + height / 2.0, top + height / 2.0, esc(y_label)).unwrap();
     for (k, pts) in points.iter().enumerate() {
         let c = PALETTE[k % PALETTE.len()];
-        let path: Vec<String> = pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
+        let xy: Vec<(f64, f64)> = pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (sx(p.0), sy(p.1))).collect();
+        let path: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" ")).unwrap();
-        for p in pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()) {
-            writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#, sx(p.0), sy(p.1)).unwrap();
+        for (x, y) in &xy {
+            writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{c}"/>"#).unwrap();
         }
     }
     s.push_str("</svg>\n");
