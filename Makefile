@@ -9,6 +9,9 @@ SHELL := bash
 # One target directory shared by every checkout on this machine (CI reuses it).
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/regmix/target
 BIN := $(CARGO_TARGET_DIR)/release
+# Extra cargo flags for the one build (e.g. CARGO_FLAGS=--timings); the tests build in the same
+# release profile, so `make test` after `make demo` compiles only the test executables.
+CARGO_FLAGS ?=
 DATA ?= data
 CORPUS := $(DATA)/corpus
 SHARDS := $(DATA)/shards
@@ -49,7 +52,7 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	cargo build --release --workspace
+	cargo build --release --workspace $(CARGO_FLAGS)
 
 $(PY): scripts/requirements-test.txt
 	@bash scripts/setup.sh
@@ -161,14 +164,13 @@ $(PAPER_OUT)/optimum/optimum.parquet: $(PAPER_OUT)/fit/model.json scripts/pile-p
 
 paper: $(PAPER_OUT)/optimum/optimum.parquet
 
-# No incremental cache for the test build: it is rebuilt from clean clones (CI) and the
-# cache only costs disk.
-test: export CARGO_INCREMENTAL = 0
+# The tests run in the release profile (the one `make demo` built), and the shell tests use
+# the stage binaries that build made.
 test: $(PY) setup
 	LD_LIBRARY_PATH=$$(echo $(abspath $(VENV))/lib/python3*/site-packages/nvidia/cu13/lib)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
-	    REGMIX_REQUIRE_NVRTC=1 REGMIX_PYTHON=$(abspath $(PY)) cargo test --workspace
-	REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
-	REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
+	    REGMIX_REQUIRE_NVRTC=1 REGMIX_PYTHON=$(abspath $(PY)) cargo test --release --workspace $(CARGO_FLAGS)
+	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
+	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 
 bench: build $(CORPUS)/.stamp
 	bash scripts/bench/tokenize.sh

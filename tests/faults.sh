@@ -2,11 +2,11 @@
 # Faults, tried on purpose (run by `make test`), with the real stage binaries on a small real
 # corpus (the repository's own files). Each case ends in a clear message or a correct
 # resume, and no stage leaves a half-written output under its final name.
-#   REGMIX_BIN   the stage binaries (default: the debug build `cargo test` made)
+#   REGMIX_BIN   the stage binaries (default: the release build, as `make test` passes)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$HOME/.cache/regmix/target}
-bin=${REGMIX_BIN:-$target/debug}
+bin=${REGMIX_BIN:-$target/release}
 py=${REGMIX_PYTHON:-$root/.venv/bin/python}
 work=$(mktemp -d "${TMPDIR:-/tmp}/regmix-faults.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT

@@ -7,18 +7,18 @@
 #     back in the queue) and check that it resumes from its checkpoint and ends with the
 #     same metrics as an uninterrupted run.
 # Then it tears the cluster down. Skips, saying why, without root or without slurm-wlm.
-#   REGMIX_BIN   the stage binaries (default: the debug build `cargo test` made)
+#   REGMIX_BIN   the stage binaries (default: the release build, as `make test` passes)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export REGMIX_ROOT=$root
 target=${CARGO_TARGET_DIR:-$HOME/.cache/regmix/target}
-export REGMIX_BIN=${REGMIX_BIN:-$target/debug}
+export REGMIX_BIN=${REGMIX_BIN:-$target/release}
 py=${REGMIX_PYTHON:-$root/.venv/bin/python}
 skip() { echo "SKIPPED slurm test: $*"; exit 0; }
 [ "$(id -u)" = 0 ] || skip "needs root to start munged, slurmctld and slurmd"
 for b in munged slurmctld slurmd sbatch; do command -v $b >/dev/null || skip "$b not installed (scripts/setup.sh installs slurm-wlm and munge)"; done
 for b in tokenize-shard sample-mixtures proxy-train collect fit optimize target-train report; do
-    [ -x "$REGMIX_BIN/$b" ] || { echo "slurm test: $REGMIX_BIN/$b missing (cargo build --workspace first)" >&2; exit 1; }
+    [ -x "$REGMIX_BIN/$b" ] || { echo "slurm test: $REGMIX_BIN/$b missing (cargo build --release --workspace first)" >&2; exit 1; }
 done
 "$py" -c 'import pyarrow' || { echo "slurm test: $py has no pyarrow" >&2; exit 1; }
 
