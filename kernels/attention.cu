@@ -6,7 +6,11 @@
 // Head h reads key/value group h / (heads / groups). Scores are scaled by 1/sqrt(HD).
 #include "common.cuh"
 
-#define TILE 64
+// TILE (query/key rows per block) is defined by the launcher, which sizes its grids with the
+// same constant: NVRTC gets -DTILE=<regmix_cuda::compile::ATTN_TILE>.
+#ifndef TILE
+#error "TILE is passed by regmix_cuda::compile (-DTILE=ATTN_TILE)"
+#endif
 
 template <int HD>
 __device__ void load_tile(bf16 (*dst)[HD], const bf16* src, long row0, int rows_left, int stride, int col0) {
@@ -178,26 +182,85 @@ __device__ void attention_backward_dq(bf16* dq, const bf16* dout, const float* l
     for (int c = 0; c < HD; c++) dq[qrow * qd + h * HD + c] = __float2bfloat16(dqr[c]);
 }
 
-// One extern "C" entry per head size the presets use (micro 16, small/regmix-1m 32,
-// tinyllama 64, regmix-60m 96) and 128.
-#define ATTENTION_ENTRIES(HD)                                                                              \
-    extern "C" __global__ void __launch_bounds__(TILE) attention_forward_bf16_hd##HD(                      \
-        bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int T, int heads, int groups) { \
-        attention_forward<HD>(out, lse, q, k, v, T, heads, groups);                                         \
-    }                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dkv_bf16_hd##HD(                  \
-        bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* dsum, const bf16* q,           \
-        const bf16* k, const bf16* v, int T, int heads, int groups) {                                        \
-        attention_backward_dkv<HD>(dk, dv, dout, lse, dsum, q, k, v, T, heads, groups);                     \
-    }                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dq_bf16_hd##HD(                   \
-        bf16* dq, const bf16* dout, const float* lse, const float* dsum, const bf16* q, const bf16* k,      \
-        const bf16* v, int T, int heads, int groups) {                                                       \
-        attention_backward_dq<HD>(dq, dout, lse, dsum, q, k, v, T, heads, groups);                          \
-    }
+// The entry points, one per head size the launcher supports (regmix_cuda::launch::HEAD_DIMS:
+// micro 16, small/regmix-1m 32, tinyllama 64, regmix-60m 96, and 128), each written out so
+// that its name is what grep and the launcher find.
+// Head size 16.
+extern "C" __global__ void __launch_bounds__(TILE) attention_forward_bf16_hd16(
+    bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_forward<16>(out, lse, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dkv_bf16_hd16(
+    bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* dsum, const bf16* q,
+    const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_backward_dkv<16>(dk, dv, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dq_bf16_hd16(
+    bf16* dq, const bf16* dout, const float* lse, const float* dsum, const bf16* q, const bf16* k,
+    const bf16* v, int T, int heads, int groups) {
+    attention_backward_dq<16>(dq, dout, lse, dsum, q, k, v, T, heads, groups);
+}
 
-ATTENTION_ENTRIES(16)
-ATTENTION_ENTRIES(32)
-ATTENTION_ENTRIES(64)
-ATTENTION_ENTRIES(96)
-ATTENTION_ENTRIES(128)
+// Head size 32.
+extern "C" __global__ void __launch_bounds__(TILE) attention_forward_bf16_hd32(
+    bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_forward<32>(out, lse, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dkv_bf16_hd32(
+    bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* dsum, const bf16* q,
+    const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_backward_dkv<32>(dk, dv, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dq_bf16_hd32(
+    bf16* dq, const bf16* dout, const float* lse, const float* dsum, const bf16* q, const bf16* k,
+    const bf16* v, int T, int heads, int groups) {
+    attention_backward_dq<32>(dq, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+
+// Head size 64.
+extern "C" __global__ void __launch_bounds__(TILE) attention_forward_bf16_hd64(
+    bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_forward<64>(out, lse, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dkv_bf16_hd64(
+    bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* dsum, const bf16* q,
+    const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_backward_dkv<64>(dk, dv, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dq_bf16_hd64(
+    bf16* dq, const bf16* dout, const float* lse, const float* dsum, const bf16* q, const bf16* k,
+    const bf16* v, int T, int heads, int groups) {
+    attention_backward_dq<64>(dq, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+
+// Head size 96.
+extern "C" __global__ void __launch_bounds__(TILE) attention_forward_bf16_hd96(
+    bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_forward<96>(out, lse, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dkv_bf16_hd96(
+    bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* dsum, const bf16* q,
+    const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_backward_dkv<96>(dk, dv, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dq_bf16_hd96(
+    bf16* dq, const bf16* dout, const float* lse, const float* dsum, const bf16* q, const bf16* k,
+    const bf16* v, int T, int heads, int groups) {
+    attention_backward_dq<96>(dq, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+
+// Head size 128.
+extern "C" __global__ void __launch_bounds__(TILE) attention_forward_bf16_hd128(
+    bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_forward<128>(out, lse, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dkv_bf16_hd128(
+    bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* dsum, const bf16* q,
+    const bf16* k, const bf16* v, int T, int heads, int groups) {
+    attention_backward_dkv<128>(dk, dv, dout, lse, dsum, q, k, v, T, heads, groups);
+}
+extern "C" __global__ void __launch_bounds__(TILE) attention_backward_dq_bf16_hd128(
+    bf16* dq, const bf16* dout, const float* lse, const float* dsum, const bf16* q, const bf16* k,
+    const bf16* v, int T, int heads, int groups) {
+    attention_backward_dq<128>(dq, dout, lse, dsum, q, k, v, T, heads, groups);
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults, tried on purpose (run by `make test`), with the real stage binaries on a small real
-# corpus (the repository's own files). Each case ends in a clear message or a correct
+# corpus (tests/corpus, the tests' own snapshot). Each case ends in a clear message or a correct
 # resume, and no stage leaves a half-written output under its final name.
 #   REGMIX_BIN   the stage binaries (default: the release build, as `make test` passes)
 set -euo pipefail
@@ -28,7 +28,7 @@ expect_error() {
     echo "   message: $(grep -m1 '^error' "$work/err")"
 }
 
-"$py" "$root/tests/repo-corpus.py" "$root" "$work/corpus"
+cp -r "$root/tests/corpus" "$work/corpus"
 "$bin/tokenize-shard" --input "$work/corpus" --output "$work/shards" --train-bpe 512 --valid-fraction 0.1 2>/dev/null
 "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 4 --seed 3 --output "$work/mixtures.parquet" 2>/dev/null
 train() { # output dir, extra flags...

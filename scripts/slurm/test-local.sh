@@ -39,11 +39,11 @@ fi
 eval "$conf"
 started=$(date +%s)
 
-# A small real corpus: the repository's own prose, code and configuration, one JSON line per
-# paragraph (the same three domains as the Rust tests).
+# A small real corpus: tests/corpus, the tests' own snapshot of prose, code and configuration,
+# one JSON line per paragraph (the same three domains as the Rust tests).
 corpus=$work/corpus
 mkdir -p "$corpus"
-"$py" "$root/tests/repo-corpus.py" "$root" "$corpus"
+cp -r "$root/tests/corpus/." "$corpus"
 
 # The configuration both runs share (the names of env.sh and of the Makefile).
 export VOCAB=512 VALID=0.1 MIXTURES=12 SEED=7 SAMPLES=20000 TOP_K=16 BOOTSTRAP=2 MAX_EPOCHS=4

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use regmix_core::columns::{self, VALID_LOSS};
+use regmix_core::run::{RunDir, RunStatus};
 use regmix_core::schema::{domains_and_eval, Schema};
 use regmix_core::table::{batch, check_parquet, col, write_parquet};
 use regmix_core::{progress, Provenance};
@@ -39,6 +41,9 @@ pub struct Args {
     pub output: PathBuf,
 }
 
+/// The `status` of a dataset row imported from published results (not a run of ours).
+pub const IMPORTED: &str = "imported";
+
 /// The collected rows before writing.
 pub struct Dataset {
     pub domains: Vec<String>,
@@ -46,6 +51,7 @@ pub struct Dataset {
     pub ids: Vec<u32>,
     pub tokens: Vec<u64>,
     pub steps: Vec<u64>,
+    /// The run's final status ([`RunStatus::as_str`]), or [`IMPORTED`].
     pub status: Vec<String>,
     pub weights: Vec<Vec<f64>>,
     pub losses: Vec<Vec<Option<f64>>>,
@@ -134,7 +140,7 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
                 ds.ids.push(*id);
                 ds.tokens.push(0);
                 ds.steps.push(0);
-                ds.status.push("imported".into());
+                ds.status.push(IMPORTED.to_string());
                 ds.weights.push(w.clone());
                 ds.losses.push(l.clone());
             }
@@ -149,9 +155,8 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
 }
 
 /// Reads every run's metrics: each file's footer is checked against the run_metrics contract
-/// (columns, types, evaluation domains), then one lazy polars scan over all of them reads
-/// only the columns needed and reduces each run to its final status and its last complete
-/// evaluation (or the one at `step`).
+/// (columns, types, evaluation domains), then polars reads only the columns needed and each run
+/// is reduced to its final status and its last complete evaluation (or the one at `step`).
 pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Result<Dataset> {
     let mut ds = Dataset::empty(mixtures.domains.clone(), vec![]);
     let mut left_out: Vec<(u32, String)> = Vec::new();
@@ -159,7 +164,7 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
     let mut files: Vec<(u32, PathBuf)> = Vec::new();
     for id in &mixtures.ids {
         pb.inc(1);
-        let path = runs.join(id.to_string()).join("metrics.parquet");
+        let path = RunDir::of(runs, *id as u64).metrics();
         if !path.exists() {
             left_out.push((*id, "missing".to_string()));
             continue;
@@ -179,11 +184,11 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
     for (id, path) in &files {
         let w = weights[id];
         let f = finals.get(path).with_context(|| format!("{}: no rows", path.display()))?;
-        if f.status == "diverged" {
+        if f.status == RunStatus::Diverged {
             left_out.push((*id, "diverged".to_string()));
             continue;
         }
-        if step.is_none() && f.status != "finished" {
+        if step.is_none() && f.status != RunStatus::Finished {
             left_out.push((*id, "unfinished".to_string()));
             continue;
         }
@@ -194,7 +199,7 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         ds.ids.push(*id);
         ds.tokens.push(e.tokens);
         ds.steps.push(e.step);
-        ds.status.push(f.status.clone());
+        ds.status.push(f.status.as_str().to_string());
         ds.weights.push(w.clone());
         ds.losses.push(e.losses.iter().map(|l| Some(*l)).collect());
     }
@@ -229,7 +234,7 @@ fn runs_by_reason(mut runs: Vec<(u32, String)>) -> String {
 
 /// A run as the scan sees it: the status of its last row and its chosen evaluation.
 struct Final {
-    status: String,
+    status: RunStatus,
     eval: Option<Eval>,
 }
 
@@ -239,59 +244,43 @@ struct Eval {
     losses: Vec<f64>,
 }
 
-/// One lazy polars query over all the runs' files (projection pushed down to the columns
-/// used): per file, the status at the last step, and the last row (or the row at `step`)
-/// whose every validation loss is finite.
+/// Each run's file read with polars' Parquet reader, only the columns used (step, tokens,
+/// status and the validation losses), in parallel over the files: per file, the status at
+/// its last step, and the last row (or the row at `step`) whose every validation loss is
+/// finite.
 fn scan_finals(files: &[(u32, PathBuf)], evals: &[String], step: Option<u64>) -> Result<HashMap<PathBuf, Final>> {
-    use polars::prelude::*;
-    let paths: Vec<PlRefPath> = files.iter().map(|(_, p)| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-    let args = ScanArgsParquet { include_file_paths: Some("path".into()), ..Default::default() };
-    let loss: Vec<String> = evals.iter().map(|e| format!("valid_loss.{e}")).collect();
-    let lf = anyhow::Context::with_context(LazyFrame::scan_parquet_files(paths.into(), args), || format!("scanning {} metrics files", files.len()))?
-        .sort(["path", "step"], SortMultipleOptions::default());
-    let status = lf
-        .clone()
-        .group_by_stable([col("path")])
-        .agg([col("status").last()])
-        .collect()
-        .map_err(|e| anyhow::anyhow!("reading the runs' status: {e}"))?;
-    let mut usable = lit(true);
-    for l in &loss {
-        usable = usable.and(col(l.as_str()).is_finite().fill_null(lit(false)));
-    }
-    if let Some(s) = step {
-        usable = usable.and(col("step").eq(lit(s)));
-    }
-    let mut last = vec![col("step").last(), col("tokens").last()];
-    last.extend(loss.iter().map(|l| col(l.as_str()).last()));
-    let chosen = lf.filter(usable).group_by_stable([col("path")]).agg(last).collect().map_err(|e| anyhow::anyhow!("reading the runs' evaluations: {e}"))?;
+    use rayon::prelude::*;
+    let loss: Vec<String> = columns::wide_all(VALID_LOSS, evals);
+    let finals: Vec<(PathBuf, Final)> = files
+        .par_iter()
+        .map(|(_, path)| Ok((path.clone(), final_of(path, &loss, step)?)))
+        .collect::<Result<_>>()?;
+    Ok(finals.into_iter().collect())
+}
 
-    let strs = |df: &DataFrame, c: &str| -> Result<Vec<String>> {
-        let ca = df.column(c)?.str()?;
-        Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or_default().to_string()).collect())
-    };
-    let mut out: HashMap<PathBuf, Final> = HashMap::new();
-    for (p, s) in strs(&status, "path")?.into_iter().zip(strs(&status, "status")?) {
-        out.insert(PathBuf::from(p), Final { status: s, eval: None });
-    }
-    let u64s = |c: &str| -> Result<Vec<u64>> {
-        let ca = chosen.column(c)?.u64()?;
-        Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or(0)).collect())
-    };
-    let (steps, tokens) = (u64s("step")?, u64s("tokens")?);
-    let losses: Vec<Vec<f64>> =
-        loss.iter()
-            .map(|l| {
-                let ca = chosen.column(l)?.f64()?;
-                Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or(f64::NAN)).collect())
-            })
-            .collect::<Result<_>>()?;
-    for (i, p) in strs(&chosen, "path")?.into_iter().enumerate() {
-        if let Some(f) = out.get_mut(Path::new(&p)) {
-            f.eval = Some(Eval { step: steps[i], tokens: tokens[i], losses: losses.iter().map(|c| c[i]).collect() });
-        }
-    }
-    Ok(out)
+fn final_of(path: &Path, loss: &[String], step: Option<u64>) -> Result<Final> {
+    use polars::prelude::*;
+    let polars_err = |e: PolarsError| anyhow::anyhow!("{}: {e}", path.display());
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut wanted = vec!["step".to_string(), "tokens".to_string(), "status".to_string()];
+    wanted.extend(loss.iter().cloned());
+    let df = ParquetReader::new(file).with_columns(Some(wanted)).finish().map_err(polars_err)?;
+    let steps: Vec<Option<u64>> = df.column("step").and_then(|c| c.u64().map(|a| (0..a.len()).map(|i| a.get(i)).collect())).map_err(polars_err)?;
+    let tokens = df.column("tokens").and_then(|c| c.u64().cloned()).map_err(polars_err)?;
+    let status = df.column("status").and_then(|c| c.str().cloned()).map_err(polars_err)?;
+    let losses: Vec<Float64Chunked> = loss.iter().map(|l| df.column(l).and_then(|c| c.f64().cloned())).collect::<PolarsResult<_>>().map_err(polars_err)?;
+    // Rows in step order (the writer writes them so; a file edited by hand may not be).
+    let mut order: Vec<usize> = (0..df.height()).collect();
+    order.sort_by_key(|&r| steps[r]);
+    let Some(&last) = order.last() else { bail!("{}: no rows", path.display()) };
+    let st = RunStatus::parse(status.get(last).unwrap_or_default(), path, last)?;
+    let usable = |r: usize| losses.iter().all(|c| c.get(r).is_some_and(f64::is_finite)) && step.is_none_or(|s| steps[r] == Some(s));
+    let eval = order.iter().rev().copied().find(|&r| usable(r)).map(|r| Eval {
+        step: steps[r].unwrap_or(0),
+        tokens: tokens.get(r).unwrap_or(0),
+        losses: losses.iter().map(|c| c.get(r).unwrap_or(f64::NAN)).collect(),
+    });
+    Ok(Final { status: st, eval })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! skipped, unfinished ones resume from their checkpoint, a diverged run is recorded as such
 //! and the others go on.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -12,7 +12,7 @@ use regmix_mixture::io::Mixtures;
 use regmix_train::backends;
 use regmix_train::cli::TrainArgs;
 use regmix_train::data::{Corpus, EvalSet};
-use regmix_train::train::{self, run_dir, Run, Schedule};
+use regmix_train::train::{self, Run, RunDir, RunStatus, Schedule};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -144,7 +144,7 @@ pub fn run(args: &Args) -> Result<()> {
                     spec: &spec,
                     mixture_id: *id as u64,
                     weights,
-                    dir: run_dir(&args.output, *id as u64),
+                    dir: RunDir::of(&args.output, *id as u64),
                     prov: &prov,
                     keep_checkpoint: args.train.keep_checkpoints,
                     stop_after: args.train.stop_after,
@@ -152,7 +152,7 @@ pub fn run(args: &Args) -> Result<()> {
                 },
             )
             .with_context(|| format!("mixture {id}"))?;
-            if outcome.status == "diverged" {
+            if outcome.status == RunStatus::Diverged {
                 diverged.lock().expect("no worker panics holding it").push(*id);
             }
         }
@@ -174,11 +174,6 @@ pub fn run(args: &Args) -> Result<()> {
     }
     log::info!("wrote {} runs under {}", ids.len(), args.output.display());
     Ok(())
-}
-
-/// For tests: where a mixture's run lives.
-pub fn metrics_path(output: &Path, id: u32) -> PathBuf {
-    output.join(id.to_string()).join("metrics.parquet")
 }
 
 #[cfg(test)]

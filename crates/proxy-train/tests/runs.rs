@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use regmix_core::columns::VALID_LOSS;
+use regmix_core::run::{RunDir, RunStatus};
 use regmix_core::schema::Schema;
 use regmix_core::table::read_parquet;
 use regmix_core::Provenance;
@@ -97,12 +99,15 @@ fn finished_runs_are_skipped_and_collect_reads_the_runs() {
     assert!(log.contains("mixture 0: already finished"), "{log}");
     assert_eq!(std::fs::metadata(out.join("0/metrics.parquet")).unwrap().modified().unwrap(), before);
     assert!(out.join("1/done.json").exists());
-    // The next stage reads what this one wrote.
-    let m = Mixtures::read_parquet(&dir.path().join("mixtures.parquet")).unwrap();
-    let ds = collect::collect_runs(&out, &m, None).unwrap();
-    assert_eq!(ds.ids, vec![0, 1, 2]);
-    assert_eq!(ds.eval_domains, vec!["code", "config", "prose"]);
-    assert!(ds.losses.iter().flatten().all(|l| l.unwrap() > 0.0 && l.unwrap() < 7.0));
+    // What the next stage reads: every run's metrics under the run_metrics contract, finished,
+    // with a final evaluation of every domain.
+    for id in 0..3 {
+        let t = read_parquet(&RunDir::of(&out, id).metrics(), Schema::get("run_metrics")).unwrap();
+        assert_eq!(t.list("domain").unwrap(), ["code", "config", "prose"]);
+        assert_eq!(t.str("status").unwrap().value(t.rows() - 1), RunStatus::Finished.as_str());
+        let last: Vec<f64> = t.wide_f64(VALID_LOSS, t.list("domain").unwrap()).unwrap().iter().map(|c| c[t.rows() - 1]).collect();
+        assert!(last.iter().all(|l| *l > 0.0 && *l < 7.0), "mixture {id}: {last:?}");
+    }
 }
 
 #[test]

@@ -6,6 +6,11 @@
 //! - [`shard`]: token shards (Arrow IPC), written in batches and read memory-mapped.
 //! - [`atomic`]: write under a temporary name, rename when complete.
 //! - [`provenance`]: who wrote a file and with which arguments.
+//! - [`json`]: the JSON files between stages (model.json, done.json) through their contracts.
+//! - [`columns`]: the wide-table column prefixes (`weight.`, `valid_loss.`), in one place.
+//! - [`run`]: a run folder's paths ([`run::RunDir`]), its status and completion marker.
+//! - [`seed`]: the one seed derivation for sub-streams.
+//! - [`digest`]: sha256 of files and bytes.
 //! - [`domain`]: domain names.
 //! - [`progress`]: logging set-up and progress bars.
 //!
@@ -14,11 +19,16 @@
 
 pub mod atomic;
 pub mod cli;
+pub mod columns;
+pub mod digest;
 pub mod domain;
 pub mod error;
 pub mod progress;
+pub mod json;
 pub mod provenance;
+pub mod run;
 pub mod schema;
+pub mod seed;
 pub mod shard;
 pub mod table;
 

@@ -25,6 +25,8 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("optimum", include_str!("../../../schemas/optimum.json")),
     ("top_candidates", include_str!("../../../schemas/top_candidates.json")),
     ("comparison", include_str!("../../../schemas/comparison.json")),
+    ("fit_model", include_str!("../../../schemas/fit_model.json")),
+    ("run_done", include_str!("../../../schemas/run_done.json")),
 ];
 
 /// The storage format of a kind of file.
@@ -33,6 +35,8 @@ const EMBEDDED: &[(&str, &str)] = &[
 pub enum Format {
     Parquet,
     ArrowIpc,
+    /// A JSON document (model.json, done.json): `fields` instead of `columns`; see [`crate::json`].
+    Json,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -55,13 +59,61 @@ struct ColumnJson {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+struct FieldJson {
+    name: String,
+    #[serde(rename = "type")]
+    ty: JsonType,
+    #[serde(default)]
+    nullable: bool,
+    #[allow(dead_code)]
+    description: String,
+}
+
+/// The JSON type of a field of a JSON contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonType {
+    String,
+    Number,
+    Integer,
+    Bool,
+    Object,
+    Array,
+}
+
+impl JsonType {
+    /// Whether `v` is of this type (an integer is also a number).
+    pub fn admits(self, v: &serde_json::Value) -> bool {
+        match self {
+            JsonType::String => v.is_string(),
+            JsonType::Number => v.is_number(),
+            JsonType::Integer => v.is_u64() || v.is_i64(),
+            JsonType::Bool => v.is_boolean(),
+            JsonType::Object => v.is_object(),
+            JsonType::Array => v.is_array(),
+        }
+    }
+}
+
+/// A top-level field of a JSON contract.
+#[derive(Clone, Debug)]
+pub struct FieldSpec {
+    pub name: String,
+    pub ty: JsonType,
+    pub nullable: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
 struct SchemaJson {
     schema: String,
     version: u32,
     format: Format,
     producer: String,
     description: String,
+    #[serde(default)]
     columns: Vec<ColumnJson>,
+    #[serde(default)]
+    fields: Vec<FieldJson>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -91,6 +143,8 @@ pub struct Schema {
     pub producer: String,
     pub description: String,
     pub columns: Vec<ColumnSpec>,
+    /// The top-level fields of a JSON contract (empty for tables).
+    pub fields: Vec<FieldSpec>,
     /// Required metadata keys of this kind (besides [`COMMON_KEYS`]) and their meaning.
     pub metadata: BTreeMap<String, String>,
 }
@@ -146,6 +200,7 @@ pub fn type_name(t: &DataType) -> String {
 impl Schema {
     fn from_json(text: &str) -> Schema {
         let j: SchemaJson = serde_json::from_str(text).expect("schemas/*.json must parse");
+        assert_eq!(j.format == Format::Json, j.columns.is_empty(), "schema {}: a JSON contract has fields, a table columns", j.schema);
         let columns = j
             .columns
             .into_iter()
@@ -170,6 +225,7 @@ impl Schema {
                 ColumnSpec { kind, types, nullable: c.nullable }
             })
             .collect();
+        let fields = j.fields.into_iter().map(|f| FieldSpec { name: f.name, ty: f.ty, nullable: f.nullable }).collect();
         Schema {
             name: j.schema,
             version: j.version,
@@ -177,6 +233,7 @@ impl Schema {
             producer: j.producer,
             description: j.description,
             columns,
+            fields,
             metadata: j.metadata,
         }
     }
@@ -397,6 +454,10 @@ mod tests {
     #[test]
     fn every_embedded_schema_parses_and_expands() {
         for s in Schema::all() {
+            if s.format == Format::Json {
+                assert!(!s.fields.is_empty(), "{}: a JSON contract without fields", s.name);
+                continue;
+            }
             let lists = domains_and_eval(&["a".into(), "b".into()], &["c".into()]);
             let a = s.arrow_schema(&lists);
             assert!(!a.fields().is_empty(), "{}", s.name);

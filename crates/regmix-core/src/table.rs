@@ -194,6 +194,18 @@ impl Table {
         Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
     }
 
+    /// The float64 columns `prefix` + name for each of `names` (e.g. [`crate::columns::WEIGHT`]
+    /// over the domains), nulls as NaN: one vector per name, in `names` order.
+    pub fn wide_f64(&self, prefix: &str, names: &[String]) -> Result<Vec<Vec<f64>>> {
+        names.iter().map(|n| self.f64_values(&crate::columns::wide(prefix, n))).collect()
+    }
+
+    /// [`Table::wide_f64`] by row: row r is the values of `names` in row r.
+    pub fn wide_rows(&self, prefix: &str, names: &[String]) -> Result<Vec<Vec<f64>>> {
+        let cols = self.wide_f64(prefix, names)?;
+        Ok((0..self.rows()).map(|r| cols.iter().map(|c| c[r]).collect()).collect())
+    }
+
     /// The template list `list` (e.g. `domain`), or an error naming the file.
     pub fn list(&self, list: &str) -> Result<&[String]> {
         self.lists.get(list).map(|v| v.as_slice()).ok_or_else(|| {

@@ -16,7 +16,8 @@ use regmix_model::backend::{AdamW, Backend, Buffer};
 use regmix_model::{Config, Layout};
 
 use crate::gemm::{Gemm, Mat, Ty};
-use crate::launch::{AdamConsts, Kernels, Ptr, NORM_CHUNK};
+use crate::launch::{AdamConsts, Kernels, Ptr};
+use regmix_model::backend::NORM_CHUNK;
 use crate::{Error, Result};
 
 /// Bytes of bf16 logits materialised at a time: the output layer and the loss run over row
@@ -473,18 +474,7 @@ impl Backend for CudaBackend {
     }
 
     fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64) -> regmix_model::Result<()> {
-        let bc1 = 1.0 - hp.beta1.powi(step as i32);
-        let bc2 = 1.0 - hp.beta2.powi(step as i32);
-        let consts = AdamConsts {
-            lr: lr as f32,
-            beta1: hp.beta1 as f32,
-            beta2: hp.beta2 as f32,
-            eps: hp.eps as f32,
-            decay: (1.0 - lr * hp.weight_decay) as f32,
-            step_size: (lr / bc1) as f32,
-            sqrt_bc2: bc2.sqrt() as f32,
-            grad_scale: grad_scale as f32,
-        };
+        let consts = AdamConsts::from(hp.step(step, lr, grad_scale));
         let s = self.stream.clone();
         self.k.adamw(&s, self.params.p, self.params_bf16.p, self.grads.p, self.adam_m.p, self.adam_v.p, &consts).map_err(model_err)
     }

@@ -1,9 +1,10 @@
-//! The kernel sources (embedded from `kernels/`), compiled with NVRTC for one architecture
-//! and cached on disk by a hash of source, architecture and NVRTC version.
+//! The kernel sources (embedded from `kernels/`), compiled with NVRTC for the device's exact
+//! architecture (a cubin; PTX as the logged fallback) and cached on disk by a hash of source,
+//! options, architecture, NVRTC version and driver version.
 
 use std::path::{Path, PathBuf};
 
-use cudarc::nvrtc::{CompileOptions, Ptx};
+use cudarc::nvrtc::Ptx;
 
 use crate::{Error, Result};
 
@@ -88,22 +89,126 @@ pub fn arch_name(major: i32, minor: i32) -> &'static str {
     }
 }
 
-/// Compiles one kernel file to PTX (no cache).
-pub fn compile(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Ptx> {
-    let opts = CompileOptions {
-        arch: Some(arch),
-        include_paths: vec![include.display().to_string()],
-        options: vec!["-std=c++17".into(), "--extra-device-vectorization".into()],
-        name: Some(file.to_string()),
-        ..Default::default()
+/// Query/key rows per attention block. The one definition: attention.cu gets it as `-DTILE=`
+/// and the launch wrappers size their grids with it.
+pub const ATTN_TILE: usize = 64;
+
+/// The `-D` defines every kernel file is compiled with: constants the kernels and the launch
+/// wrappers must agree on, defined here once.
+pub fn defines() -> Vec<String> {
+    vec![format!("-DTILE={ATTN_TILE}")]
+}
+
+/// NVRTC's options for `target` (`sm_90` for SASS, `compute_90` for PTX only).
+fn options(target: &str, include: &Path) -> Vec<String> {
+    let mut o = vec![
+        format!("--gpu-architecture={target}"),
+        format!("--include-path={}", include.display()),
+        "-std=c++17".into(),
+        "--extra-device-vectorization".into(),
+    ];
+    o.extend(defines());
+    o
+}
+
+/// What NVRTC made of a kernel file: SASS for one architecture (a cubin, which the driver
+/// loads as it is), or PTX (which the driver compiles when it loads it, and refuses with
+/// `CUDA_ERROR_UNSUPPORTED_PTX_VERSION` when the NVRTC that wrote it is newer than the driver).
+#[derive(Clone, Debug)]
+pub enum Image {
+    Cubin(Vec<u8>),
+    Ptx(String),
+}
+
+impl Image {
+    fn ext(&self) -> &'static str {
+        match self {
+            Image::Cubin(_) => "cubin",
+            Image::Ptx(_) => "ptx",
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Image::Cubin(b) => b,
+            Image::Ptx(s) => s.as_bytes(),
+        }
+    }
+    /// What cudarc loads a module from.
+    pub fn to_module(&self) -> Ptx {
+        match self {
+            Image::Cubin(b) => Ptx::from_binary(b.clone()),
+            Image::Ptx(s) => Ptx::from_src(s.clone()),
+        }
+    }
+}
+
+/// One NVRTC compilation of a kernel file: its cubin or its PTX, or the log that says why not.
+fn nvrtc(file: &str, source: &str, arch: &str, opts: &[String], cubin: bool) -> Result<Image> {
+    use cudarc::nvrtc::{result, sys};
+    let fail = |log: String| Error::Compile { file: file.to_string(), arch: arch.to_string(), log };
+    if !nvrtc_available() {
+        return Err(Error::Missing("libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into()));
+    }
+    let src = std::ffi::CString::new(expanded_source(source)).map_err(|e| fail(e.to_string()))?;
+    let name = std::ffi::CString::new(file).map_err(|e| fail(e.to_string()))?;
+    let prog = result::create_program(&src, Some(&name)).map_err(|e| fail(format!("nvrtcCreateProgram: {e:?}")))?;
+    // SAFETY: `prog` was created above and is destroyed once, at the end of this function;
+    // every call below takes it while it is alive, and the buffers passed are sized by NVRTC's
+    // own size queries.
+    let out = unsafe {
+        let compiled = result::compile_program(prog, opts);
+        let log = result::get_program_log(prog).map(|l| l.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect::<String>());
+        match compiled {
+            Err(e) => Err(fail(format!("{e:?}\n{}", log.unwrap_or_default()))),
+            Ok(()) if cubin => {
+                let mut size = 0usize;
+                match sys::nvrtcGetCUBINSize(prog, &mut size).result() {
+                    Ok(()) if size > 0 => {
+                        let mut buf = vec![0u8; size];
+                        sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr().cast()).result().map(|_| Image::Cubin(buf)).map_err(|e| fail(format!("nvrtcGetCUBIN: {e:?}")))
+                    }
+                    Ok(()) => Err(fail("NVRTC made no cubin (a virtual architecture?)".into())),
+                    Err(e) => Err(fail(format!("nvrtcGetCUBINSize: {e:?}"))),
+                }
+            }
+            Ok(()) => result::get_ptx(prog)
+                .map(|p| Image::Ptx(p.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect()))
+                .map_err(|e| fail(format!("nvrtcGetPTX: {e:?}"))),
+        }
     };
-    cudarc::nvrtc::compile_ptx_with_opts(expanded_source(source), opts).map_err(|e| {
-        let detail = match &e {
-            cudarc::nvrtc::CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
-            other => format!("{other:?}"),
-        };
-        Error::Compile { file: file.to_string(), arch: arch.to_string(), log: detail }
-    })
+    // SAFETY: created above; nothing uses `prog` after this.
+    unsafe { result::destroy_program(prog) }.ok();
+    out
+}
+
+/// Compiles one kernel file to PTX for `arch` (`sm_XY`), no cache: the compile checks of the
+/// tests, which need no GPU.
+pub fn compile(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Ptx> {
+    match nvrtc(file, source, arch, &options(arch, include), false)? {
+        Image::Ptx(p) => Ok(Ptx::from_src(p)),
+        Image::Cubin(_) => unreachable!("asked for PTX"),
+    }
+}
+
+/// Compiles one kernel file to a cubin for exactly `arch` (`sm_XY`), no cache.
+pub fn compile_cubin(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Vec<u8>> {
+    match nvrtc(file, source, arch, &options(arch, include), true)? {
+        Image::Cubin(b) => Ok(b),
+        Image::Ptx(_) => unreachable!("asked for a cubin"),
+    }
+}
+
+/// The driver's CUDA version (e.g. 13000 for 13.0), if a driver library is present.
+pub fn driver_version() -> Option<i32> {
+    // SAFETY: only tries to open the shared library; nothing is called through it.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return None;
+    }
+    let mut v = 0;
+    // SAFETY: the library is present (checked above); the pointer is valid for one write.
+    // cuDriverGetVersion needs no cuInit.
+    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+    (r == cudarc::driver::sys::CUresult::CUDA_SUCCESS).then_some(v)
 }
 
 /// The kernel cache: `REGMIX_KERNEL_CACHE`, else `$XDG_CACHE_HOME/regmix/kernels`, else
@@ -118,33 +223,63 @@ pub fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/regmix/kernels"))
 }
 
-/// Compiles one file for `arch`, or reads the PTX a previous run cached. The cache is only
-/// an optimisation: a cache that cannot be written is logged and ignored.
-pub fn compile_cached(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Ptx> {
+/// The cache file of one compilation: keyed on everything that changes its output (the
+/// expanded source, the options, NVRTC's version) and on the driver's version, which decides
+/// what it can load.
+fn cache_path(file: &str, source: &str, target: &str, opts: &[String], ext: &str) -> Result<Option<PathBuf>> {
     let (major, minor) = nvrtc_version()?;
-    let key = xxhash_rust::xxh3::xxh3_64(format!("{arch}\0{major}.{minor}\0{}", expanded_source(source)).as_bytes());
-    let path = cache_dir().map(|d| d.join(format!("{}-{arch}-{key:016x}.ptx", file.trim_end_matches(".cu"))));
+    let driver = driver_version().unwrap_or(0);
+    let key = xxhash_rust::xxh3::xxh3_64(format!("{target}\0{major}.{minor}\0{driver}\0{}\0{}", opts.join(" "), expanded_source(source)).as_bytes());
+    Ok(cache_dir().map(|d| d.join(format!("{}-{target}-{key:016x}.{ext}", file.trim_end_matches(".cu")))))
+}
+
+fn cached(file: &str, source: &str, target: &str, include: &Path, cubin: bool) -> Result<Image> {
+    let opts = options(target, include);
+    let path = cache_path(file, source, target, &opts, if cubin { "cubin" } else { "ptx" })?;
     if let Some(p) = &path {
-        if let Ok(text) = std::fs::read_to_string(p) {
-            log::debug!("kernel {file} for {arch}: cached {}", p.display());
-            return Ok(Ptx::from_src(text));
+        if let Ok(bytes) = std::fs::read(p) {
+            log::debug!("kernel {file} for {target}: cached {}", p.display());
+            return Ok(if cubin { Image::Cubin(bytes) } else { Image::Ptx(String::from_utf8_lossy(&bytes).into_owned()) });
         }
     }
     let t0 = std::time::Instant::now();
-    let ptx = compile(file, source, arch, include)?;
-    log::info!("compiled kernels/{file} for {arch} with NVRTC {major}.{minor} in {:.2} s", t0.elapsed().as_secs_f64());
+    let image = nvrtc(file, source, target, &opts, cubin)?;
+    let (major, minor) = nvrtc_version()?;
+    log::info!("compiled kernels/{file} to {} for {target} with NVRTC {major}.{minor} in {:.2} s", image.ext(), t0.elapsed().as_secs_f64());
     if let Some(p) = &path {
-        let tmp = p.with_extension(format!("ptx.tmp{}", std::process::id()));
+        let tmp = p.with_extension(format!("{}.tmp-{}", image.ext(), std::process::id()));
         let written = p
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(&tmp, ptx.to_src()))
+            .and_then(|_| std::fs::write(&tmp, image.bytes()))
             .and_then(|_| std::fs::rename(&tmp, p));
         if let Err(e) = written {
             log::warn!("could not cache kernel {file} in {}: {e}", p.display());
         }
     }
-    Ok(ptx)
+    Ok(image)
+}
+
+/// A kernel file for the device of architecture `arch` (`sm_XY`): a cubin for exactly that
+/// architecture, cached; if NVRTC cannot make one (an NVRTC older than the device), PTX for
+/// its virtual architecture, with the reason logged. The cache is only an optimisation: one
+/// that cannot be written is logged and ignored.
+pub fn compile_cached(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Image> {
+    match cached(file, source, arch, include, true) {
+        Ok(image) => Ok(image),
+        Err(e @ Error::Missing(_)) => Err(e),
+        Err(e) => {
+            log::warn!("kernels/{file}: no cubin for {arch} ({e}); falling back to PTX, which the driver compiles when it loads it");
+            compile_ptx_cached(file, source, arch, include)
+        }
+    }
+}
+
+/// PTX for the virtual architecture of `arch` (`sm_90` → `compute_90`), cached: the fallback
+/// when a cubin cannot be made or loaded.
+pub fn compile_ptx_cached(file: &str, source: &str, arch: &'static str, include: &Path) -> Result<Image> {
+    let virt = arch.replacen("sm_", "compute_", 1);
+    cached(file, source, &virt, include, false)
 }
 
 /// Per-kernel resources as ptxas reports them (registers, spill bytes, shared memory).
@@ -163,7 +298,8 @@ pub fn resources(file: &str, source: &str, arch: &'static str, include: &Path) -
     let src = std::ffi::CString::new(expanded_source(source)).map_err(|e| Error::Cuda(e.to_string()))?;
     let name = std::ffi::CString::new(file).map_err(|e| Error::Cuda(e.to_string()))?;
     let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
-    let opts = [format!("--gpu-architecture={arch}"), format!("--include-path={}", include.display()), "-std=c++17".into(), "--ptxas-options=-v".into()];
+    let mut opts = options(arch, include);
+    opts.push("--ptxas-options=-v".into());
     // SAFETY: `prog` was created above and is destroyed once, below.
     let compiled = unsafe { nvrtc::compile_program(prog, &opts) };
     // SAFETY: as above.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;
 
-use crate::compile::{compile_cached, KERNEL_FILES};
+use regmix_model::AdamStep;
+
+use crate::compile::{compile_cached, compile_ptx_cached, Image, KERNEL_FILES};
 use crate::{Error, Result};
 
 /// A typed device address and the number of elements it may be used for.
@@ -71,32 +73,33 @@ fn launched(s: &Arc<CudaStream>, name: &str, r: LaunchResult) -> Result<()> {
 
 /// Threads per row-wise block (8 warps, one row each).
 const ROWS_PER_BLOCK: usize = 8;
-/// Query/key rows per attention block (`TILE` in attention.cu).
-const ATTN_TILE: usize = 64;
-/// Elements per block of the gradient-norm reduction (the CPU backend's NORM_CHUNK).
-pub const NORM_CHUNK: usize = 1 << 16;
+/// Query/key rows per attention block: `TILE` in attention.cu, which gets it from here.
+use crate::compile::ATTN_TILE;
+/// Elements per block of the gradient-norm reduction: the CPU backend's chunks.
+pub use regmix_model::backend::NORM_CHUNK;
 
-/// `(file, extern "C" name)` of every function [`Kernels`] loads, in its field order; the
-/// attention entries are those for `head_dim`.
-pub fn function_names(head_dim: usize) -> Vec<(&'static str, String)> {
-    let plain = |file: &'static str, name: &str| (file, name.to_string());
+/// Every function [`Kernels`] loads: `(field, file, extern "C" name)`, looked up by name, so
+/// the table's order means nothing. The attention entries are those for `head_dim`
+/// (`attention_forward_bf16_hd32` …).
+pub fn function_names(head_dim: usize) -> Vec<(&'static str, &'static str, String)> {
+    let plain = |field: &'static str, file: &'static str, name: &str| (field, file, name.to_string());
     vec![
-        plain("embedding.cu", "embedding_forward_f32"),
-        plain("embedding.cu", "embedding_backward_f32"),
-        plain("rmsnorm.cu", "rmsnorm_forward_bf16"),
-        plain("rmsnorm.cu", "rmsnorm_backward_f32"),
-        plain("rope.cu", "rope_forward_bf16"),
-        plain("rope.cu", "rope_backward_bf16"),
-        ("attention.cu", format!("attention_forward_bf16_hd{head_dim}")),
-        plain("attention.cu", "attention_backward_preprocess_bf16"),
-        ("attention.cu", format!("attention_backward_dkv_bf16_hd{head_dim}")),
-        ("attention.cu", format!("attention_backward_dq_bf16_hd{head_dim}")),
-        plain("swiglu.cu", "swiglu_forward_bf16"),
-        plain("swiglu.cu", "swiglu_backward_bf16"),
-        plain("classifier.cu", "classifier_forward_backward_bf16"),
-        plain("adamw.cu", "adamw_step_f32"),
-        plain("grad_norm.cu", "grad_norm_forward_f32"),
-        plain("cast.cu", "cast_forward_f32_bf16"),
+        plain("embedding_forward", "embedding.cu", "embedding_forward_f32"),
+        plain("embedding_backward", "embedding.cu", "embedding_backward_f32"),
+        plain("rmsnorm_forward", "rmsnorm.cu", "rmsnorm_forward_bf16"),
+        plain("rmsnorm_backward", "rmsnorm.cu", "rmsnorm_backward_f32"),
+        plain("rope_forward", "rope.cu", "rope_forward_bf16"),
+        plain("rope_backward", "rope.cu", "rope_backward_bf16"),
+        ("attention_forward", "attention.cu", format!("attention_forward_bf16_hd{head_dim}")),
+        plain("attention_backward_preprocess", "attention.cu", "attention_backward_preprocess_bf16"),
+        ("attention_backward_dkv", "attention.cu", format!("attention_backward_dkv_bf16_hd{head_dim}")),
+        ("attention_backward_dq", "attention.cu", format!("attention_backward_dq_bf16_hd{head_dim}")),
+        plain("swiglu_forward", "swiglu.cu", "swiglu_forward_bf16"),
+        plain("swiglu_backward", "swiglu.cu", "swiglu_backward_bf16"),
+        plain("classifier", "classifier.cu", "classifier_forward_backward_bf16"),
+        plain("adamw", "adamw.cu", "adamw_step_f32"),
+        plain("grad_norm", "grad_norm.cu", "grad_norm_forward_f32"),
+        plain("cast", "cast.cu", "cast_forward_f32_bf16"),
     ]
 }
 
@@ -136,33 +139,42 @@ impl Kernels {
         let include = crate::compile::include_dir()?;
         let mut modules = std::collections::HashMap::new();
         for (file, src) in KERNEL_FILES {
-            let ptx = compile_cached(file, src, arch, &include)?;
-            let module = ctx.load_module(ptx).map_err(|e| Error::Cuda(format!("loading kernels/{file}: {e:?}")))?;
+            let image = compile_cached(file, src, arch, &include)?;
+            let module = match (ctx.load_module(image.to_module()), &image) {
+                (Ok(m), _) => m,
+                (Err(e), Image::Cubin(_)) => {
+                    log::warn!("kernels/{file}: the driver refused the cubin for {arch} ({e:?}); loading PTX instead");
+                    let ptx = compile_ptx_cached(file, src, arch, &include)?;
+                    ctx.load_module(ptx.to_module()).map_err(|e| Error::Cuda(format!("loading kernels/{file} as PTX: {e:?}")))?
+                }
+                (Err(e), Image::Ptx(_)) => return Err(Error::Cuda(format!("loading kernels/{file}: {e:?}"))),
+            };
             modules.insert(*file, module);
         }
-        let names = function_names(head_dim);
-        let f = |i: usize| -> Result<CudaFunction> {
-            let (file, name) = &names[i];
-            modules[*file].load_function(name).map_err(|e| Error::Cuda(format!("kernels/{file}: no function {name}: {e:?}")))
-        };
+        let mut by_field: std::collections::HashMap<&str, CudaFunction> = std::collections::HashMap::new();
+        for (field, file, name) in function_names(head_dim) {
+            let f = modules[file].load_function(&name).map_err(|e| Error::Cuda(format!("kernels/{file}: no function {name}: {e:?}")))?;
+            by_field.insert(field, f);
+        }
+        let mut f = |field: &str| by_field.remove(field).unwrap_or_else(|| panic!("function_names has no entry for Kernels::{field}"));
         Ok(Kernels {
             head_dim,
-            embedding_forward: f(0)?,
-            embedding_backward: f(1)?,
-            rmsnorm_forward: f(2)?,
-            rmsnorm_backward: f(3)?,
-            rope_forward: f(4)?,
-            rope_backward: f(5)?,
-            attention_forward: f(6)?,
-            attention_backward_preprocess: f(7)?,
-            attention_backward_dkv: f(8)?,
-            attention_backward_dq: f(9)?,
-            swiglu_forward: f(10)?,
-            swiglu_backward: f(11)?,
-            classifier: f(12)?,
-            adamw: f(13)?,
-            grad_norm: f(14)?,
-            cast: f(15)?,
+            embedding_forward: f("embedding_forward"),
+            embedding_backward: f("embedding_backward"),
+            rmsnorm_forward: f("rmsnorm_forward"),
+            rmsnorm_backward: f("rmsnorm_backward"),
+            rope_forward: f("rope_forward"),
+            rope_backward: f("rope_backward"),
+            attention_forward: f("attention_forward"),
+            attention_backward_preprocess: f("attention_backward_preprocess"),
+            attention_backward_dkv: f("attention_backward_dkv"),
+            attention_backward_dq: f("attention_backward_dq"),
+            swiglu_forward: f("swiglu_forward"),
+            swiglu_backward: f("swiglu_backward"),
+            classifier: f("classifier"),
+            adamw: f("adamw"),
+            grad_norm: f("grad_norm"),
+            cast: f("cast"),
         })
     }
 
@@ -364,7 +376,8 @@ impl Kernels {
     }
 }
 
-/// The scalars of one AdamW step, computed on the host in f64 as the CPU backend does.
+/// The scalars of one AdamW step as the kernel takes them: [`AdamStep`] (computed on the host
+/// in f64, as for the CPU backend) rounded to f32.
 pub struct AdamConsts {
     pub lr: f32,
     pub beta1: f32,
@@ -374,4 +387,19 @@ pub struct AdamConsts {
     pub step_size: f32,
     pub sqrt_bc2: f32,
     pub grad_scale: f32,
+}
+
+impl From<AdamStep> for AdamConsts {
+    fn from(c: AdamStep) -> Self {
+        AdamConsts {
+            lr: c.lr as f32,
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            eps: c.eps as f32,
+            decay: c.decay as f32,
+            step_size: c.step_size as f32,
+            sqrt_bc2: c.sqrt_bc2 as f32,
+            grad_scale: c.grad_scale as f32,
+        }
+    }
 }

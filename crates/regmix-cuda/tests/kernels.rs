@@ -271,7 +271,8 @@ fn adamw_grad_norm_and_cast() {
     let params = rand_vec(&mut rng, len, 1.0);
     let (pd, md, vd) = (g.f32(&params), g.f32(&vec![0.0; len]), g.f32(&vec![0.0; len]));
     let pb = g.poison::<bf16>(len);
-    let c = regmix_cuda::launch::AdamConsts { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1.0 - 1e-3 * 0.1, step_size: 1e-3 / 0.1, sqrt_bc2: 0.05f32.sqrt(), grad_scale: 0.5 };
+    // Step 1 of the default AdamW at lr 1e-3: bias corrections 1 − 0.9 and 1 − 0.95.
+    let c = regmix_cuda::launch::AdamConsts::from(regmix_model::AdamW::default().step(1, 1e-3, 0.5));
     g.k.adamw(&g.stream, pd.p, pb.p, gd.p, md.p, vd.p, &c).unwrap();
     let want: Vec<f32> = params
         .iter()

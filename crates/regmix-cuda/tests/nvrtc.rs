@@ -4,7 +4,7 @@
 //! no GPU. Skipped with a message when they are missing, unless REGMIX_REQUIRE_NVRTC=1
 //! (set by `make test`), which makes a missing NVRTC a failure.
 
-use regmix_cuda::compile::{compile, include_dir, nvrtc_available, nvrtc_version, KERNEL_FILES};
+use regmix_cuda::compile::{compile, compile_cubin, include_dir, nvrtc_available, nvrtc_version, KERNEL_FILES};
 use regmix_cuda::launch::{function_names, HEAD_DIMS};
 
 fn nvrtc_or_skip() -> Option<std::path::PathBuf> {
@@ -48,17 +48,51 @@ fn every_kernel_compiles_for_sm80_and_sm90_and_exports_what_the_backend_loads() 
                     None => decl,
                 };
                 let name = decl.split('(').next().unwrap().split_whitespace().last().unwrap();
-                if name.contains("##") {
-                    continue; // the attention macro; checked through function_names below
-                }
                 assert!(entries.iter().any(|(f, n)| f == file && n == name), "{file}: {name} missing from the {arch} PTX");
             }
         }
         for &hd in HEAD_DIMS {
-            for (file, name) in function_names(hd) {
+            for (_, file, name) in function_names(hd) {
                 assert!(entries.iter().any(|(f, n)| f == file && *n == name), "{arch}: the backend loads {file}:{name}, which the PTX lacks");
             }
         }
+    }
+}
+
+#[test]
+fn every_kernel_compiles_to_a_cubin_for_sm80_and_sm90() {
+    let Some(include) = nvrtc_or_skip() else { return };
+    for arch in ["sm_80", "sm_90"] {
+        for (file, src) in KERNEL_FILES {
+            let cubin = compile_cubin(file, src, arch, &include).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&cubin[..4], b"\x7fELF", "{file} for {arch}: a cubin is an ELF image");
+        }
+    }
+}
+
+#[test]
+fn the_attention_tile_comes_from_the_rust_constant() {
+    let Some(include) = nvrtc_or_skip() else { return };
+    let (_, src) = KERNEL_FILES.iter().find(|(f, _)| *f == "attention.cu").unwrap();
+    assert!(!src.contains("#define TILE"), "attention.cu must not define TILE itself");
+    let ptx = compile("attention.cu", src, "sm_90", &include).unwrap().to_src();
+    // __launch_bounds__(TILE) becomes .maxntid TILE on every entry.
+    let tile = regmix_cuda::compile::ATTN_TILE;
+    let entries = ptx.matches(".visible .entry").count();
+    assert_eq!(ptx.matches(&format!(".maxntid {tile}, 1, 1")).count(), entries, "every attention entry is bounded by ATTN_TILE = {tile}");
+}
+
+#[test]
+fn the_backend_loads_each_function_once_under_its_own_field() {
+    for &hd in HEAD_DIMS {
+        let t = function_names(hd);
+        let mut fields: Vec<&str> = t.iter().map(|e| e.0).collect();
+        let mut names: Vec<&str> = t.iter().map(|e| e.2.as_str()).collect();
+        fields.sort();
+        fields.dedup();
+        names.sort();
+        names.dedup();
+        assert_eq!((fields.len(), names.len()), (t.len(), t.len()), "head size {hd}: a field or a function appears twice");
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use regmix_core::schema::{domains as dom_lists, Schema};
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
+use regmix_core::columns::{self, WEIGHT};
 use regmix_core::{atomic, domain, Error, Provenance, Result};
 
 /// Rows must sum to 1 within this; the paper's CSVs are rounded to 3 decimals, so they are
@@ -45,7 +46,7 @@ impl Mixtures {
             }
             for (d, x) in self.domains.iter().zip(w) {
                 if !(x.is_finite() && (0.0..=1.0).contains(x)) {
-                    return Err(Error::value(path, r, &format!("weight.{d}"), format!("{x} is not in [0, 1] (mixture {id})")));
+                    return Err(Error::value(path, r, &columns::wide(WEIGHT, d), format!("{x} is not in [0, 1] (mixture {id})")));
                 }
             }
             let s: f64 = w.iter().sum();
@@ -66,9 +67,7 @@ impl Mixtures {
         let t = read_parquet(path, Schema::get("mixtures"))?;
         let domains = t.list("domain")?.to_vec();
         let ids = t.u32("mixture_id")?.values().to_vec();
-        let cols: Vec<Vec<f64>> =
-            domains.iter().map(|d| t.f64_values(&format!("weight.{d}"))).collect::<Result<_>>()?;
-        let weights = (0..t.rows()).map(|r| cols.iter().map(|c| c[r]).collect()).collect();
+        let weights = t.wide_rows(WEIGHT, &domains)?;
         let m = Mixtures { domains, ids, weights };
         m.validate(path)?;
         Ok(m)

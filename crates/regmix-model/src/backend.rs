@@ -19,6 +19,48 @@ impl Default for AdamW {
     }
 }
 
+/// The constants of one AdamW update, computed once per step in f64 for every backend:
+/// per element, `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`, then (as torch.optim.AdamW,
+/// decay first) `p = decay·p − step_size·m / (√v / sqrt_bc2 + eps)`, with `g` the gradient
+/// times `grad_scale` (clipping).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// 1 − lr · weight_decay.
+    pub decay: f64,
+    /// lr / (1 − β1^step): the bias-corrected step.
+    pub step_size: f64,
+    /// √(1 − β2^step).
+    pub sqrt_bc2: f64,
+    pub grad_scale: f64,
+}
+
+impl AdamW {
+    /// The constants of the update at 1-based `step` with learning rate `lr`.
+    pub fn step(&self, step: u64, lr: f64, grad_scale: f64) -> AdamStep {
+        let bc1 = 1.0 - self.beta1.powi(step as i32);
+        let bc2 = 1.0 - self.beta2.powi(step as i32);
+        AdamStep {
+            lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            decay: 1.0 - lr * self.weight_decay,
+            step_size: lr / bc1,
+            sqrt_bc2: bc2.sqrt(),
+            grad_scale,
+        }
+    }
+}
+
+/// Elements per chunk of the deterministic gradient-norm reduction (each chunk's sum of
+/// squares is a partial, the partials are summed in order): the same chunks on every backend,
+/// so the norms agree to rounding.
+pub const NORM_CHUNK: usize = 1 << 16;
+
 /// Checks a batch as every backend takes it: `batch` windows of `context + 1` tokens, every id
 /// inside the vocabulary.
 pub fn check_batch(cfg: &Config, windows: &[u32], batch: usize) -> Result<()> {

@@ -48,27 +48,43 @@ fn default_init_std() -> f64 {
     0.02
 }
 
-/// `(name, layers, heads, kv groups, d_model, mlp, context)`.
-pub const PRESETS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+/// A named model shape (the vocabulary comes from the tokenizer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// Key/value groups (grouped-query attention; = n_head for multi-head).
+    pub n_query_groups: usize,
+    pub d_model: usize,
+    pub mlp_hidden: usize,
+    pub context: usize,
+}
+
+const fn preset(name: &'static str, n_layer: usize, n_head: usize, n_query_groups: usize, d_model: usize, mlp_hidden: usize, context: usize) -> Preset {
+    Preset { name, n_layer, n_head, n_query_groups, d_model, mlp_hidden, context }
+}
+
+pub const PRESETS: &[Preset] = &[
     // The CPU-sized presets: `micro` trains in seconds (tests, demo proxies), `small` in
     // minutes (demo target).
-    ("micro", 2, 4, 4, 64, 192, 128),
-    ("small", 4, 4, 2, 128, 384, 256),
+    preset("micro", 2, 4, 4, 64, 192, 128),
+    preset("small", 4, 4, 2, 128, 384, 256),
     // The paper's proxy and its 60M model (TinyLlama/lit-gpt shapes).
-    ("regmix-1m", 2, 8, 8, 256, 512, 2048),
-    ("regmix-60m", 10, 8, 8, 768, 1536, 2048),
+    preset("regmix-1m", 2, 8, 8, 256, 512, 2048),
+    preset("regmix-60m", 10, 8, 8, 768, 1536, 2048),
     // The paper's target.
-    ("tinyllama-1b", 22, 32, 4, 2048, 5632, 2048),
+    preset("tinyllama-1b", 22, 32, 4, 2048, 5632, 2048),
 ];
 
 pub fn preset_names() -> Vec<&'static str> {
-    PRESETS.iter().map(|p| p.0).collect()
+    PRESETS.iter().map(|p| p.name).collect()
 }
 
 impl Config {
     pub fn preset(name: &str, vocab_size: usize) -> Result<Config> {
-        let &(name, n_layer, n_head, n_query_groups, d_model, mlp_hidden, context) =
-            PRESETS.iter().find(|p| p.0 == name).ok_or_else(|| {
+        let &Preset { name, n_layer, n_head, n_query_groups, d_model, mlp_hidden, context } =
+            PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
                 Error::Config(format!("unknown preset {name:?}; known: {}", preset_names().join(", ")))
             })?;
         let mut c = Config {

@@ -17,7 +17,7 @@ pub mod float;
 pub mod init;
 pub mod layout;
 
-pub use backend::{AdamW, Backend, Buffer};
+pub use backend::{AdamStep, AdamW, Backend, Buffer, NORM_CHUNK};
 pub use config::Config;
 pub use float::Float;
 pub use layout::{Layout, Tensor};

@@ -1,26 +1,38 @@
 //! Regression of a target (a validation loss or a blend of them) on mixture weights.
 //!
-//! - [`model`]: the regressors behind one [`Model`] type, K-fold cross-validation, saving.
+//! - [`model`]: the regressors behind one [`Model`] type (serialisable), refitting.
+//! - [`cv`]: K-fold cross-validation ([`fit_cv`]): out-of-fold predictions, final model.
 //! - [`linear`]: linear (the paper's baseline) and log-linear (Data Mixing Laws).
 //! - [`gp`]: a Gaussian process with one length-scale per domain on log weights.
 //! - [`linalg`]: Cholesky, solves and inverse for the GP's marginal likelihood.
 //! - [`xgb`]: gradient-boosted trees through XGBoost.
-//! - [`score`]: a fitted model prepared for scoring millions of mixtures (`optimize`).
+//! - [`score`]: a fitted model prepared for scoring millions of mixtures (`optimize`), and
+//!   [`score::predict_many`].
+//! - [`saved`]: the fitted-model contract, `model.json` ([`SavedFit`]), and a dataset's rows
+//!   as the regression sees them ([`saved::load_xy`]).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
 //!
-//! **Invariant:** this crate does no file I/O; `fit` and `optimize` read and write.
+//! Modules depend one way: `cv` and `saved` on `score` and `model`, `score` on `model`, and
+//! `model` on the regressors; none imports one that imports it back.
+//!
+//! **Invariant:** the only file this crate reads or writes is its own contract, `model.json`
+//! ([`saved`]); datasets come in as tables the stages have read.
 
+pub mod cv;
 pub mod gp;
 pub mod linalg;
 pub mod linear;
 pub mod metrics;
 pub mod model;
+pub mod saved;
 pub mod score;
 pub mod target;
 pub mod xgb;
 
-pub use model::{ensemble_of, fit_cv, Fitted, Kind, Model};
-pub use score::Scorer;
+pub use cv::{ensemble_of, fit_cv, Fitted};
+pub use model::{Kind, Model};
+pub use saved::SavedFit;
+pub use score::{predict_many, Scorer};
 
 /// True where the AVX2+FMA copies of the hot loops ([`score`], [`linalg`]) can run.
 pub(crate) fn wide() -> bool {

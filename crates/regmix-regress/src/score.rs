@@ -60,6 +60,22 @@ impl<'a> Scorer<'a> {
     }
 }
 
+/// Predictions of `model` for many rows, in parallel blocks of 256 through a [`Scorer`].
+/// A model the scorer cannot prepare (an XGBoost model with a feature this crate does not
+/// fit) is an error, never a silent slow path.
+pub fn predict_many(model: &Model, rows: &[Vec<f64>]) -> Result<Vec<f64>> {
+    use rayon::prelude::*;
+    let Some(d) = rows.first().map(Vec::len) else { return Ok(Vec::new()) };
+    if let Some(r) = rows.iter().position(|r| r.len() != d) {
+        bail!("row {r} has {} weights, row 0 has {d}", rows[r].len());
+    }
+    let scorer = Scorer::new(model)?;
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    let mut out = vec![0.0; rows.len()];
+    out.par_chunks_mut(256).zip(flat.par_chunks(256 * d)).for_each(|(o, x)| scorer.score(x, d, o));
+    Ok(out)
+}
+
 /// a·b + c, fused where the CPU has FMA (the wide copy), plain otherwise: `mul_add` without
 /// hardware FMA is a slow library call.
 #[inline(always)]
@@ -253,6 +269,11 @@ const MAX_DEPTH: u32 = 12;
 impl TreeScorer {
     pub fn new(m: &Xgb) -> Result<Self> {
         Self::from_json(&m.model_json)
+    }
+
+    /// The number of features (mixture weights) the trees were trained on.
+    pub fn features(&self) -> usize {
+        self.features
     }
 
     /// From XGBoost's JSON model (the format of `save_model("x.json")`).

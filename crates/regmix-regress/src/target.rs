@@ -46,15 +46,29 @@ impl Target {
         Ok(Target { expr: expr.to_string(), terms })
     }
 
+    /// Parses `expr` against a table's columns, each given with whether it is floating-point:
+    /// a target is a blend of loss columns, so a term on any other column (`steps`,
+    /// `mixture_id`) is refused with its name.
+    pub fn parse_floats(expr: &str, columns: &[(String, bool)]) -> Result<Target> {
+        let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+        let t = Target::parse(expr, &names)?;
+        for (_, col) in &t.terms {
+            if !columns.iter().any(|(n, float)| n == col && *float) {
+                bail!("target `{expr}`: column `{col}` is not floating-point; a target is built from loss columns such as valid_loss.<domain>");
+            }
+        }
+        Ok(t)
+    }
+
     /// Evaluates the target on each row, given a column lookup.
-    pub fn eval(&self, rows: usize, col: impl Fn(&str) -> Vec<f64>) -> Vec<f64> {
+    pub fn eval(&self, rows: usize, col: impl Fn(&str) -> Result<Vec<f64>>) -> Result<Vec<f64>> {
         let mut y = vec![0.0; rows];
         for (c, name) in &self.terms {
-            for (yi, v) in y.iter_mut().zip(col(name)) {
+            for (yi, v) in y.iter_mut().zip(col(name)?) {
                 *yi += c * v;
             }
         }
-        y
+        Ok(y)
     }
 }
 
@@ -73,8 +87,16 @@ mod tests {
         assert_eq!(t.terms[1], (0.75, "valid_loss.b".into()));
         let m = Target::parse("mean(valid_loss.*)", &cols()).unwrap();
         assert_eq!(m.terms.len(), 2);
-        let y = m.eval(1, |c| if c.ends_with('a') { vec![2.0] } else { vec![4.0] });
+        let y = m.eval(1, |c| Ok(if c.ends_with('a') { vec![2.0] } else { vec![4.0] })).unwrap();
         assert_eq!(y, vec![3.0]);
+    }
+
+    #[test]
+    fn a_target_on_an_integer_column_is_refused_naming_it() {
+        let cols = vec![("valid_loss.a".to_string(), true), ("steps".to_string(), false)];
+        assert!(Target::parse_floats("valid_loss.a", &cols).is_ok());
+        let e = Target::parse_floats("steps", &cols).unwrap_err().to_string();
+        assert!(e.starts_with("target `steps`: column `steps` is not floating-point"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Gradient-boosted trees through XGBoost (the paper used LightGBM's). The number of rounds
-//! comes from K-fold cross-validation inside the training data (see [`crate::model`]).
+//! comes from K-fold cross-validation inside the training data (see [`crate::cv`]).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

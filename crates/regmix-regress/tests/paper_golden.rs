@@ -55,8 +55,8 @@ fn regressors_reach_the_papers_rank_correlations_on_held_out_runs() {
     for kind in Kind::ALL {
         let f = fit_cv(kind, &x, &y, 5, 42).unwrap();
         let s_oof = spearman(&y, &f.oof) * 100.0;
-        let s1 = spearman(&y1, &f.model.predict_many(&x1)) * 100.0;
-        let s60 = spearman(&y60, &f.model.predict_many(&x60)) * 100.0;
+        let s1 = spearman(&y1, &regmix_regress::predict_many(&f.model, &x1).unwrap()) * 100.0;
+        let s60 = spearman(&y60, &regmix_regress::predict_many(&f.model, &x60).unwrap()) * 100.0;
         eprintln!("{:>10}: CV {s_oof:6.2}  test-1M {s1:6.2}  test-60M {s60:6.2}", kind.name());
         table.insert(kind, (s1, s60));
     }

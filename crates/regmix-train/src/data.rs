@@ -160,13 +160,9 @@ impl MixtureSampler {
         Ok(MixtureSampler { cumulative, seed, mixture_id, window: context + 1 })
     }
 
-    /// The random source of optimizer step `step`.
+    /// The random source of optimizer step `step`: its own stream, (seed, mixture id, step).
     pub fn step_rng(&self, step: u64) -> ChaCha8Rng {
-        let mut key = [0u8; 24];
-        key[..8].copy_from_slice(&self.seed.to_le_bytes());
-        key[8..16].copy_from_slice(&self.mixture_id.to_le_bytes());
-        key[16..].copy_from_slice(&step.to_le_bytes());
-        ChaCha8Rng::seed_from_u64(xxhash_rust::xxh3::xxh3_64(&key))
+        ChaCha8Rng::seed_from_u64(regmix_core::seed::derive(&[self.seed, self.mixture_id, step]))
     }
 
     /// One window's domain and start.

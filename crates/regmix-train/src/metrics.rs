@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use regmix_core::run::RunStatus;
 use regmix_core::schema::{domains, Schema};
 use regmix_core::table::{batch, col, write_parquet};
 use regmix_core::Provenance;
@@ -48,20 +49,20 @@ impl Row {
     }
 }
 
-/// Writes `rows` as `path`; every row's status is "running" except the last, which is
+/// Writes `rows` as `path`; every row's status is running except the last, which is
 /// `last_status`.
 pub fn write(
     path: &Path,
     domain_names: &[String],
     rows: &[Row],
-    last_status: &str,
+    last_status: RunStatus,
     extra: &[(String, String)],
     prov: &Provenance,
 ) -> Result<()> {
     let schema = Schema::get("run_metrics");
     let lists = domains(domain_names);
     let n = rows.len();
-    let status: Vec<&str> = (0..n).map(|i| if i + 1 == n { last_status } else { "running" }).collect();
+    let status: Vec<&str> = (0..n).map(|i| if i + 1 == n { last_status } else { RunStatus::Running }.as_str()).collect();
     let mut cols = vec![
         col::u64(rows.iter().map(|r| r.step).collect()),
         col::u64(rows.iter().map(|r| r.tokens).collect()),

@@ -11,10 +11,11 @@
 //! `s` is drawn from its own random stream, and every reduction sums in a fixed order, so a
 //! run resumed from a checkpoint ends bit-identical to one never interrupted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+pub use regmix_core::run::{Done as Outcome, RunDir, RunStatus};
 use regmix_core::{atomic, progress, Provenance};
 use regmix_model::{AdamW, Backend, Config};
 use serde::{Deserialize, Serialize};
@@ -113,46 +114,6 @@ impl TrainSpec {
     }
 }
 
-/// How a run ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub status: String,
-    pub steps: u64,
-    pub tokens: u64,
-    /// Final validation loss per domain (corpus order), if evaluated.
-    pub valid: Vec<Option<f64>>,
-    pub elapsed_s: f64,
-}
-
-/// Paths of a run folder.
-pub struct RunDir {
-    pub dir: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        RunDir { dir: dir.into() }
-    }
-    pub fn metrics(&self) -> PathBuf {
-        self.dir.join("metrics.parquet")
-    }
-    pub fn checkpoint(&self) -> PathBuf {
-        self.dir.join("checkpoint.safetensors")
-    }
-    pub fn done(&self) -> PathBuf {
-        self.dir.join("done.json")
-    }
-    /// The outcome of a finished (or diverged) run, if its marker exists.
-    pub fn finished(&self) -> Result<Option<Outcome>> {
-        let p = self.done();
-        if !p.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| format!("{}: not a completion marker", p.display()))?))
-    }
-}
-
 /// One run's inputs.
 pub struct Run<'a> {
     pub corpus: &'a Corpus,
@@ -198,7 +159,7 @@ pub fn evaluate(backend: &mut dyn Backend, corpus: &Corpus, eval: &EvalSet, micr
 pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let spec = run.spec;
     spec.check()?;
-    if let Some(done) = run.dir.finished()? {
+    if let Some(done) = run.dir.ended()? {
         log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
         return Ok(done);
     }
@@ -246,7 +207,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let started = Instant::now();
     let pb = progress::bar(steps, &format!("mixture {}", run.mixture_id));
     pb.set_position(start_step);
-    let mut status = "running";
+    let mut status = RunStatus::Running;
     let mut step = start_step;
     while step < steps {
         if run.stop_after.is_some_and(|n| step - start_step >= n) {
@@ -288,11 +249,11 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         pb.set_position(s);
         if diverged {
             log::warn!("mixture {}: diverged at step {s} (train loss {train_loss}, grad norm {grad_norm})", run.mixture_id);
-            status = "diverged";
+            status = RunStatus::Diverged;
             break;
         }
         if s == steps {
-            status = "finished";
+            status = RunStatus::Finished;
             break;
         }
         if s % spec.checkpoint_every == 0 {
@@ -300,12 +261,12 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             rows.iter().for_each(|r| r.to_f64(&mut flat));
             let st = LoopState { step: s, elapsed_s: elapsed0 + started.elapsed().as_secs_f64(), spec: spec_json.clone(), metrics: flat, metrics_cols: width };
             checkpoint::save(&ckpt, backend, &st)?;
-            metrics::write(&run.dir.metrics(), domains, &rows, "running", &extra, run.prov)?;
+            metrics::write(&run.dir.metrics(), domains, &rows, RunStatus::Running, &extra, run.prov)?;
             log::debug!("mixture {}: checkpoint at step {s}", run.mixture_id);
         }
     }
     pb.finish_and_clear();
-    if status == "running" {
+    if status == RunStatus::Running {
         // Zero steps to run (already at the end): cannot happen, a finished run has its marker.
         bail!("mixture {}: ended without finishing", run.mixture_id);
     }
@@ -313,17 +274,17 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let last = rows.last().expect("at least one step ran");
     let final_valid = rows.iter().rev().find(|r| r.valid.iter().any(|v| v.is_some())).map(|r| r.valid.clone());
     let outcome = Outcome {
-        status: status.to_string(),
+        status,
         steps: step,
         tokens: last.tokens,
         valid: final_valid.unwrap_or_else(|| vec![None; domains.len()]),
         elapsed_s: last.elapsed_s,
     };
-    if let (Some(dir), "finished") = (&run.hf_dir, status) {
+    if let (Some(dir), RunStatus::Finished) = (&run.hf_dir, status) {
         crate::hf::export(backend, dir, &run.corpus.tokenizer_path(), run.corpus.eos_id)?;
         log::info!("mixture {}: wrote the Hugging Face checkpoint {}", run.mixture_id, dir.display());
     }
-    if run.keep_checkpoint && status == "finished" {
+    if run.keep_checkpoint && status == RunStatus::Finished {
         let mut flat = Vec::with_capacity(rows.len() * width);
         rows.iter().for_each(|r| r.to_f64(&mut flat));
         let st = LoopState { step, elapsed_s: last.elapsed_s, spec: spec_json.clone(), metrics: flat, metrics_cols: width };
@@ -331,7 +292,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     } else if ckpt.exists() {
         std::fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
     }
-    atomic::write_bytes(run.dir.done(), serde_json::to_string_pretty(&outcome)?.as_bytes())?;
+    run.dir.write_done(&outcome, run.prov)?;
     let tok_s = (step - start_step) as f64 * tokens_per_step as f64 / started.elapsed().as_secs_f64();
     log::info!(
         "mixture {}: {status} after {step} steps, {} tokens, final train loss {:.4}, {:.0} tokens/s; wrote {}",
@@ -342,9 +303,4 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         run.dir.metrics().display()
     );
     Ok(outcome)
-}
-
-/// The folder of mixture `id` under a runs folder.
-pub fn run_dir(runs: &Path, id: u64) -> RunDir {
-    RunDir::new(runs.join(id.to_string()))
 }

@@ -92,7 +92,7 @@ fn loss_falls_on_real_text() {
     sp.eval_every = 5;
     let w = weights(&corpus, &[("code", 0.4), ("prose", 0.4), ("config", 0.2)]);
     let out = train_in(dir.path(), &corpus, &sp, &w, None).unwrap();
-    assert_eq!(out.status, "finished");
+    assert_eq!(out.status, train::RunStatus::Finished);
     let t = read_parquet(&dir.path().join("metrics.parquet"), Schema::get("run_metrics")).unwrap();
     let loss = t.f64_values("train_loss").unwrap();
     let first_eval = t.f64_values("valid_loss.prose").unwrap()[4];
@@ -149,7 +149,7 @@ fn a_stopped_run_resumes_from_its_checkpoint_bit_identical() {
     );
     // A finished run is skipped: its outcome comes back from the marker.
     let again = train_in(b.path(), &corpus, &sp, &w, None).unwrap();
-    assert_eq!(again.status, "finished");
+    assert_eq!(again.status, train::RunStatus::Finished);
     assert_eq!(again.steps, 14);
 }
 

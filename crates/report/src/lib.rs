@@ -7,21 +7,21 @@
 //! inline script records, after layout, the size and number of marks of every figure in
 //! `#render-check`, which the render test reads back from headless Chromium.
 
-pub mod svg;
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use arrow::array::Array;
 use clap::Parser;
+use regmix_core::columns::{VALID_LOSS, WEIGHT};
 use regmix_core::schema::Schema;
 use regmix_core::table::{read_parquet, Table};
+use regmix_core::run::RunDir;
 use regmix_core::{atomic, Provenance};
+use regmix_mixture::{Gain, Optimum};
+use regmix_plot::{self as svg, esc};
 use regmix_regress::metrics::{pearson, spearman};
 use regmix_regress::target::Target;
-
-use svg::esc;
+use regmix_regress::SavedFit;
 
 /// Draw one HTML report (inline SVG, no network) from the outputs of the stages.
 ///
@@ -105,8 +105,21 @@ fn f4(v: f64) -> String {
 /// Each domain's weights in a table with `weight.{domain}` columns.
 fn weights(t: &Table) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
     let doms = t.list("domain")?.to_vec();
-    let w = doms.iter().map(|d| t.f64_values(&format!("weight.{d}"))).collect::<regmix_core::Result<Vec<_>>>()?;
+    let w = t.wide_f64(WEIGHT, &doms)?;
     Ok((doms, w))
+}
+
+/// What the page says of the gain the regression predicts over the prior.
+pub fn verdict(gain: &Gain) -> &'static str {
+    if gain.is_clear() {
+        "The proxies support this gain at their own scale: it is over two bootstrap standard deviations and every refit predicts it. \
+         Whether it carries over to a target trained on many more tokens is what the target comparison tests."
+    } else if gain.std.is_some() {
+        "<b>The proxies do not clearly support this gain</b> (under two bootstrap standard deviations, or not predicted by every refit): \
+         the optimum and the prior are not told apart; more or longer proxy runs would."
+    } else {
+        ""
+    }
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -115,7 +128,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut page = Page { body: String::new(), files: Vec::new() };
     let saved = match &args.fit {
-        Some(dir) => Some(fit::SavedFit::load(dir)?),
+        Some(dir) => Some(SavedFit::load(dir)?),
         None => None,
     };
     let mut figures = Vec::new();
@@ -156,7 +169,7 @@ pub fn run(args: &Args) -> Result<()> {
         let columns: Vec<String> = t.batch.schema().fields().iter().map(|f| f.name().clone()).collect();
         let expr = saved.as_ref().map(|s| s.target.expr.clone()).unwrap_or_else(|| "mean(valid_loss.*)".into());
         let target = Target::parse(&expr, &columns)?;
-        let y = target.eval(t.rows(), |c| t.f64_values(c).unwrap_or_default());
+        let y = target.eval(t.rows(), |c| Ok(t.f64_values(c)?))?;
         let keep: Vec<usize> = (0..y.len()).filter(|&i| y[i].is_finite()).collect();
         let y: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
         let w: Vec<Vec<f64>> = w.iter().map(|v| keep.iter().map(|&i| v[i]).collect()).collect();
@@ -201,31 +214,13 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) -> Result<()> {
+fn optimum_section(page: &mut Page, path: &Path, saved: Option<&SavedFit>) -> Result<()> {
     let t = page.read(path, "optimum")?;
-    let (doms, w) = weights(&t)?;
-    let w: Vec<f64> = w.iter().map(|v| v[0]).collect();
-    let sd: Vec<Option<f64>> = doms
-        .iter()
-        .map(|d| t.f64(&format!("weight_std.{d}")).ok().and_then(|c| (!c.is_null(0)).then(|| c.value(0))))
-        .collect();
-    let sd: Option<Vec<f64>> = sd.iter().copied().collect();
-    let prior: Option<serde_json::Map<String, serde_json::Value>> = t.metadata.get("regmix.prior").and_then(|s| serde_json::from_str(s).ok());
-    let prior: Vec<f64> = doms.iter().map(|d| prior.as_ref().and_then(|p| p.get(d)).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)).collect();
-    let predicted = t.f64_values("predicted")?[0];
-    let pred_sd = t.f64_opt_values("predicted_std")?[0];
-    let target = t.metadata.get("regmix.target").cloned().or_else(|| saved.map(|s| s.target.expr.clone())).unwrap_or_default();
-    let spread = pred_sd.map(|s| format!(" ± {s:.4}")).unwrap_or_default();
-    let gain = optimize::gain_of(&t)?;
-    let verdict = if gain.is_clear() {
-        "The proxies support this gain at their own scale: it is over two bootstrap standard deviations and every refit predicts it. \
-         Whether it carries over to a target trained on many more tokens is what the target comparison tests."
-    } else if gain.std.is_some() {
-        "<b>The proxies do not clearly support this gain</b> (under two bootstrap standard deviations, or not predicted by every refit): \
-         the optimum and the prior are not told apart; more or longer proxy runs would."
-    } else {
-        ""
-    };
+    let o = Optimum::from_table(&t)?;
+    let (doms, w, sd, prior) = (&o.domains, &o.weights, &o.weight_std, &o.prior);
+    let target = if o.target.is_empty() { saved.map(|s| s.target.expr.clone()).unwrap_or_default() } else { o.target.clone() };
+    let spread = o.predicted_std.map(|s| format!(" ± {s:.4}")).unwrap_or_default();
+    let (predicted, gain, verdict) = (o.predicted, o.gain, verdict(&o.gain));
     page.section(
         "optimum",
         "The recommended mixture",
@@ -236,8 +231,7 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&fit::SavedFit>) 
             if sd.is_some() { "Error bars: one standard deviation over bootstrap refits of the regression." } else { "No bootstrap was run (optimize --bootstrap B gives error bars)." }
         ),
     );
-    let prior_bars: Vec<f64> = prior.iter().map(|p| if p.is_finite() { *p } else { 0.0 }).collect();
-    page.figure("optimum", &optimize::bar_chart(&doms, &w, sd.as_deref(), &prior_bars), "The optimum (blue, with ± one bootstrap standard deviation) beside the token-share prior (grey).");
+    page.figure("optimum", &svg::bar_chart(doms, w, sd.as_deref(), prior), "The optimum (blue, with ± one bootstrap standard deviation) beside the token-share prior (grey).");
     let mut order: Vec<usize> = (0..doms.len()).collect();
     order.sort_by(|a, b| w[*b].total_cmp(&w[*a]));
     let rows: Vec<Vec<String>> = order
@@ -255,9 +249,10 @@ fn comparison_section(page: &mut Page, path: &Path) -> Result<Vec<String>> {
     let evals = t.list("eval_domain")?.to_vec();
     let mut rows: Vec<String> = evals.clone();
     rows.push("mean".into());
+    let losses = t.wide_f64(VALID_LOSS, &evals)?;
     let values: Vec<Vec<f64>> = (0..t.rows())
         .map(|m| {
-            let mut v: Vec<f64> = evals.iter().map(|e| t.f64(&format!("valid_loss.{e}")).map(|c| if c.is_null(m) { f64::NAN } else { c.value(m) }).unwrap_or(f64::NAN)).collect();
+            let mut v: Vec<f64> = losses.iter().map(|c| c[m]).collect();
             let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
             v.push(if finite.len() == v.len() { finite.iter().sum::<f64>() / finite.len() as f64 } else { f64::NAN });
             v
@@ -288,7 +283,7 @@ fn comparison_section(page: &mut Page, path: &Path) -> Result<Vec<String>> {
 /// the figure was added.
 fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Result<bool> {
     let dir = comparison.parent().unwrap_or(Path::new("."));
-    let files: Vec<PathBuf> = names.iter().map(|n| dir.join(n).join("metrics.parquet")).collect();
+    let files: Vec<PathBuf> = names.iter().map(|n| RunDir::new(dir.join(n)).metrics()).collect();
     if let Some(missing) = files.iter().find(|f| !f.exists()) {
         log::info!("no training curves of the target models: {} not found", missing.display());
         return Ok(false);
@@ -298,7 +293,7 @@ fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Resul
         let t = page.read(f, "run_metrics")?;
         let doms = t.list("domain")?.to_vec();
         let tokens = t.u64("tokens")?;
-        let losses: Vec<Vec<f64>> = doms.iter().map(|d| t.f64_values(&format!("valid_loss.{d}"))).collect::<regmix_core::Result<_>>()?;
+        let losses = t.wide_f64(VALID_LOSS, &doms)?;
         let mut pts: Vec<(f64, f64)> = Vec::new();
         for i in 0..t.rows() {
             let v: Vec<f64> = losses.iter().map(|l| l[i]).collect();
@@ -328,7 +323,7 @@ fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Resul
     Ok(true)
 }
 
-fn fit_section(page: &mut Page, dir: &Path, saved: &fit::SavedFit) -> Result<()> {
+fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
     let rep = page.read(&dir.join("fit_report.parquet"), "fit_report")?;
     let pred = page.read(&dir.join("predictions.parquet"), "predictions")?;
     let selected = rep.metadata.get("regmix.selected").cloned().unwrap_or_else(|| saved.regressor.name().to_string());
@@ -340,14 +335,13 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &fit::SavedFit) -> Result<()>
             splits.push(split.value(i).to_string());
         }
     }
-    let series: Vec<fit::svg::Series> = splits
+    let series: Vec<svg::Series> = splits
         .iter()
-        .enumerate()
-        .map(|(k, s)| {
+        .map(|s| {
             let pts: Vec<(f64, f64)> = (0..pred.rows()).filter(|&i| reg.value(i) == selected && split.value(i) == s).map(|i| (truth[i], p[i])).collect();
             let (a, b): (Vec<f64>, Vec<f64>) = pts.iter().copied().unzip();
             let label = if s == "oof" { "out of fold".to_string() } else { s.trim_start_matches("test:").to_string() };
-            fit::svg::Series { label: format!("{label} (ρ = {:.3})", spearman(&a, &b)), color: svg::PALETTE[k % svg::PALETTE.len()], points: pts }
+            svg::Series { label: format!("{label} (ρ = {:.3})", spearman(&a, &b)), points: pts }
         })
         .collect();
     page.section(
@@ -361,7 +355,7 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &fit::SavedFit) -> Result<()>
             saved.cv_spearman * 100.0
         ),
     );
-    page.figure("predicted-vs-true", &fit::svg::scatter(&format!("{selected}: predicted vs true"), &series), "Predicted against true target for every proxy run, out of fold, and on each test file.");
+    page.figure("predicted-vs-true", &svg::scatter(&format!("{selected}: predicted vs true"), &series), "Predicted against true target for every proxy run, out of fold, and on each test file.");
     let (r, s) = (rep.str("regressor")?, rep.str("split")?);
     let cols = ["spearman", "pearson", "mse", "mae"].map(|c| rep.f64_values(c));
     let rows_n = rep.u64("rows")?;

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use regmix_core::schema::{domains_and_eval, Schema};
-use regmix_core::table::{batch, col, read_parquet, write_parquet};
+use regmix_core::table::{batch, col, write_parquet};
 use regmix_core::Provenance;
 use regmix_mixture::io::Mixtures;
+use regmix_mixture::Optimum;
 use regmix_mixture::prior::Prior;
 use regmix_train::backends;
 use regmix_train::cli::TrainArgs;
@@ -89,15 +90,10 @@ pub fn resolve(spec: &str, corpus: &Corpus) -> Result<Named> {
 }
 
 fn read_one(path: &Path, id: Option<u32>, domains: &[String]) -> Result<Vec<f64>> {
-    let is_optimum = path.extension().is_some_and(|e| e == "parquet")
-        && read_parquet(path, Schema::get("optimum")).is_ok();
-    let m = if is_optimum {
-        let t = read_parquet(path, Schema::get("optimum"))?;
-        let ds = t.list("domain")?.to_vec();
-        let w = ds.iter().map(|d| Ok(t.f64_values(&format!("weight.{d}"))?[0])).collect::<Result<Vec<f64>>>()?;
-        Mixtures { domains: ds, ids: vec![0], weights: vec![w] }
-    } else {
-        Mixtures::read_any(path)?
+    let optimum = if path.extension().is_some_and(|e| e == "parquet") { Optimum::read(path).ok() } else { None };
+    let m = match optimum {
+        Some(o) => Mixtures { domains: o.domains, ids: vec![0], weights: vec![o.weights] },
+        None => Mixtures::read_any(path)?,
     };
     let m = m.align_to(domains, path)?;
     match id {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::{Rng, SeedableRng};
+use regmix_core::run::RunStatus;
 use regmix_core::schema::Schema;
 use regmix_core::table::read_parquet;
 use regmix_model::cpu::CpuBackend;
@@ -40,7 +41,7 @@ fn trains_each_named_mixture_and_writes_the_comparison() {
     let t = read_parquet(&dir.path().join("target/comparison.parquet"), Schema::get("comparison")).unwrap();
     let names: Vec<&str> = (0..t.rows()).map(|i| t.str("mixture").unwrap().value(i)).collect();
     assert_eq!(names, ["prior", "uniform", "code", "prose"]);
-    assert!((0..4).all(|i| t.str("status").unwrap().value(i) == "finished"));
+    assert!((0..4).all(|i| t.str("status").unwrap().value(i) == RunStatus::Finished.as_str()));
     assert_eq!(t.f64_values("weight.code").unwrap()[2], 1.0);
     assert!((t.f64_values("weight.prose").unwrap()[1] - 1.0 / 3.0).abs() < 1e-12);
     // Each single-domain model beats the other on its own domain and loses on the other's,

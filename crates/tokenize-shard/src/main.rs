@@ -2,6 +2,6 @@
 use clap::Parser;
 
 fn main() {
-    let args = tokenize_shard::Args::parse();
-    regmix_core::cli::main(|| tokenize_shard::run(&args).map(|_| ()))
+    let args = regmix_tokenize::Args::parse();
+    regmix_core::cli::main(|| regmix_tokenize::run(&args).map(|_| ()))
 }

@@ -8,7 +8,7 @@ pub mod ops;
 
 use rayon::prelude::*;
 
-use crate::backend::{AdamW, Backend, Buffer};
+use crate::backend::{AdamW, Backend, Buffer, NORM_CHUNK};
 use crate::float::Float;
 use crate::layout::Layout;
 use crate::{Config, Error, Result};
@@ -117,8 +117,6 @@ pub struct CpuBackend<T: Float> {
     norm_partials: Vec<f64>,
 }
 
-/// Elements per chunk of the deterministic gradient-norm reduction.
-const NORM_CHUNK: usize = 1 << 16;
 
 impl<T: Float> CpuBackend<T> {
     /// A model initialised by [`crate::init::init_params`] from `seed`.
@@ -297,15 +295,14 @@ impl<T: Float> Backend for CpuBackend<T> {
     }
 
     fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64) -> Result<()> {
-        let bc1 = 1.0 - hp.beta1.powi(step as i32);
-        let bc2 = 1.0 - hp.beta2.powi(step as i32);
-        let (b1, b2) = (T::from_f64(hp.beta1), T::from_f64(hp.beta2));
-        let (one_b1, one_b2) = (T::from_f64(1.0 - hp.beta1), T::from_f64(1.0 - hp.beta2));
-        let decay = T::from_f64(1.0 - lr * hp.weight_decay);
-        let step_size = T::from_f64(lr / bc1);
-        let sqrt_bc2 = T::from_f64(bc2.sqrt());
-        let eps = T::from_f64(hp.eps);
-        let gs = T::from_f64(grad_scale);
+        let c = hp.step(step, lr, grad_scale);
+        let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
+        let (one_b1, one_b2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
+        let decay = T::from_f64(c.decay);
+        let step_size = T::from_f64(c.step_size);
+        let sqrt_bc2 = T::from_f64(c.sqrt_bc2);
+        let eps = T::from_f64(c.eps);
+        let gs = T::from_f64(c.grad_scale);
         self.params
             .par_chunks_mut(NORM_CHUNK)
             .zip(self.grads.par_chunks(NORM_CHUNK))

@@ -1,8 +1,21 @@
-//! The report's charts as self-contained SVG strings (no scripts, no external fonts).
+//! Every chart regmix draws (fit's scatter, optimize's bars, the report's figures) as a
+//! self-contained SVG string: no scripts, no external fonts, one palette.
 
 use std::fmt::Write;
 
+/// The series colours, in order (matplotlib's tab10 less its grey and olive).
 pub const PALETTE: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+/// The main series (the optimum, the proxies' dots): the palette's first colour.
+pub const MAIN: &str = PALETTE[0];
+/// The reference a series is compared with (the prior).
+pub const REFERENCE: &str = "#aaa";
+/// The fill of a box around the main series' dots.
+pub const BOX_FILL: &str = "#dde8f3";
+
+/// The colour of series `k`.
+pub fn color(k: usize) -> &'static str {
+    PALETTE[k % PALETTE.len()]
+}
 
 /// Text safe inside SVG/HTML.
 pub fn esc(s: &str) -> String {
@@ -44,11 +57,11 @@ pub fn strips(domains: &[String], weights: &[Vec<f64>]) -> String {
         sorted.sort_by(f64::total_cmp);
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 15.0, esc(d)).unwrap();
         let (q1, med, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.5), quantile(&sorted, 0.75));
-        writeln!(s, r##"<rect x="{:.1}" y="{}" width="{:.1}" height="20" fill="#dde8f3" stroke="#1f77b4"/>"##, sx(q1), y, (sx(q3) - sx(q1)).max(1.0)).unwrap();
+        writeln!(s, r##"<rect x="{:.1}" y="{}" width="{:.1}" height="20" fill="{BOX_FILL}" stroke="{MAIN}"/>"##, sx(q1), y, (sx(q3) - sx(q1)).max(1.0)).unwrap();
         writeln!(s, r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black" stroke-width="2"/>"#, sx(med), y, sx(med), y + 20.0).unwrap();
         for (k, v) in w.iter().enumerate() {
             let jitter = ((k * 37) % 17) as f64 / 17.0 * 16.0 + 2.0;
-            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="#1f77b4" fill-opacity="0.5"/>"##, sx(*v), y + jitter).unwrap();
+            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="{MAIN}" fill-opacity="0.5"/>"##, sx(*v), y + jitter).unwrap();
         }
     }
     let base = 25.0 + row * domains.len() as f64;
@@ -80,7 +93,7 @@ pub fn small_multiples(domains: &[String], x: &[Vec<f64>], y: &[f64], rho: &[f64
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">{} (ρ = {:+.2})</text>"#, l + w / 2.0, oy + 14.0, esc(d), rho[i]).unwrap();
         writeln!(s, r##"<rect x="{l}" y="{t}" width="{w}" height="{h}" fill="none" stroke="#888"/>"##).unwrap();
         for (xv, yv) in x[i].iter().zip(y) {
-            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="#1f77b4" fill-opacity="0.55"/>"##, sx(*xv), sy(*yv)).unwrap();
+            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{MAIN}" fill-opacity="0.55"/>"##, sx(*xv), sy(*yv)).unwrap();
         }
         writeln!(s, r#"<text x="{l}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{xmax:.2}</text>"#, t + h + 13.0, l + w, t + h + 13.0).unwrap();
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{:.2}</text><text x="{}" y="{}" text-anchor="end">{:.2}</text>"#, l - 3.0, t + 8.0, yhi, l - 3.0, t + h, ylo).unwrap();
@@ -106,7 +119,7 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
     for (k, name) in series.iter().enumerate() {
         let x = left + 110.0 * k as f64;
-        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, PALETTE[k % PALETTE.len()], x + 8.0, esc(name)).unwrap();
+        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, color(k), x + 8.0, esc(name)).unwrap();
     }
     for (i, r) in rows.iter().enumerate() {
         let y = 40.0 + row * i as f64;
@@ -114,7 +127,7 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
         writeln!(s, r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/>"##, left + width).unwrap();
         for (k, v) in values.iter().enumerate() {
             if v[i].is_finite() {
-                writeln!(s, r#"<circle cx="{:.1}" cy="{y}" r="5" fill="{}" fill-opacity="0.85"/>"#, sx(v[i]), PALETTE[k % PALETTE.len()]).unwrap();
+                writeln!(s, r#"<circle cx="{:.1}" cy="{y}" r="5" fill="{}" fill-opacity="0.85"/>"#, sx(v[i]), color(k)).unwrap();
             }
         }
     }
@@ -145,7 +158,7 @@ pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_la
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
     for (k, name) in series.iter().enumerate() {
         let x = left + 110.0 * k as f64;
-        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, PALETTE[k % PALETTE.len()], x + 8.0, esc(name)).unwrap();
+        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, color(k), x + 8.0, esc(name)).unwrap();
     }
     writeln!(s, r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, top + height, left + width, top + height).unwrap();
     writeln!(s, r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#, top + height).unwrap();
@@ -158,13 +171,74 @@ pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_la
     writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + width / 2.0, top + height + 38.0, esc(x_label)).unwrap();
     writeln!(s, r#"<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#, top + height / 2.0, top + height / 2.0, esc(y_label)).unwrap();
     for (k, pts) in points.iter().enumerate() {
-        let c = PALETTE[k % PALETTE.len()];
+        let c = color(k);
         let xy: Vec<(f64, f64)> = pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (sx(p.0), sy(p.1))).collect();
         let path: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" ")).unwrap();
         for (x, y) in &xy {
             writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{c}"/>"#).unwrap();
         }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Series of (truth, prediction) points with a label; series k is drawn in [`color`]`(k)`.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Predicted against true: one colour per series, the diagonal dashed, labels escaped.
+pub fn scatter(title: &str, series: &[Series]) -> String {
+    let (w, h, m) = (560.0, 520.0, 60.0);
+    let all: Vec<f64> = series.iter().flat_map(|s| s.points.iter().flat_map(|p| [p.0, p.1])).collect();
+    let lo = all.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let pad = (hi - lo).max(1e-9) * 0.05;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let sx = |v: f64| m + (v - lo) / (hi - lo) * (w - 2.0 * m);
+    let sy = |v: f64| h - m - (v - lo) / (hi - lo) * (h - 2.0 * m);
+    let mut s = String::new();
+    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#).unwrap();
+    writeln!(s, r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="24" text-anchor="middle" font-size="14">{}</text>"#, w / 2.0, esc(title)).unwrap();
+    writeln!(s, r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4"/>"##, sx(lo), sy(lo), sx(hi), sy(hi)).unwrap();
+    writeln!(s, r#"<rect x="{m}" y="{m}" width="{}" height="{}" fill="none" stroke="black"/>"#, w - 2.0 * m, h - 2.0 * m).unwrap();
+    for i in 0..=4 {
+        let v = lo + (hi - lo) * i as f64 / 4.0;
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{v:.3}</text>"#, sx(v), h - m + 16.0).unwrap();
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{v:.3}</text>"#, m - 4.0, sy(v) + 4.0).unwrap();
+    }
+    writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">true</text>"#, w / 2.0, h - 16.0).unwrap();
+    writeln!(s, r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">predicted</text>"#, h / 2.0, h / 2.0).unwrap();
+    for (k, se) in series.iter().enumerate() {
+        for (t, p) in &se.points {
+            writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}" fill-opacity="0.6"/>"#, sx(*t), sy(*p), color(k)).unwrap();
+        }
+        writeln!(s, r#"<circle cx="{}" cy="{}" r="4" fill="{}"/><text x="{}" y="{}">{}</text>"#, m + 12.0, m + 16.0 + 16.0 * k as f64, color(k), m + 22.0, m + 20.0 + 16.0 * k as f64, esc(&se.label)).unwrap();
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Horizontal bars: the optimum (with bootstrap error bars) beside the prior.
+pub fn bar_chart(doms: &[String], w: &[f64], sd: Option<&[f64]>, prior: &[f64]) -> String {
+    let (left, width, row) = (160.0, 420.0, 26.0);
+    let h = 60.0 + row * doms.len() as f64;
+    let max = w.iter().chain(prior).cloned().fold(0.0, f64::max).max(1e-9) * 1.1;
+    let sx = |v: f64| left + v / max * width;
+    let mut s = String::new();
+    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#, left + width + 40.0).unwrap();
+    writeln!(s, r##"<rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="14">Optimum (blue) and token-share prior (grey)</text>"##).unwrap();
+    for (i, d) in doms.iter().enumerate() {
+        let y = 40.0 + row * i as f64;
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 14.0, esc(d)).unwrap();
+        writeln!(s, r#"<rect x="{left}" y="{y}" width="{:.1}" height="10" fill="{MAIN}"/>"#, sx(w[i]) - left).unwrap();
+        writeln!(s, r#"<rect x="{left}" y="{}" width="{:.1}" height="8" fill="{REFERENCE}"/>"#, y + 11.0, sx(prior[i]) - left).unwrap();
+        if let Some(sd) = sd {
+            writeln!(s, r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black"/>"#, sx((w[i] - sd[i]).max(0.0)), y + 5.0, sx(w[i] + sd[i]), y + 5.0).unwrap();
+        }
+        writeln!(s, r#"<text x="{:.1}" y="{}">{:.3}</text>"#, sx(w[i].max(prior[i])) + 4.0, y + 10.0, w[i]).unwrap();
     }
     s.push_str("</svg>\n");
     s
@@ -210,6 +284,19 @@ mod tests {
         assert_eq!(quantile(&v, 0.0), 1.0);
         assert_eq!(quantile(&v, 1.0), 4.0);
         assert!((quantile(&v, 0.5) - 2.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_scatter_draws_each_series_in_its_palette_colour() {
+        let s = scatter("t", &[Series { label: "oof".into(), points: vec![(1.0, 1.1)] }, Series { label: "test".into(), points: vec![(2.0, 1.9)] }]);
+        assert!(s.contains(&format!(r#"r="2.5" fill="{}""#, PALETTE[0])) && s.contains(&format!(r#"r="2.5" fill="{}""#, PALETTE[1])));
+    }
+
+    #[test]
+    fn the_bar_chart_draws_the_optimum_in_the_main_colour_and_the_prior_in_the_reference() {
+        let s = bar_chart(&["a".into()], &[0.6], Some(&[0.1]), &[0.4]);
+        assert!(s.contains(&format!(r#"fill="{MAIN}""#)) && s.contains(&format!(r#"fill="{REFERENCE}""#)));
+        assert_eq!(s.matches("<line").count(), 1, "one error bar");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! optimize on a model fitted to the paper's real runs (Pile-CC target).
+//! collect → fit → optimize on the paper's real runs (Pile-CC target).
 
 use std::path::{Path, PathBuf};
 
 use regmix_core::Provenance;
+use regmix_mixture::Optimum;
 
 fn paper() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data");
@@ -58,7 +59,8 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     let mut a = args(&fit_dir, &prior, &out);
     a.bootstrap = 2;
     optimize::run(&a).unwrap();
-    let (doms, w) = optimize::read_optimum(&out.join("optimum.parquet")).unwrap();
+    let o = Optimum::read(&out.join("optimum.parquet")).unwrap();
+    let (doms, w) = (&o.domains, &o.weights);
     let cc = doms.iter().position(|x| x == "pile_cc").unwrap();
     let best = w.iter().cloned().fold(0.0, f64::max);
     assert_eq!(w[cc], best, "Pile-CC gets the largest weight: {w:?}");
@@ -66,10 +68,9 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     // 512 runs of 1B tokens on the Pile-CC loss: the optimum's gain over the Pile's own shares
     // is large and every refit predicts it (the paper: the optimum beats the Pile's mixture).
-    let g = optimize::read_gain(&out.join("optimum.parquet")).unwrap();
+    let g = o.gain;
     assert!(g.gain > 0.05 && g.is_clear(), "{g:?}");
-    let t = regmix_core::table::read_parquet(&out.join("optimum.parquet"), regmix_core::schema::Schema::get("optimum")).unwrap();
-    assert!((g.prior - g.gain - t.f64_values("predicted").unwrap()[0]).abs() < 1e-12);
+    assert!((g.prior - g.gain - o.predicted).abs() < 1e-12);
 
     // Caps: 2 epochs of 1B tokens for a 1B-token target: w_d <= 2 · share_d.
     let out = dir.path().join("capped");
@@ -77,8 +78,9 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     a.max_epochs = Some(2.0);
     a.target_tokens = Some(1_000_000_000);
     optimize::run(&a).unwrap();
-    let (doms, w) = optimize::read_optimum(&out.join("optimum.parquet")).unwrap();
-    for (d, x) in doms.iter().zip(&w) {
+    let o = Optimum::read(&out.join("optimum.parquet")).unwrap();
+    let w = &o.weights;
+    for (d, x) in o.domains.iter().zip(w) {
         let share = PILE.iter().find(|p| p.0 == d).unwrap().1;
         assert!(*x <= (2.0 * share).min(1.0) + 1e-9, "{d}: {x} above its cap {}", 2.0 * share);
     }

@@ -1,4 +1,5 @@
-//! `tokenize-shard`: raw text to per-domain token shards and `manifest.parquet`.
+//! Tokenization, the library behind the `tokenize-shard` stage: raw text to per-domain token
+//! shards and `manifest.parquet`.
 //!
 //! For each input file, documents are read in order, encoded in parallel, split into train
 //! and validation by a hash of their text, and appended (each followed by EOS) to one shard

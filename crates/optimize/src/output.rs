@@ -1,0 +1,54 @@
+//! optimize's outputs, written into the output folder: `optimum.parquet` (the contract,
+//! through [`regmix_mixture::Optimum`]), `top_candidates.parquet`, `optimum.yaml` (a regmix
+//! mixture config), `megatron_data_path.txt` (a Megatron-LM `--data-path` blend),
+//! `optimum.json` (the same facts for people and scripts) and `optimum_vs_prior.svg`.
+
+use anyhow::{Context, Result};
+use regmix_core::schema::{domains as dom_lists, Schema};
+use regmix_core::table::{batch, col, write_parquet};
+use regmix_core::{atomic, Provenance};
+use regmix_mixture::io::regmix_yaml;
+use regmix_mixture::Optimum;
+
+use crate::search::Cand;
+use crate::Args;
+
+/// The files named in the module's documentation.
+pub const FILES: [&str; 6] = ["optimum.parquet", "top_candidates.parquet", "optimum.yaml", "megatron_data_path.txt", "optimum.json", "optimum_vs_prior.svg"];
+
+pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &Provenance) -> Result<()> {
+    let out = &args.output;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let doms = &optimum.domains;
+    let w = &optimum.weights;
+    let by_domain = |v: &[f64]| doms.iter().zip(v).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect::<serde_json::Map<_, _>>();
+    let constraints = serde_json::json!({
+        "caps": by_domain(caps),
+        "min_weight": args.min_weight, "max_epochs": args.max_epochs, "target_tokens": args.target_tokens,
+    });
+    optimum.write(&out.join(FILES[0]), &constraints, prov)?;
+
+    let lists = dom_lists(doms);
+    let s = Schema::get("top_candidates");
+    let mut cols = vec![col::u32((1..=top.len() as u32).collect()), col::f64(top.iter().map(|c| c.predicted).collect())];
+    cols.extend((0..doms.len()).map(|j| col::f64(top.iter().map(|c| c.weights[j]).collect())));
+    write_parquet(&out.join(FILES[1]), s, &lists, &batch(s, &lists, cols)?, &[], prov)?;
+
+    atomic::write_bytes(out.join(FILES[2]), regmix_yaml(doms, w, "train_", &[]).as_bytes())?;
+    let megatron: Vec<String> = doms.iter().zip(w).filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{x:.6} {}{d}", args.megatron_prefix)).collect();
+    atomic::write_bytes(out.join(FILES[3]), format!("{}\n", megatron.join(" ")).as_bytes())?;
+    let g = &optimum.gain;
+    let json = serde_json::json!({
+        "target": optimum.target, "predicted": optimum.predicted, "predicted_std": optimum.predicted_std,
+        "predicted_prior": g.prior, "predicted_gain": g.gain, "predicted_gain_std": g.std,
+        "bootstrap_win_share": g.win_share,
+        "weights": by_domain(w),
+        "weight_std": optimum.weight_std.as_deref().map(by_domain),
+        "prior": by_domain(&optimum.prior),
+        "constraints": constraints,
+    });
+    atomic::write_bytes(out.join(FILES[4]), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    atomic::write_bytes(out.join(FILES[5]), regmix_plot::bar_chart(doms, w, optimum.weight_std.as_deref(), &optimum.prior).as_bytes())?;
+    log::info!("wrote {}/{{{}}}", out.display(), FILES.join(", "));
+    Ok(())
+}
