@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench clean paper experiment experiment-gpu
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-gpu
 
 all: build
 
@@ -176,6 +176,10 @@ bench: build $(CORPUS)/.stamp
 	bash scripts/bench/tokenize.sh
 	bash scripts/bench/fit-optimize.sh
 	bash scripts/bench/train.sh
+
+# Whether thin LTO would pay for the hot binaries (a second profile, built once).
+bench-lto: setup
+	bash scripts/bench/lto.sh
 
 clean:
 	rm -rf $(DATA)
