@@ -5,6 +5,7 @@
 # optimize's scoring (the paper's Pile-CC model, xgboost and GP, 10M mixtures).
 #   scripts/bench/lto.sh            (make bench-lto; needs ../shared/regmix-paper-data)
 set -euo pipefail
+shopt -s inherit_errexit
 root=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$HOME/.cache/regmix/target}
 paper=${PAPER:-$root/../shared/regmix-paper-data}
@@ -14,7 +15,7 @@ repeats=${REPEATS:-3}
 mkdir -p "$work"
 cd "$root"
 for p in release release-lto; do
-    cargo build -q --profile "$p" -p regmix-train --bin train-bench -p optimize
+    cargo build -q --profile "$p" -p regmix-train -p optimize --bin train-bench --bin optimize
 done
 cargo build -q --release -p collect -p fit
 bin() { echo "$target/$1/$2"; }
@@ -43,7 +44,7 @@ best_opt() { # profile regressor → best mixtures/s of $repeats runs
 }
 echo "| benchmark (best of $repeats, $(nproc) cores) | release (no LTO) | release-lto (thin) | LTO / no LTO |"
 echo "| --- | --- | --- | --- |"
-for preset in micro small; do
+for preset in ${PRESETS:-micro small}; do
     a=$(best_train release $preset); b=$(best_train release-lto $preset)
     echo "| train-bench $preset, tokens/s | $a | $b | $(echo "scale=3; $b / $a" | bc) |"
 done
