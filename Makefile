@@ -170,6 +170,8 @@ test: $(PY) setup
 	LD_LIBRARY_PATH=$$(echo $(abspath $(VENV))/lib/python3*/site-packages/nvidia/cu13/lib)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
 	    REGMIX_REQUIRE_NVRTC=1 REGMIX_PYTHON=$(abspath $(PY)) cargo test --release --workspace $(CARGO_FLAGS)
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
+	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) STRICT=1 bash tests/integrity.sh
+	$(PY) tests/fuzz.py $(BIN)
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 
 bench: build $(CORPUS)/.stamp

@@ -36,9 +36,16 @@ train() { # output dir, extra flags...
     "$bin/proxy-train" --shards "$work/shards" --mixtures "$work/mixtures.parquet" --output "$out" --preset micro \
         --batch-tokens 512 --eval-windows 4 --threads 1 "$@"
 }
+# The same in the background: `train_exec … &` forks a shell that becomes proxy-train, so `$!`
+# is proxy-train's own pid and `kill -9 $!` kills the trainer, not only its shell.
+train_exec() {
+    local out=$1; shift
+    exec "$bin/proxy-train" --shards "$work/shards" --mixtures "$work/mixtures.parquet" --output "$out" --preset micro \
+        --batch-tokens 512 --eval-windows 4 --threads 1 "$@"
+}
 
 echo "== a proxy run killed with SIGKILL in the middle resumes when rerun"
-train "$work/killed" --ids 0 --tokens 65536 --checkpoint-every 4 --eval-every 16 2> "$work/killed.log" &
+train_exec "$work/killed" --ids 0 --tokens 65536 --checkpoint-every 4 --eval-every 16 2> "$work/killed.log" &
 pid=$!
 for _ in $(seq 600); do [ -f "$work/killed/0/checkpoint.safetensors" ] && break; sleep 0.1; done
 [ -f "$work/killed/0/checkpoint.safetensors" ] || fail "no checkpoint before the kill"

@@ -84,6 +84,7 @@ impl Dataset {
 
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("collect", env!("CARGO_PKG_VERSION"));
+    let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let ds = if !args.import_regmix_csv.is_empty() {
         import_paper(&args.import_regmix_csv[0], &args.import_regmix_csv[1])?
     } else {
@@ -128,7 +129,11 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
             v.push(if s.is_empty() {
                 None
             } else {
-                Some(s.parse().with_context(|| format!("{}: row {}, field `{}` ({name})", loss_csv.display(), r + 1, &h[*i]))?)
+                let x: f64 = s.parse().with_context(|| format!("{}: row {}, field `{}` ({name})", loss_csv.display(), r + 1, &h[*i]))?;
+                if !(x.is_finite() && x >= 0.0) {
+                    bail!("{}: row {}, field `{}`: {x} is not a loss (finite and not negative)", loss_csv.display(), r + 1, &h[*i]);
+                }
+                Some(x)
             });
         }
         by_id.insert(id, v);
@@ -162,20 +167,23 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
     let mut left_out: Vec<(u32, String)> = Vec::new();
     let pb = progress::bar(mixtures.len() as u64, "collect");
     let mut files: Vec<(u32, PathBuf)> = Vec::new();
-    for id in &mixtures.ids {
+    // Each run's settings less its mixture, to check that all the runs were trained alike.
+    let mut settings: Vec<(u32, serde_json::Value)> = Vec::new();
+    for (id, w) in mixtures.ids.iter().zip(&mixtures.weights) {
         pb.inc(1);
         let path = RunDir::of(runs, *id as u64).metrics();
         if !path.exists() {
             left_out.push((*id, "missing".to_string()));
             continue;
         }
-        let (lists, _) = check_parquet(&path, Schema::get("run_metrics"))?;
+        let (lists, md) = check_parquet(&path, Schema::get("run_metrics"))?;
         let evals = lists.get("domain").cloned().unwrap_or_default();
         if ds.eval_domains.is_empty() {
             ds.eval_domains = evals;
         } else if ds.eval_domains != evals {
             bail!("{}: evaluation domains {evals:?} differ from other runs' {:?}", path.display(), ds.eval_domains);
         }
+        settings.push((*id, check_run_is_mixture(&path, &md, *id, &mixtures.domains, w)?));
         files.push((*id, path));
     }
     let finals = if files.is_empty() { HashMap::new() } else { scan_finals(&files, &ds.eval_domains, step)? };
@@ -193,7 +201,8 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
             continue;
         }
         let Some(e) = &f.eval else {
-            left_out.push((*id, format!("no finite evaluation{}", step.map(|s| format!(" at step {s}")).unwrap_or_default())));
+            let at = step.map(|s| format!(" at step {s}")).unwrap_or_default();
+            left_out.push((*id, if f.evaluated { format!("non-finite final evaluation{at}") } else { format!("no evaluation{at}") }));
             continue;
         };
         ds.ids.push(*id);
@@ -204,6 +213,10 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         ds.losses.push(e.losses.iter().map(|l| Some(*l)).collect());
     }
     pb.finish_and_clear();
+    // The runs that go into the dataset must have been trained alike (a diverged run, left out,
+    // may have had another learning rate).
+    settings.retain(|(id, _)| ds.ids.contains(id));
+    check_runs_alike(runs, &settings)?;
     if !left_out.is_empty() {
         log::warn!("left out {} runs: {}", left_out.len(), runs_by_reason(left_out));
     }
@@ -211,6 +224,59 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         bail!("no usable run in {} ({} mixtures)", runs.display(), mixtures.len());
     }
     Ok(ds)
+}
+
+/// Checks that the run in `path` is of mixture `id` with the mixtures file's weights `w` (over
+/// `domains`), from what the run recorded: the folder name, the mixtures file and the run
+/// must agree. Returns the run's settings less the mixture.
+fn check_run_is_mixture(path: &Path, md: &HashMap<String, String>, id: u32, domains: &[String], w: &[f64]) -> Result<serde_json::Value> {
+    let recorded = md.get("regmix.mixture_id").map(String::as_str).unwrap_or("");
+    if recorded != id.to_string() {
+        bail!("{}: the run is of mixture {recorded} (regmix.mixture_id), not {id}: a metrics file in another run's folder", path.display());
+    }
+    let spec: serde_json::Value = serde_json::from_str(md.get("regmix.run_spec").map(String::as_str).unwrap_or("null"))
+        .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
+    let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
+        bail!("{}: regmix.run_spec has no domains and weights", path.display());
+    };
+    for (d, x) in domains.iter().zip(w) {
+        let trained = doms.iter().position(|v| v.as_str() == Some(d)).and_then(|i| ws.get(i)).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        if (trained - x).abs() > 1e-9 {
+            bail!(
+                "{}: mixture {id} was trained with {} = {trained}, but the mixtures file gives {x}: the runs were trained on another mixtures file",
+                path.display(),
+                columns::wide(columns::WEIGHT, d)
+            );
+        }
+    }
+    let mut rest = spec;
+    if let Some(o) = rest.as_object_mut() {
+        o.remove("mixture_id");
+        o.remove("weights");
+    }
+    Ok(rest)
+}
+
+/// Every run must have been trained with the same settings (tokens, model, schedule, seed,
+/// shards): a regression over runs of different lengths or corpora fits the difference, not
+/// the mixtures. The error names the groups and what differs.
+fn check_runs_alike(runs: &Path, settings: &[(u32, serde_json::Value)]) -> Result<()> {
+    let Some((first_id, first)) = settings.first() else { return Ok(()) };
+    let odd: Vec<(u32, Vec<String>)> = settings
+        .iter()
+        .filter(|(_, s)| s != first)
+        .map(|(id, s)| (*id, regmix_core::json::differences(first, s)))
+        .collect();
+    if odd.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<(u32, String)> = odd.iter().map(|(id, d)| (*id, d.join("; "))).collect();
+    bail!(
+        "{}: {} runs were trained with other settings than run {first_id}: {}\ncollect only runs of one configuration (another --output for proxy-train, or --retrain)",
+        runs.display(),
+        odd.len(),
+        runs_by_reason(ids)
+    )
 }
 
 /// `3 (missing), 5–9 (unfinished), …`: runs in id order, consecutive ids left out for the
@@ -235,6 +301,8 @@ fn runs_by_reason(mut runs: Vec<(u32, String)>) -> String {
 /// A run as the scan sees it: the status of its last row and its chosen evaluation.
 struct Final {
     status: RunStatus,
+    /// Whether the run has an evaluation to use (at `step`, or any), finite or not.
+    evaluated: bool,
     eval: Option<Eval>,
 }
 
@@ -274,13 +342,25 @@ fn final_of(path: &Path, loss: &[String], step: Option<u64>) -> Result<Final> {
     order.sort_by_key(|&r| steps[r]);
     let Some(&last) = order.last() else { bail!("{}: no rows", path.display()) };
     let st = RunStatus::parse(status.get(last).unwrap_or_default(), path, last)?;
-    let usable = |r: usize| losses.iter().all(|c| c.get(r).is_some_and(f64::is_finite)) && step.is_none_or(|s| steps[r] == Some(s));
-    let eval = order.iter().rev().copied().find(|&r| usable(r)).map(|r| Eval {
+    for (c, name) in losses.iter().zip(loss) {
+        if let Some(r) = (0..c.len()).find(|&r| c.get(r).is_some_and(|v| v < 0.0)) {
+            bail!("{}: row {r}, field `{name}`: {} is negative; a cross-entropy is not", path.display(), c.get(r).unwrap_or_default());
+        }
+    }
+    // The evaluation used: the one at `step`, else the last (a row with any loss). It is used
+    // only if every domain's loss there is finite: an earlier evaluation never stands in for a
+    // final one that failed.
+    let evaluated = |r: usize| losses.iter().any(|c| c.get(r).is_some());
+    let chosen = match step {
+        Some(s) => order.iter().copied().find(|&r| steps[r] == Some(s) && evaluated(r)),
+        None => order.iter().rev().copied().find(|&r| evaluated(r)),
+    };
+    let eval = chosen.filter(|&r| losses.iter().all(|c| c.get(r).is_some_and(f64::is_finite))).map(|r| Eval {
         step: steps[r].unwrap_or(0),
         tokens: tokens.get(r).unwrap_or(0),
         losses: losses.iter().map(|c| c.get(r).unwrap_or(f64::NAN)).collect(),
     });
-    Ok(Final { status: st, eval })
+    Ok(Final { status: st, eval, evaluated: chosen.is_some() })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use regmix_core::run::RunDir;
 use regmix_core::schema::{domains, Schema};
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
 use regmix_core::Provenance;
@@ -12,7 +13,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_collect"))
 }
 
-fn write_run(dir: &Path, id: u32, status: &str, final_loss: f64) {
+/// A run of mixture `id` with `weights` over web and code, as proxy-train writes it.
+fn write_run(dir: &Path, id: u32, weights: &[f64], status: &str, final_loss: f64) {
     let s = Schema::get("run_metrics");
     let d: Vec<String> = vec!["web".into(), "code".into()];
     let lists = domains(&d);
@@ -32,13 +34,15 @@ fn write_run(dir: &Path, id: u32, status: &str, final_loss: f64) {
         ],
     )
     .unwrap();
+    let spec = serde_json::json!({"mixture_id": id, "domains": d, "weights": weights, "train": {"tokens": 2000}, "tokenizer_sha256": "t", "shards_sha256": "s"});
     let md = vec![
+        ("regmix.run_spec".into(), spec.to_string()),
         ("regmix.mixture_id".into(), id.to_string()),
         ("regmix.model".into(), "{}".into()),
         ("regmix.train".into(), "{}".into()),
         ("regmix.backend".into(), "cpu f32, 1 threads".into()),
     ];
-    write_parquet(&dir.join(id.to_string()).join("metrics.parquet"), s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
+    write_parquet(&RunDir::of(dir, id as u64).metrics(), s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
 }
 
 #[test]
@@ -58,9 +62,9 @@ fn keeps_finished_runs_and_names_the_ones_left_out() {
     let mp = dir.path().join("m.parquet");
     m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
     let runs = dir.path().join("runs");
-    write_run(&runs, 0, "finished", 3.5);
-    write_run(&runs, 1, "diverged", f64::NAN);
-    write_run(&runs, 2, "running", 3.9);
+    write_run(&runs, 0, &m.weights[0], "finished", 3.5);
+    write_run(&runs, 1, &m.weights[1], "diverged", f64::NAN);
+    write_run(&runs, 2, &m.weights[2], "running", 3.9);
     let out = dir.path().join("d.parquet");
     let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

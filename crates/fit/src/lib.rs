@@ -7,12 +7,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use arrow_schema::DataType;
 use clap::Parser;
 use regmix_core::schema::{Lists, Schema};
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
-use regmix_core::{atomic, digest, Provenance};
+use regmix_core::atomic::{self, OutputDir};
+use regmix_core::lock::Lock;
+use regmix_core::{digest, Provenance};
 use regmix_plot as plot;
 use regmix_regress::metrics::score;
 use regmix_regress::model::ENSEMBLE;
@@ -79,12 +81,17 @@ struct Candidate {
 
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("fit", env!("CARGO_PKG_VERSION"));
+    let _lock = Lock::output(&args.output, &format!("{} (fit's output)", args.output.display()))?;
     let t = read_parquet(&args.dataset, Schema::get("dataset"))?;
     let columns: Vec<(String, bool)> =
         t.batch.schema().fields().iter().map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32))).collect();
     let target = Target::parse_floats(&args.target, &columns).with_context(|| args.dataset.display().to_string())?;
     let Xy { domains, ids, x, y } = load_xy(&t, None, &target)?;
     log::info!("{}: {} runs, {} domains, target {}", args.dataset.display(), x.len(), domains.len(), target.expr);
+    let (lo, hi) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    if !y.is_empty() && lo == hi {
+        bail!("{}: the target `{}` is {lo} in every one of the {} runs: there is nothing to regress", args.dataset.display(), target.expr, y.len());
+    }
     let kinds: Vec<Kind> = if args.regressor == "auto" { Kind::ALL.to_vec() } else { vec![Kind::parse(&args.regressor)?] };
 
     let mut report = Vec::new();
@@ -139,7 +146,10 @@ pub fn run(args: &Args) -> Result<()> {
     let Candidate { kind, cv_spearman: cv, model } = fitted.swap_remove(best);
     log::info!("selected {} (cross-validated Spearman {:.2})", kind.name(), cv * 100.0);
 
-    std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
+    // The folder is staged and swapped in whole: model.json and the reports always belong to
+    // one fit.
+    let staged = OutputDir::create(&args.output)?;
+    let out = staged.path();
     let md = vec![("regmix.target".to_string(), target.expr.clone()), ("regmix.selected".to_string(), kind.name().to_string())];
     let s = Schema::get("fit_report");
     let lists = Lists::new();
@@ -157,7 +167,7 @@ pub fn run(args: &Args) -> Result<()> {
             col::u64(report.iter().map(|r| r.rows as u64).collect()),
         ],
     )?;
-    write_parquet(&args.output.join("fit_report.parquet"), s, &lists, &b, &md, &prov)?;
+    write_parquet(&out.join("fit_report.parquet"), s, &lists, &b, &md, &prov)?;
     let s = Schema::get("predictions");
     let b = batch(
         s,
@@ -171,7 +181,7 @@ pub fn run(args: &Args) -> Result<()> {
             col::f64(preds.iter().map(|p| p.predicted).collect()),
         ],
     )?;
-    write_parquet(&args.output.join("predictions.parquet"), s, &lists, &b, &[("regmix.target".into(), target.expr.clone())], &prov)?;
+    write_parquet(&out.join("predictions.parquet"), s, &lists, &b, &[("regmix.target".into(), target.expr.clone())], &prov)?;
     // The plot: the selected regressor, out of fold and on each test set.
     let mut svg_series = Vec::new();
     let mut splits: Vec<String> = vec!["oof".into()];
@@ -184,7 +194,7 @@ pub fn run(args: &Args) -> Result<()> {
         svg_series.push(plot::Series { label: format!("{sp}: ρ = {:.2}", rho * 100.0), points: pts });
     }
     atomic::write_bytes(
-        args.output.join("predicted_vs_true.svg"),
+        out.join("predicted_vs_true.svg"),
         plot::scatter(&format!("{} — {}", kind.name(), target.expr), &svg_series).as_bytes(),
     )?;
     let saved = SavedFit {
@@ -198,7 +208,8 @@ pub fn run(args: &Args) -> Result<()> {
         cv_spearman: cv,
         model,
     };
-    saved.save(&args.output, &prov)?;
+    saved.save(out, &prov)?;
+    staged.commit()?;
     log::info!("wrote {}/{{model.json, fit_report.parquet, predictions.parquet, predicted_vs_true.svg}}", args.output.display());
     Ok(())
 }

@@ -80,6 +80,9 @@ pub struct Args {
     pub megatron_prefix: String,
 }
 
+/// The most bootstrap refits --bootstrap asks for (each is a fit and a search).
+pub const MAX_BOOTSTRAP: usize = 10_000;
+
 /// Checks the flags no type can: finite, positive, in range.
 fn check(args: &Args) -> Result<()> {
     if !(args.strength.is_finite() && args.strength > 0.0) {
@@ -90,6 +93,9 @@ fn check(args: &Args) -> Result<()> {
     }
     if args.samples == 0 || args.top_k == 0 {
         bail!("--samples and --top-k must be positive");
+    }
+    if args.bootstrap > MAX_BOOTSTRAP {
+        bail!("--bootstrap {}: at most {MAX_BOOTSTRAP} refits", args.bootstrap);
     }
     if args.top_k as u64 > args.samples {
         bail!("--top-k {} is more than the {} mixtures simulated (--samples)", args.top_k, args.samples);
@@ -105,6 +111,7 @@ fn check(args: &Args) -> Result<()> {
 pub fn run(args: &Args) -> Result<()> {
     check(args)?;
     let prov = Provenance::from_env("optimize", env!("CARGO_PKG_VERSION"));
+    let _lock = regmix_core::lock::Lock::output(&args.output, &format!("{} (optimize's output)", args.output.display()))?;
     let saved = SavedFit::load(&args.fit)?;
     let prior = Prior::load(args.manifest.as_deref(), args.prior.as_deref())?;
     let doms = &saved.domains;

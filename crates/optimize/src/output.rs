@@ -3,10 +3,11 @@
 //! mixture config), `megatron_data_path.txt` (a Megatron-LM `--data-path` blend),
 //! `optimum.json` (the same facts for people and scripts) and `optimum_vs_prior.svg`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use regmix_core::schema::{domains as dom_lists, Schema};
 use regmix_core::table::{batch, col, write_parquet};
-use regmix_core::{atomic, Provenance};
+use regmix_core::atomic::{self, OutputDir};
+use regmix_core::Provenance;
 use regmix_mixture::io::regmix_yaml;
 use regmix_mixture::Optimum;
 
@@ -16,9 +17,11 @@ use crate::Args;
 /// The files named in the module's documentation.
 pub const FILES: [&str; 6] = ["optimum.parquet", "top_candidates.parquet", "optimum.yaml", "megatron_data_path.txt", "optimum.json", "optimum_vs_prior.svg"];
 
+/// Writes the files into a staging folder and swaps it in whole: optimum.parquet and
+/// optimum.yaml always belong to one search.
 pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &Provenance) -> Result<()> {
-    let out = &args.output;
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let staged = OutputDir::create(&args.output)?;
+    let out = staged.path();
     let doms = &optimum.domains;
     let w = &optimum.weights;
     let by_domain = |v: &[f64]| doms.iter().zip(v).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect::<serde_json::Map<_, _>>();
@@ -49,6 +52,7 @@ pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &
     });
     atomic::write_bytes(out.join(FILES[4]), serde_json::to_string_pretty(&json)?.as_bytes())?;
     atomic::write_bytes(out.join(FILES[5]), regmix_plot::bar_chart(doms, w, optimum.weight_std.as_deref(), &optimum.prior).as_bytes())?;
-    log::info!("wrote {}/{{{}}}", out.display(), FILES.join(", "));
+    staged.commit()?;
+    log::info!("wrote {}/{{{}}}", args.output.display(), FILES.join(", "));
     Ok(())
 }

@@ -82,7 +82,7 @@ fn pipeline(dir: &Path) -> Vec<String> {
         ];
         cols.extend((0..4).map(|_| col::f64_opt((1..=4).map(eval).collect())));
         std::fs::create_dir_all(dir.join(name)).unwrap();
-        let md: Vec<(String, String)> = [("regmix.mixture_id", "0"), ("regmix.model", "{}"), ("regmix.train", "{}"), ("regmix.backend", "cpu f32, 1 thread")]
+        let md: Vec<(String, String)> = [("regmix.run_spec", "{}"), ("regmix.mixture_id", "0"), ("regmix.model", "{}"), ("regmix.train", "{}"), ("regmix.backend", "cpu f32, 1 thread")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

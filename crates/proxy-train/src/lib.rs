@@ -149,6 +149,7 @@ pub fn run(args: &Args) -> Result<()> {
                     keep_checkpoint: args.train.keep_checkpoints,
                     stop_after: args.train.stop_after,
                     hf_dir: None,
+                    retrain: args.train.retrain,
                 },
             )
             .with_context(|| format!("mixture {id}"))?;

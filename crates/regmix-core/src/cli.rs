@@ -40,3 +40,15 @@ pub fn check_golden(path: &std::path::Path, actual: &str) {
         path.display()
     );
 }
+
+/// The most threads a `--threads` flag may ask for: more would only exhaust the machine
+/// (each thread needs a stack) before any work is done.
+pub const MAX_THREADS: usize = 1024;
+
+/// Checks a `--threads` value (0 means all cores).
+pub fn check_threads(n: usize) -> crate::Result<()> {
+    if n > MAX_THREADS {
+        return Err(crate::Error::Invalid(format!("--threads {n}: at most {MAX_THREADS} (0 uses every core)")));
+    }
+    Ok(())
+}

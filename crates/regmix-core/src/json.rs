@@ -94,6 +94,35 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, schema: &Schema) -> R
     Ok((value, prov))
 }
 
+/// Where two JSON values differ: one line per leaf, `path: then → now` (objects by key,
+/// arrays by index), in key order. Empty when they are equal.
+pub fn differences(then: &Value, now: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    diff_into("", then, now, &mut out);
+    out
+}
+
+fn diff_into(at: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    let key = |k: &str| if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                diff_into(&key(k), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff_into(&format!("{at}[{i}]"), p, q, out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("{}: {a} then, {b} now", if at.is_empty() { "(value)" } else { at })),
+    }
+}
+
 fn check_fields(path: &Path, schema: &Schema, obj: &Map<String, Value>) -> Result<()> {
     for f in &schema.fields {
         match obj.get(&f.name) {
@@ -128,10 +157,19 @@ mod tests {
         tokens: u64,
         valid: Vec<Option<f64>>,
         elapsed_s: f64,
+        spec: serde_json::Value,
     }
 
     fn done() -> Done {
-        Done { status: "finished".into(), steps: 3, tokens: 96, valid: vec![Some(5.0)], elapsed_s: 1.5 }
+        Done { status: "finished".into(), steps: 3, tokens: 96, valid: vec![Some(5.0)], elapsed_s: 1.5, spec: serde_json::json!({"tokens": 96}) }
+    }
+
+    #[test]
+    fn differences_name_each_leaf_that_changed() {
+        let a = serde_json::json!({"train": {"tokens": 8192, "lr": 0.003}, "weights": [0.5, 0.5]});
+        let b = serde_json::json!({"train": {"tokens": 16384, "lr": 0.003}, "weights": [0.25, 0.75]});
+        assert_eq!(differences(&a, &b), ["train.tokens: 8192 then, 16384 now", "weights[0]: 0.5 then, 0.25 now", "weights[1]: 0.5 then, 0.75 now"]);
+        assert!(differences(&a, &a).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`columns`]: the wide-table column prefixes (`weight.`, `valid_loss.`), in one place.
 //! - [`run`]: a run folder's paths ([`run::RunDir`]), its status and completion marker.
 //! - [`seed`]: the one seed derivation for sub-streams.
+//! - [`lock`]: one writer per output (an advisory lock naming its holder).
 //! - [`digest`]: sha256 of files and bytes.
 //! - [`domain`]: domain names.
 //! - [`progress`]: logging set-up and progress bars.
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod progress;
 pub mod json;
+pub mod lock;
 pub mod provenance;
 pub mod run;
 pub mod schema;

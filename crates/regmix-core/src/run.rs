@@ -60,6 +60,8 @@ pub struct Done {
     /// Final validation loss per domain (corpus order), if evaluated.
     pub valid: Vec<Option<f64>>,
     pub elapsed_s: f64,
+    /// What the run is (regmix-train's `RunSpec`): a rerun compares its own with this.
+    pub spec: serde_json::Value,
 }
 
 /// The paths of one run's folder. The only code that names a run's files.
@@ -84,6 +86,10 @@ impl RunDir {
     }
     pub fn done(&self) -> PathBuf {
         self.dir.join("done.json")
+    }
+    /// The lock a trainer holds while it trains this run.
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join(".lock")
     }
     /// The outcome of an ended (finished or diverged) run, if its marker exists.
     pub fn ended(&self) -> Result<Option<Done>> {

@@ -88,14 +88,15 @@ impl Mixtures {
     }
 
     /// Reads any mixture file by extension: `.parquet`, `.csv` (the paper's), `.yaml`/`.yml`
-    /// (one regmix config, id 0).
+    /// (one regmix config, its id from its content: [`content_id`]).
     pub fn read_any(path: &Path) -> Result<Self> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("parquet") => Mixtures::read_parquet(path),
             Some("csv") => read_paper_csv(path),
             Some("yaml") | Some("yml") => {
                 let (domains, w) = read_regmix_yaml(path)?;
-                Ok(Mixtures { domains, ids: vec![0], weights: vec![w] })
+                let id = content_id(&domains, &w);
+                Ok(Mixtures { domains, ids: vec![id], weights: vec![w] })
             }
             _ => Err(Error::format(path, "mixture", "unknown extension; expected .parquet, .csv, .yaml or .yml")),
         }
@@ -112,6 +113,15 @@ impl Mixtures {
             }
         }
         let idx: Vec<Option<usize>> = order.iter().map(|d| self.domains.iter().position(|x| x == d)).collect();
+        let absent: Vec<&String> = order.iter().zip(&idx).filter(|(_, i)| i.is_none()).map(|(d, _)| d).collect();
+        if !absent.is_empty() {
+            log::warn!(
+                "{}: names no weight for {} of the shards' domains ({}): they are trained at weight 0",
+                path.display(),
+                absent.len(),
+                absent.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
         let weights = self
             .weights
             .iter()
@@ -119,6 +129,16 @@ impl Mixtures {
             .collect();
         Ok(Mixtures { domains: order.to_vec(), ids: self.ids.clone(), weights })
     }
+}
+
+/// The id of a mixture that comes without one (a YAML config): from its content, the first 31
+/// bits of the sha256 of its nonzero weights by domain name, so two different mixtures never
+/// share a run folder and the same mixture always gets the same one.
+pub fn content_id(domains: &[String], weights: &[f64]) -> u32 {
+    let mut pairs: Vec<(&String, f64)> = domains.iter().zip(weights.iter().copied()).filter(|(_, w)| *w > 0.0).collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let text: String = pairs.iter().map(|(d, w)| format!("{d}={:016x}\n", w.to_bits())).collect();
+    u32::from_str_radix(&regmix_core::digest::sha256(text.as_bytes())[..8], 16).expect("hex") & 0x7fff_ffff
 }
 
 /// `train_the_pile_pile_cc` → `pile_cc`; `train_web` → `web`.
@@ -229,6 +249,15 @@ pub fn write_yaml_dir(m: &Mixtures, dir: &Path, prefix: &str, extra: &[(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_yaml_mixtures_id_comes_from_its_weights() {
+        let d: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
+        let id = content_id(&d, &[0.5, 0.5, 0.0]);
+        assert_eq!(id, content_id(&["b".into(), "a".into()], &[0.5, 0.5]), "zero weights and domain order do not matter");
+        assert_ne!(id, content_id(&d, &[0.4, 0.6, 0.0]));
+        assert!(id < 1 << 31);
+    }
 
     fn two() -> Mixtures {
         Mixtures { domains: vec!["web".into(), "code".into()], ids: vec![0, 1], weights: vec![vec![0.5, 0.5], vec![1.0, 0.0]] }

@@ -157,6 +157,9 @@ pub fn snap_to_grid(w: &mut [f64], min_weight: f64) {
     }
 }
 
+/// The memory the draws may take before deduplication (8 GB).
+pub const MAX_DRAW_BYTES: u64 = 8_000_000_000;
+
 impl Sampler {
     pub fn new(prior: Prior, params: SamplerParams) -> Result<Self> {
         let p = &params;
@@ -164,19 +167,25 @@ impl Sampler {
         if p.count == 0 {
             return bad("--count must be at least 1");
         }
-        if !(p.min_strength > 0.0 && p.max_strength >= p.min_strength) {
+        if !(p.min_strength > 0.0 && p.max_strength >= p.min_strength && p.max_strength.is_finite()) {
             return bad("strengths must satisfy 0 < --min-strength <= --max-strength");
         }
         if !(p.min_weight > 0.0 && p.min_weight < 1.0) {
             return bad("--min-weight must be in (0, 1)");
         }
-        if !(p.temperature > 0.0) {
-            return bad("--temperature must be > 0");
+        if !(p.temperature > 0.0 && p.temperature.is_finite()) {
+            return bad("--temperature must be a positive number");
         }
         if p.oversample == 0 {
             return bad("--oversample must be at least 1");
         }
         let tempered = prior.tempered(p.temperature);
+        if !tempered.iter().all(|q| q.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "--temperature {}: the tempered prior p^t underflows to 0 for every domain; use a temperature near 1",
+                p.temperature
+            )));
+        }
         let bounds = prior.bounds(p.max_epochs, p.target_tokens)?;
         if bounds.iter().sum::<f64>() < 1.0 {
             return Err(Error::Invalid(format!(
@@ -216,17 +225,43 @@ impl Sampler {
         let n = self.prior.domains.len();
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let draws = p.count.checked_mul(p.oversample).ok_or_else(|| Error::Invalid("--count × --oversample overflows".into()))?;
+        // Mixtures are snapped to a grid of --min-weight: no more distinct ones exist than its
+        // points, C(1/min_weight + n − 1, n − 1), whatever the draws.
+        let steps = (1.0 / p.min_weight).round();
+        let grid: f64 = (1..n).map(|k| (steps + k as f64) / k as f64).product();
+        if p.count as f64 > grid {
+            return Err(Error::Invalid(format!(
+                "--count {}: only {grid:.0} distinct mixtures of {n} domains exist on the grid of --min-weight {}",
+                p.count, p.min_weight
+            )));
+        }
+        // The draws are kept in memory to remove duplicates: refuse what would not fit.
+        let bytes = draws as f64 * (n * 8 + 24) as f64;
+        if bytes > MAX_DRAW_BYTES as f64 {
+            return Err(Error::Invalid(format!(
+                "--count {} × --oversample {} = {draws} draws would need {:.1} GB; lower either (at most {:.1} GB)",
+                p.count,
+                p.oversample,
+                bytes / 1e9,
+                MAX_DRAW_BYTES as f64 / 1e9
+            )));
+        }
         let mut stats = SampleStats { draws, ..Default::default() };
+        let pb = regmix_core::progress::bar(draws as u64, "sample");
         let mut alpha = vec![0.0; n];
         let mut w = vec![0.0; n];
         let mut cands: Vec<Vec<f64>> = Vec::new();
-        for _ in 0..draws {
+        for i in 0..draws {
             if self.draw(&mut rng, &mut alpha, &mut w) {
                 cands.push(w.clone());
             } else {
                 stats.rejected += 1;
             }
+            if i % 65536 == 0 {
+                pb.set_position(i as u64);
+            }
         }
+        pb.finish_and_clear();
         // Drop near-duplicates: sort, then keep a row only if it is far enough from the last kept.
         cands.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let mut uniq: Vec<Vec<f64>> = Vec::with_capacity(cands.len());
@@ -276,6 +311,15 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_above_the_grids_distinct_mixtures_is_refused_before_any_draw() {
+        let prior = Prior { domains: vec!["a".into(), "b".into(), "c".into()], weights: vec![0.5, 0.3, 0.2], tokens: None };
+        // min weight 2e-4: 5000 steps, C(5002, 2) = 12,507,501 points for three domains.
+        let s = Sampler::new(prior, SamplerParams { count: 100_000_000, ..Default::default() }).unwrap();
+        let e = s.sample().unwrap_err().to_string();
+        assert!(e.contains("only 12507501 distinct mixtures of 3 domains exist on the grid of --min-weight 0.0002"), "{e}");
+    }
     use crate::prior::pile_prior;
 
     #[test]

@@ -24,7 +24,8 @@ pub fn params(seed: u64, threads: usize) -> HashMap<String, String> {
     ] {
         p.insert(k.to_string(), v.to_string());
     }
-    p.insert("seed".into(), seed.to_string());
+    // XGBoost's seed is a signed 64-bit integer: a derived seed (any u64) is folded into it.
+    p.insert("seed".into(), (seed & i64::MAX as u64).to_string());
     p.insert("nthread".into(), threads.to_string());
     p
 }
@@ -112,5 +113,20 @@ impl Xgb {
     pub fn predict_many(&self, rows: &[Vec<f64>]) -> Vec<f64> {
         let d = dmatrix(rows, None).expect("dense matrix");
         self.booster().predict(&d).expect("xgboost predict").iter().map(|v| *v as f64).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_u64_seed_is_accepted() {
+        // Seeds come from regmix_core::seed::derive: the whole u64 range.
+        let x: Vec<Vec<f64>> = (0..20).map(|i| vec![i as f64 / 20.0, 1.0 - i as f64 / 20.0]).collect();
+        let y: Vec<f64> = x.iter().map(|r| r[0] * 2.0).collect();
+        let a = Xgb::fit(&x, &y, 5, u64::MAX).unwrap();
+        let b = Xgb::fit(&x, &y, 5, u64::MAX).unwrap();
+        assert_eq!(a.model_json, b.model_json, "the same seed gives the same trees");
     }
 }

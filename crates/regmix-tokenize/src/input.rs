@@ -76,7 +76,26 @@ pub fn kind_of(path: &Path) -> Result<Kind> {
     }
 }
 
-/// Expands folders into the input files under them (sorted), keeps files as given.
+/// Under `--domain-from prefix`, two files whose prefixes differ but normalise to the same
+/// domain (`Web-0.jsonl`, `web-1.jsonl`) would be merged silently: an error naming both.
+pub fn check_prefix_domains(inputs: &[PathBuf]) -> Result<()> {
+    let mut seen: std::collections::BTreeMap<String, (String, &PathBuf)> = Default::default();
+    for p in inputs {
+        let d = prefix_domain(p)?;
+        let raw = p.file_name().and_then(|n| n.to_str()).unwrap_or("").split('.').next().unwrap_or("").split('-').next().unwrap_or("").to_string();
+        match seen.get(&d) {
+            Some((r, q)) if *r != raw => bail!("{} and {}: the prefixes `{r}` and `{raw}` are both domain `{d}`; rename one", q.display(), p.display()),
+            Some(_) => {}
+            None => {
+                seen.insert(d, (raw, p));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expands folders into the input files under them (sorted), keeps files as given. An input
+/// given twice (itself, or inside a folder also given) is an error: it would count twice.
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
@@ -107,6 +126,13 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     }
     if out.is_empty() {
         bail!("no input files found in {inputs:?}");
+    }
+    let mut canonical = std::collections::HashMap::new();
+    for p in &out {
+        let c = std::fs::canonicalize(p).with_context(|| format!("{}: cannot read input", p.display()))?;
+        if let Some(q) = canonical.insert(c, p.clone()) {
+            bail!("{} is given twice (also as {}): its documents would count twice", p.display(), q.display());
+        }
     }
     Ok(out)
 }
@@ -247,6 +273,14 @@ fn parse_json_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_prefixes_of_one_domain_are_refused_and_shards_of_one_prefix_are_not() {
+        let p = |s: &str| PathBuf::from(s);
+        check_prefix_domains(&[p("in/web-0.jsonl"), p("in/web-1.jsonl"), p("in/code-0.jsonl")]).unwrap();
+        let e = check_prefix_domains(&[p("in/web-0.jsonl"), p("in/Web-1.jsonl")]).unwrap_err().to_string();
+        assert_eq!(e, "in/web-0.jsonl and in/Web-1.jsonl: the prefixes `web` and `Web` are both domain `web`; rename one");
+    }
 
     fn collect(path: &Path, df: &DomainFrom) -> Vec<(u64, Result<(String, String), String>)> {
         let mut v = Vec::new();

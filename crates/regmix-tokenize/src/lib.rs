@@ -138,15 +138,28 @@ fn file_identity(path: &Path) -> Result<(u64, u128)> {
 const CHUNK_DOCS: usize = 4096;
 const CHUNK_BYTES: usize = 8 << 20;
 
+/// The largest vocabulary --train-bpe trains (2^20; the largest in use are about 256k).
+pub const MAX_VOCAB: usize = 1 << 20;
+
 pub fn run(args: &Args) -> Result<Summary> {
+    let _lock = regmix_core::lock::Lock::output(&args.output, &format!("{} (tokenize-shard's output)", args.output.display()))?;
     if let Some(n) = args.threads {
+        regmix_core::cli::check_threads(n)?;
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
     }
     if !(0.0..1.0).contains(&args.valid_fraction) {
         bail!("--valid-fraction {} must be in [0, 1)", args.valid_fraction);
     }
+    if let Some(n) = args.train_bpe {
+        if !(256..=MAX_VOCAB).contains(&n) {
+            bail!("--train-bpe {n}: a vocabulary of 256 (the bytes) to {MAX_VOCAB} tokens");
+        }
+    }
     let prov = Provenance::from_env("tokenize-shard", env!("CARGO_PKG_VERSION"));
     let inputs = input::expand_inputs(&args.input)?;
+    if args.domain_from == DomainFrom::Prefix {
+        input::check_prefix_domains(&inputs)?;
+    }
     std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
     log::info!("{} input files", inputs.len());
     let stale = atomic::clean_stale_recursive(&args.output)?;
@@ -241,6 +254,12 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     pb.finish_and_clear();
     summary.seconds = start.elapsed().as_secs_f64();
+    // An input with no document would drop its domain from the manifest without a word.
+    if args.domain_from == DomainFrom::Prefix {
+        if let Some(m) = markers.iter().find(|m| m.shards.is_empty()) {
+            bail!("{}: no documents, so domain `{}` would be left out; remove the file or add text", m.source, input::prefix_domain(Path::new(&m.source))?);
+        }
+    }
     write_manifest(args, &markers, &loaded, &prov)?;
     let secs = summary.seconds.max(1e-9);
     log::info!(

@@ -57,6 +57,24 @@ pub fn save(path: &Path, backend: &dyn Backend, state: &LoopState) -> Result<()>
 
 /// Loads a checkpoint into `backend` (whose configuration must match) and returns the loop
 /// state.
+/// The run specification a checkpoint was written for (`regmix.spec` of its header), read
+/// without the tensors: a rerun checks it before it loads anything.
+pub fn spec_of(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let bad = |m: String| anyhow::anyhow!("checkpoint {}: {m}", path.display());
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|e| bad(e.to_string()))?;
+    let n = u64::from_le_bytes(n);
+    if n > 64 << 20 {
+        return Err(bad(format!("a header of {n} bytes")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+    v["__metadata__"]["regmix.spec"].as_str().map(str::to_string).ok_or_else(|| bad("metadata key regmix.spec missing".into()))
+}
+
 pub fn load(path: &Path, backend: &mut dyn Backend) -> Result<LoopState> {
     let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let bad = |m: String| anyhow::anyhow!("checkpoint {}: {m}", path.display());

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// Keep each run's last checkpoint (parameters and optimizer state) after it finishes.
     #[arg(long)]
     pub keep_checkpoints: bool,
+    /// Train again, from scratch, a run whose folder holds a run with other settings or
+    /// another mixture (without it, such a run is an error that names the differences).
+    #[arg(long)]
+    pub retrain: bool,
     /// Testing aid: exit with an error after N steps of this invocation, as if killed.
     #[arg(long, hide = true, value_name = "N")]
     pub stop_after: Option<u64>,
@@ -117,6 +121,7 @@ impl TrainArgs {
         spec.eval_every = self.eval_every.unwrap_or(tenth);
         spec.checkpoint_every = self.checkpoint_every.unwrap_or(tenth);
         spec.check()?;
+        crate::backends::check_fits(self.backend, &spec.model, spec.micro_batch)?;
         Ok(spec)
     }
 }

@@ -56,7 +56,10 @@ pub struct Corpus {
     pub valid: Vec<Stream>,
     pub vocab_size: usize,
     pub eos_id: u32,
+    /// sha256 of tokenizer.json, as the manifest records it and the file is checked to be.
     pub tokenizer_sha256: String,
+    /// The shards' identity: sha256 over the manifest's rows, vocabulary, EOS and tokenizer.
+    pub shards_sha256: String,
 }
 
 impl Corpus {
@@ -98,6 +101,26 @@ impl Corpus {
             }
             Stream { shards, starts, len }
         };
+        // The tokenizer beside the shards must be the one they were made with: a replaced
+        // tokenizer.json would give every export the wrong vocabulary.
+        let tokenizer_sha256 = md("regmix.tokenizer_sha256")?;
+        let tok_path = dir.join("tokenizer.json");
+        let found = regmix_core::digest::sha256_file(&tok_path)?;
+        if found != tokenizer_sha256 {
+            bail!(
+                "{}: sha256 {}…, but {} records the tokenizer the shards were made with as {}…: \
+                 the shards and the tokenizer do not belong together (tokenize again, or restore tokenizer.json)",
+                tok_path.display(),
+                &found[..12],
+                manifest.display(),
+                &tokenizer_sha256[..12.min(tokenizer_sha256.len())]
+            );
+        }
+        let (docs, toks) = (t.u64("documents")?, t.u64("tokens")?);
+        let mut identity = format!("vocab {vocab_size}\neos {eos_id}\ntokenizer {tokenizer_sha256}\n");
+        for i in 0..t.rows() {
+            identity.push_str(&format!("{}\t{}\t{}\t{}\t{}\n", dom.value(i), split.value(i), file.value(i), docs.value(i), toks.value(i)));
+        }
         Ok(Corpus {
             dir: dir.to_path_buf(),
             domains,
@@ -105,7 +128,8 @@ impl Corpus {
             valid: valid.into_iter().map(stream).collect(),
             vocab_size,
             eos_id,
-            tokenizer_sha256: t.metadata.get("regmix.tokenizer_sha256").cloned().unwrap_or_default(),
+            tokenizer_sha256,
+            shards_sha256: regmix_core::digest::sha256(identity.as_bytes()),
         })
     }
 

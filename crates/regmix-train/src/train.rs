@@ -115,6 +115,51 @@ impl TrainSpec {
 }
 
 /// One run's inputs.
+/// What a run is: everything that determines its metrics. Recorded in `done.json`, in the
+/// metrics' metadata (`regmix.run_spec`) and in the checkpoint; a rerun whose own differs
+/// refuses, naming the differences, unless it is asked to retrain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub mixture_id: u64,
+    /// The corpus's domains and the mixture's weight of each, in that order.
+    pub domains: Vec<String>,
+    pub weights: Vec<f64>,
+    pub train: TrainSpec,
+    /// The tokenizer (its sha256, checked against tokenizer.json when the corpus is opened).
+    pub tokenizer_sha256: String,
+    /// The shards: sha256 over the manifest's rows and tokenizer.
+    pub shards_sha256: String,
+}
+
+impl RunSpec {
+    pub fn of(run: &Run) -> RunSpec {
+        RunSpec {
+            mixture_id: run.mixture_id,
+            domains: run.corpus.domains.clone(),
+            weights: run.weights.to_vec(),
+            train: run.spec.clone(),
+            tokenizer_sha256: run.corpus.tokenizer_sha256.clone(),
+            shards_sha256: run.corpus.shards_sha256.clone(),
+        }
+    }
+
+    /// The lines where `then` (a recorded spec) differs from this one.
+    pub fn differences(&self, then: &serde_json::Value) -> Vec<String> {
+        regmix_core::json::differences(then, &serde_json::to_value(self).expect("a spec serialises"))
+    }
+}
+
+/// The error of a run folder that holds another run.
+fn other_run(dir: &std::path::Path, what: &str, diffs: &[String]) -> anyhow::Error {
+    let shown: Vec<&String> = diffs.iter().take(6).collect();
+    let more = if diffs.len() > shown.len() { format!("\n  … and {} more", diffs.len() - shown.len()) } else { String::new() };
+    anyhow::anyhow!(
+        "{} holds a {what} run with other settings:\n  {}{more}\ngive the same flags and mixture, another --output, or --retrain to train it again",
+        dir.display(),
+        shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")
+    )
+}
+
 pub struct Run<'a> {
     pub corpus: &'a Corpus,
     pub eval: &'a EvalSet,
@@ -130,6 +175,21 @@ pub struct Run<'a> {
     pub stop_after: Option<u64>,
     /// Export the finished model as a Hugging Face checkpoint into this folder.
     pub hf_dir: Option<PathBuf>,
+    /// A folder that holds a run with another specification is trained again from scratch
+    /// (its files replaced) instead of refused.
+    pub retrain: bool,
+}
+
+/// Removes a run's files (metrics, checkpoint, marker) to train it again.
+fn clear_run(dir: &RunDir) -> Result<()> {
+    for p in [dir.done(), dir.checkpoint(), dir.metrics()] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    Ok(())
 }
 
 /// Mean validation loss per domain over the fixed windows.
@@ -159,13 +219,26 @@ pub fn evaluate(backend: &mut dyn Backend, corpus: &Corpus, eval: &EvalSet, micr
 pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let spec = run.spec;
     spec.check()?;
-    if let Some(done) = run.dir.ended()? {
-        log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
-        return Ok(done);
-    }
+    let run_spec = RunSpec::of(run);
+    let spec_value = serde_json::to_value(&run_spec)?;
     std::fs::create_dir_all(&run.dir.dir).with_context(|| format!("creating {}", run.dir.dir.display()))?;
+    // One trainer per run folder: a second process on the same run waits for nothing and
+    // interleaves nothing; it is refused, naming the first.
+    let _lock = regmix_core::lock::Lock::at(&run.dir.lock(), &format!("run {}", run.dir.dir.display()))?;
+    if let Some(done) = run.dir.ended()? {
+        let diffs = run_spec.differences(&done.spec);
+        if diffs.is_empty() {
+            log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
+            return Ok(done);
+        }
+        if !run.retrain {
+            return Err(other_run(&run.dir.dir, done.status.as_str(), &diffs));
+        }
+        log::warn!("mixture {}: {} holds a run with other settings ({}); training it again (--retrain)", run.mixture_id, run.dir.dir.display(), diffs.join("; "));
+        clear_run(&run.dir)?;
+    }
     atomic::clean_stale(&run.dir.dir)?;
-    let spec_json = serde_json::to_string(spec)?;
+    let spec_json = serde_json::to_string(&run_spec)?;
     let domains = &run.corpus.domains;
     let width = Row::width(domains.len());
     let sampler = MixtureSampler::new(run.corpus, run.weights, spec.context(), spec.seed, run.mixture_id)?;
@@ -175,15 +248,18 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let mut elapsed0 = 0.0;
     let ckpt = run.dir.checkpoint();
     if ckpt.exists() {
-        let st = checkpoint::load(&ckpt, backend)?;
-        if st.spec != spec_json {
-            bail!(
-                "{} was started with other settings:\n  then: {}\n  now:  {}\nuse the same flags, or remove the folder to start over",
-                run.dir.dir.display(),
-                st.spec,
-                spec_json
-            );
+        let then = checkpoint::spec_of(&ckpt)?;
+        if then != spec_json {
+            let diffs = run_spec.differences(&serde_json::from_str(&then).unwrap_or(serde_json::Value::Null));
+            if !run.retrain {
+                return Err(other_run(&run.dir.dir, "unfinished", &diffs));
+            }
+            log::warn!("mixture {}: the checkpoint in {} is of a run with other settings; training from scratch (--retrain)", run.mixture_id, run.dir.dir.display());
+            clear_run(&run.dir)?;
         }
+    }
+    if ckpt.exists() {
+        let st = checkpoint::load(&ckpt, backend)?;
         rows = st.metrics.chunks(width).map(Row::from_f64).collect();
         start_step = st.step;
         elapsed0 = st.elapsed_s;
@@ -199,6 +275,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let mut draws = vec![Draw { domain: 0, start: 0 }; seqs];
     let mut buf = vec![0u32; micro * (t + 1)];
     let extra = vec![
+        ("regmix.run_spec".to_string(), spec_json.clone()),
         ("regmix.mixture_id".to_string(), run.mixture_id.to_string()),
         ("regmix.model".to_string(), serde_json::to_string(&spec.model)?),
         ("regmix.train".to_string(), spec_json.clone()),
@@ -279,6 +356,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         tokens: last.tokens,
         valid: final_valid.unwrap_or_else(|| vec![None; domains.len()]),
         elapsed_s: last.elapsed_s,
+        spec: spec_value,
     };
     if let (Some(dir), RunStatus::Finished) = (&run.hf_dir, status) {
         crate::hf::export(backend, dir, &run.corpus.tokenizer_path(), run.corpus.eos_id)?;

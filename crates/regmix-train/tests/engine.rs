@@ -52,6 +52,7 @@ fn train_in(dir: &Path, corpus: &Corpus, spec: &TrainSpec, w: &[f64], stop_after
             keep_checkpoint: false,
             stop_after,
             hf_dir: None,
+            retrain: false,
         },
     )
 }

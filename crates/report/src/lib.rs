@@ -126,6 +126,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.mixtures.is_none() && args.dataset.is_none() && args.fit.is_none() && args.optimum.is_none() && args.comparison.is_none() {
         bail!("nothing to report: give at least one of --mixtures, --dataset, --fit, --optimum, --comparison");
     }
+    let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let mut page = Page { body: String::new(), files: Vec::new() };
     let saved = match &args.fit {
         Some(dir) => Some(SavedFit::load(dir)?),

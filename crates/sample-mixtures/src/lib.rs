@@ -68,6 +68,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("sample-mixtures", env!("CARGO_PKG_VERSION"));
+    let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let (mixtures, description) = if !args.import.is_empty() {
         import(&args.import)?
     } else {

@@ -60,8 +60,10 @@ pub struct Named {
 /// Resolves `NAME=FILE`.
 pub fn resolve(spec: &str, corpus: &Corpus) -> Result<Named> {
     let (name, file) = spec.split_once('=').with_context(|| format!("--mixture {spec:?}: expected NAME=FILE"))?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-        bail!("--mixture {spec:?}: NAME must be letters, digits, '_', '-' or '.'");
+    // NAME becomes a folder under --output: nothing that could leave it ("..", "/", a
+    // leading dot) and nothing the shell or a Parquet reader would trip on.
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        bail!("--mixture {spec:?}: NAME must be letters, digits, '_', '-' or '.', and not start with '.'");
     }
     let domains = &corpus.domains;
     let weights = match file {
@@ -143,6 +145,7 @@ pub fn run(args: &Args) -> Result<()> {
                 keep_checkpoint: args.train.keep_checkpoints,
                 stop_after: args.train.stop_after,
                 hf_dir: Some(dir.join("hf")),
+                retrain: args.train.retrain,
             },
         )
         .with_context(|| format!("mixture {}", m.name))?;

@@ -56,6 +56,21 @@ struct Acts<T> {
     dscores: Vec<T>, // [batch, groups, T, T]
 }
 
+/// The bytes of f32 the CPU backend holds for `c` at micro-batches of `capacity` sequences:
+/// parameters, gradients and AdamW moments, and the activations [`Acts`] allocates (the same
+/// sums, so a model too big for the machine is refused before anything is allocated).
+pub fn memory_bytes(c: &Config, capacity: usize) -> u128 {
+    let (n, d, ff, t) = ((capacity * c.context) as u128, c.d_model as u128, c.mlp_hidden as u128, c.context as u128);
+    let (q, kv, b) = (c.q_dim() as u128, c.kv_dim() as u128, capacity as u128);
+    let block = n * (4 * d + 2 + 2 * q + 2 * kv + 3 * ff) + b * c.n_head as u128 * t * t;
+    let acts = c.n_layer as u128 * block
+        + n * (2 * d + 1 + c.padded_vocab_size as u128) // x_out, xnf, rstdf, logits
+        + n * 4 // inputs and targets (u32), losses (f64), in 4-byte units
+        + n * (2 * d + 2 * q + 2 * kv + 3 * ff) // the gradients' buffers
+        + b * c.n_query_groups as u128 * t * t;
+    4 * (acts + 4 * Layout::new(c).len() as u128)
+}
+
 impl<T: Float> Acts<T> {
     fn new(c: &Config, capacity: usize) -> Self {
         let n = capacity * c.context;

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The integrity battery (run by `make test`): bad inputs and faults of the four kinds that can
+# hand a researcher a wrong mixture with exit code 0 (finished work skipped without checking
+# it is the same work; outputs that record paths and ids instead of content; output folders
+# atomic per file only; writers that replace what is at the output path), and inputs that
+# used to panic, abort or grow without bound. Each case is graded:
+#   good  an error (exit 2) whose message says the expected thing, or the right result
+#   weak  a panic, a signal, a timeout, or an error that does not say what is wrong
+#   bad   exit 0 where an error was due, or a wrong result
+# and the totals are printed last. With STRICT=1 (make test) any case not good fails the run.
+#   REGMIX_BIN   the stage binaries (default: the release build)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${REGMIX_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/regmix/target}/release}
+py=${REGMIX_PYTHON:-$root/.venv/bin/python}
+work=$(mktemp -d "${TMPDIR:-/tmp}/regmix-integrity.XXXXXX")
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+export RUST_LOG=${RUST_LOG:-info}
+good=0 weak=0 bad=0
+declare -a report
+grade() { # NAME GRADE WHY
+    case $2 in good) good=$((good + 1)) ;; weak) weak=$((weak + 1)) ;; bad) bad=$((bad + 1)) ;; esac
+    report+=("$(printf '%-5s %s%s' "$2" "$1" "${3:+: $3}")")
+    echo "$2: $1${3:+ ($3)}"
+}
+# expect_error NAME TEXT... -- COMMAND: good when the command exits 2 and stderr has every TEXT.
+expect_error() {
+    local name=$1; shift
+    local texts=()
+    while [ "$1" != -- ]; do texts+=("$1"); shift; done
+    shift
+    local rc=0
+    timeout 120 "$@" > "$work/out" 2> "$work/err" || rc=$?
+    if [ $rc = 0 ]; then grade "$name" bad "exit 0"; return; fi
+    if [ $rc != 2 ]; then grade "$name" weak "exit $rc: $(grep -m1 -E 'panicked|error|memory' "$work/err" | cut -c1-120)"; return; fi
+    for t in "${texts[@]}"; do
+        grep -qF -- "$t" "$work/err" || { grade "$name" weak "the message does not say \`$t\`: $(grep -m1 '^error' "$work/err" | cut -c1-160)"; return; }
+    done
+    grade "$name" good "$(grep -m1 '^error' "$work/err" | cut -c1-160)"
+}
+# expect_ok NAME CHECK -- COMMAND: good when the command exits 0 and CHECK (a shell test) holds.
+expect_ok() {
+    local name=$1 check=$2; shift 3
+    local rc=0
+    timeout 120 "$@" > "$work/out" 2> "$work/err" || rc=$?
+    if [ $rc != 0 ]; then
+        if [ $rc = 2 ]; then grade "$name" bad "refused: $(grep -m1 '^error' "$work/err" | cut -c1-120)"; else grade "$name" weak "exit $rc"; fi
+        return
+    fi
+    if eval "$check"; then grade "$name" good; else grade "$name" bad "exit 0 but: $check"; fi
+}
+
+# A small real pipeline to damage.
+cp -r "$root/tests/corpus" "$work/corpus"
+"$bin/tokenize-shard" --input "$work/corpus" --output "$work/shards" --train-bpe 512 --valid-fraction 0.1 2>/dev/null || { echo "set-up failed: tokenize-shard"; exit 1; }
+"$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 4 --seed 3 --output "$work/mixtures.parquet" 2>/dev/null
+"$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 4 --seed 4 --output "$work/mixtures-other.parquet" 2>/dev/null
+flags=(--preset micro --batch-tokens 512 --eval-windows 4 --threads 1)
+proxy=("$bin/proxy-train" --shards "$work/shards" "${flags[@]}")
+"${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/runs" --tokens 4096 2>/dev/null || { echo "set-up failed: proxy-train"; exit 1; }
+"$bin/collect" --runs "$work/runs" --mixtures "$work/mixtures.parquet" --output "$work/dataset.parquet" 2>/dev/null
+"$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/fit" 2>/dev/null
+
+echo "== 1. finished work is never skipped without checking that it is the same work"
+expect_error "proxy-train over finished runs with other --tokens" "holds a finished run with other settings" "train.tokens: 4096 then" -- \
+    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/runs" --tokens 8192
+printf 'train:\n  train_code: 0.7\n  train_config: 0.2\n  train_prose: 0.1\n' > "$work/a.yaml"
+printf 'train:\n  train_code: 0.1\n  train_config: 0.2\n  train_prose: 0.7\n' > "$work/b.yaml"
+"${proxy[@]}" --mixtures "$work/a.yaml" --output "$work/yaml-runs" --tokens 2048 2>/dev/null
+expect_ok "two YAML mixtures one after the other are two runs" '[ "$(ls "$work"/yaml-runs/*/done.json | wc -l)" = 2 ]' -- \
+    "${proxy[@]}" --mixtures "$work/b.yaml" --output "$work/yaml-runs" --tokens 2048
+"$bin/target-train" --shards "$work/shards" --output "$work/target" --mixture "m=$work/a.yaml" "${flags[@]}" --tokens 2048 2>/dev/null
+expect_error "target-train of another mixture under a finished model's name" "holds a finished run with other settings" "weights[0]" -- \
+    "$bin/target-train" --shards "$work/shards" --output "$work/target" --mixture "m=$work/b.yaml" "${flags[@]}" --tokens 2048
+expect_ok "--retrain trains a run with other settings again" 'grep -q "\"tokens\": 6144" "$work/runs/0/done.json"' -- \
+    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/runs" --tokens 6144 --ids 0 --retrain
+
+echo "== 2. every consumer checks what it reads against what it expects"
+expect_error "collect with a mixtures file drawn with another seed" "the runs were trained on another mixtures file" -- \
+    "$bin/collect" --runs "$work/runs" --mixtures "$work/mixtures-other.parquet" --output "$work/ds2.parquet"
+expect_error "collect over runs of different lengths" "runs were trained with other settings" "train.tokens" -- \
+    "$bin/collect" --runs "$work/runs" --mixtures "$work/mixtures.parquet" --output "$work/ds3.parquet"
+"${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/runs" --tokens 4096 --ids 0 --retrain 2>/dev/null
+cp -r "$work/runs" "$work/runs-copied"
+cp "$work/runs/3/metrics.parquet" "$work/runs-copied/1/metrics.parquet"
+expect_error "a metrics file copied into another run's folder" "runs-copied/1/metrics.parquet: the run is of mixture 3" -- \
+    "$bin/collect" --runs "$work/runs-copied" --mixtures "$work/mixtures.parquet" --output "$work/ds4.parquet"
+cp "$work/dataset.parquet" "$work/dataset.kept"
+"$bin/collect" --runs "$work/runs" --mixtures "$work/mixtures.parquet" --step 4 --output "$work/dataset.parquet" 2>/dev/null
+expect_error "optimize --bootstrap after the dataset changed" "the dataset changed since fit read it" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/shards/manifest.parquet" --samples 1000 --top-k 10 --bootstrap 2 --output "$work/opt-b"
+cp "$work/dataset.kept" "$work/dataset.parquet"
+cp -r "$work/shards" "$work/shards-tok"
+"$bin/tokenize-shard" --input "$work/corpus" --output "$work/other-tok" --train-bpe 300 --valid-fraction 0.1 2>/dev/null
+cp "$work/other-tok/tokenizer.json" "$work/shards-tok/tokenizer.json"
+expect_error "target-train on shards whose tokenizer.json was replaced" "do not belong together" -- \
+    "$bin/target-train" --shards "$work/shards-tok" --output "$work/target-tok" --mixture u=uniform "${flags[@]}" --tokens 2048
+cp -r "$work/fit" "$work/fit-edited"
+"$py" - "$work/fit-edited/model.json" <<'PY'
+import json, sys
+p = sys.argv[1]; m = json.load(open(p)); m["model"]["coef"] = m["model"]["coef"][:2]; json.dump(m, open(p, "w"))
+PY
+expect_error "a hand-edited model.json with two coefficients for three domains" "linear has 2 coefficients for 3 domains" -- \
+    "$bin/optimize" --fit "$work/fit-edited" --manifest "$work/shards/manifest.parquet" --samples 1000 --top-k 10 --output "$work/opt-e"
+"$py" - "$work/runs/2/metrics.parquet" "$work/runs-nan" <<'PY'
+import math, os, shutil, sys
+import pyarrow as pa, pyarrow.parquet as pq
+src, dst = sys.argv[1], sys.argv[2]
+shutil.copytree(os.path.dirname(os.path.dirname(src)), dst)
+t = pq.read_table(src)
+c = t.column_names.index("valid_loss.code")
+col = t.column(c).to_pylist(); col[-1] = math.nan
+t = t.set_column(c, t.schema.field(c), pa.array(col, pa.float64()))
+pq.write_table(t.replace_schema_metadata(t.schema.metadata), os.path.join(dst, "2", "metrics.parquet"))
+PY
+expect_ok "a final evaluation of NaN leaves the run out, not an earlier one in its place" 'grep -q "2 (non-finite final evaluation)" "$work/err"' -- \
+    "$bin/collect" --runs "$work/runs-nan" --mixtures "$work/mixtures.parquet" --output "$work/ds5.parquet"
+"$py" - "$work/runs/2/metrics.parquet" "$work/runs-neg" <<'PY'
+import os, shutil, sys
+import pyarrow as pa, pyarrow.parquet as pq
+src, dst = sys.argv[1], sys.argv[2]
+shutil.copytree(os.path.dirname(os.path.dirname(src)), dst)
+t = pq.read_table(src)
+c = t.column_names.index("valid_loss.code")
+col = [(-x if x is not None else None) for x in t.column(c).to_pylist()]
+t = t.set_column(c, t.schema.field(c), pa.array(col, pa.float64()))
+pq.write_table(t.replace_schema_metadata(t.schema.metadata), os.path.join(dst, "2", "metrics.parquet"))
+PY
+expect_error "a negative loss" "field \`valid_loss.code\`" "is negative" -- \
+    "$bin/collect" --runs "$work/runs-neg" --mixtures "$work/mixtures.parquet" --output "$work/ds6.parquet"
+
+echo "== 3. an output folder commits as a unit; killed writers' temporaries are removed"
+mkdir -p "$work/fit.tmp-999999"; echo half > "$work/ds7.parquet.tmp-999999"
+"$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/fit" 2>/dev/null
+expect_ok "fit removes a killed fit's staging folder; collect a killed collect's temporary" '[ ! -e "$work/fit.tmp-999999" ] && [ ! -e "$work/ds7.parquet.tmp-999999" ]' -- \
+    "$bin/collect" --runs "$work/runs" --mixtures "$work/mixtures.parquet" --output "$work/ds7.parquet"
+before=$(stat -c %i "$work/fit")
+expect_ok "fit's folder is replaced whole (another inode), never file by file" '[ "$(stat -c %i "$work/fit")" != "$before" ] && [ -z "$(ls -a "$work" | grep "^fit.tmp-")" ]' -- \
+    "$bin/fit" --dataset "$work/dataset.parquet" --target 'valid_loss.code' --regressor linear --folds 2 --output "$work/fit"
+
+echo "== 4. writers replace only regular files, names stay in their folder, one writer per output"
+mkfifo "$work/fifo.parquet"
+expect_error "sample-mixtures --output a FIFO" "refusing to replace it with an output: it is a FIFO" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/fifo.parquet"
+ln -s "$work/mixtures.parquet" "$work/link.parquet"
+expect_error "sample-mixtures --output a symbolic link" "it is a symbolic link" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/link.parquet"
+expect_error "target-train --mixture ..=uniform" "NAME must be letters" -- \
+    "$bin/target-train" --shards "$work/shards" --output "$work/t2" --mixture ..=uniform "${flags[@]}" --tokens 2048
+"$bin/proxy-train" --shards "$work/shards" "${flags[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 200000 --ids 0 2>/dev/null &
+holder=$!
+for _ in $(seq 200); do [ -s "$work/lock-runs/0/.lock" ] && break; sleep 0.05; done
+expect_error "a second proxy-train on a run being trained" "is being written by another process (pid $holder" -- \
+    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 200000 --ids 0
+kill -9 $holder 2>/dev/null; wait $holder 2>/dev/null
+expect_ok "the run resumes once its holder is gone (the kernel drops a dead process's lock)" '[ -e "$work/lock-runs/0/done.json" ]' -- \
+    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 4096 --ids 0 --retrain
+
+echo "== 5. no panic, no abort, no unbounded memory"
+expect_error "fit --target steps" "column \`steps\` is not floating-point" -- \
+    "$bin/fit" --dataset "$work/dataset.parquet" --target steps --output "$work/f1"
+expect_error "fit --folds 1" "at least 2 folds" -- \
+    "$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --folds 1 --output "$work/f2"
+"$py" - "$work/dataset.parquet" "$work/constant.parquet" <<'PY'
+import sys
+import pyarrow as pa, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+for i, n in enumerate(t.column_names):
+    if n.startswith("valid_loss."):
+        t = t.set_column(i, t.schema.field(i), pa.array([4.0] * t.num_rows, pa.float64()))
+pq.write_table(t.replace_schema_metadata(t.schema.metadata), sys.argv[2])
+PY
+expect_error "fit --regressor auto on a constant target" "is 4 in every one of the 4 runs: there is nothing to regress" -- \
+    "$bin/fit" --dataset "$work/constant.parquet" --target 'mean(valid_loss.*)' --folds 2 --output "$work/f3"
+expect_error "optimize --strength NaN" "--strength NaN must be a positive number" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/shards/manifest.parquet" --strength NaN --output "$work/o1"
+expect_error "optimize --min-weight 1" "--min-weight 1 must be in [0, 1)" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/shards/manifest.parquet" --min-weight 1 --output "$work/o2"
+expect_error "optimize --samples 50 --top-k 100" "--top-k 100 is more than the 50 mixtures simulated" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/shards/manifest.parquet" --samples 50 --top-k 100 --output "$work/o3"
+expect_error "tokenize-shard --train-bpe 4294967296" "--train-bpe 4294967296: a vocabulary of 256" -- \
+    "$bin/tokenize-shard" --input "$work/corpus" --output "$work/t1" --train-bpe 4294967296
+echo '{"context": 100000}' > "$work/huge.json"
+expect_error "a model context of 100000" "needs about" "GB on the CPU" -- \
+    "$bin/proxy-train" --shards "$work/shards" --preset micro --batch-tokens 100000 --threads 1 --mixtures "$work/mixtures.parquet" \
+    --output "$work/r-huge" --tokens 100000 --model-config "$work/huge.json"
+expect_error "sample-mixtures --count 100000000" "distinct mixtures of 3 domains exist on the grid" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 100000000 --output "$work/m1.parquet"
+mkdir -p "$work/c-empty"; cp "$work/corpus/"*.jsonl "$work/c-empty/"; : > "$work/c-empty/legal-0.jsonl"
+expect_error "an empty domain" "legal-0.jsonl: no documents, so domain \`legal\` would be left out" -- \
+    "$bin/tokenize-shard" --input "$work/c-empty" --output "$work/t2" --train-bpe 300
+mkdir -p "$work/c-clash"; cp "$work/corpus/code.jsonl" "$work/c-clash/code-0.jsonl"; cp "$work/corpus/prose.jsonl" "$work/c-clash/Code-1.jsonl"
+expect_error "two files whose names are the same domain" "are both domain \`code\`" -- \
+    "$bin/tokenize-shard" --input "$work/c-clash" --output "$work/t3" --train-bpe 300
+expect_error "the same input given twice" "is given twice" -- \
+    "$bin/tokenize-shard" --input "$work/corpus" --input "$work/corpus/code.jsonl" --output "$work/t4" --train-bpe 300
+printf 'train:\n  train_code: 0.5\n  train_prose: 0.5\n' > "$work/two.yaml"
+expect_ok "a mixture file naming two of three domains says the third trains at weight 0" 'grep -q "names no weight for 1 of the shards. domains (config)" "$work/err"' -- \
+    "${proxy[@]}" --mixtures "$work/two.yaml" --output "$work/r-two" --tokens 2048
+
+echo
+echo "== integrity battery: $((good + weak + bad)) cases: $good good, $weak weak, $bad bad =="
+for r in "${report[@]}"; do echo "  $r"; done
+if [ -n "${STRICT:-}" ] && [ $((weak + bad)) -gt 0 ]; then exit 1; fi
+exit 0
