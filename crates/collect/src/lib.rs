@@ -193,7 +193,7 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         let w = weights[id];
         let f = finals.get(path).with_context(|| format!("{}: no rows", path.display()))?;
         if f.status == RunStatus::Diverged {
-            left_out.push((*id, "diverged".to_string()));
+            left_out.push((*id, RunStatus::Diverged.as_str().to_string()));
             continue;
         }
         if step.is_none() && f.status != RunStatus::Finished {

@@ -35,7 +35,8 @@ const EMBEDDED: &[(&str, &str)] = &[
 pub enum Format {
     Parquet,
     ArrowIpc,
-    /// A JSON document (model.json, done.json): `fields` instead of `columns`; see [`crate::json`].
+    /// A JSON document (model.json, done.json): `fields` instead of `columns` (read and written by
+    /// the `json` module).
     Json,
 }
 

@@ -66,7 +66,7 @@ impl Model {
     }
 
     /// Predictions row by row, each regressor's own reference code (XGBoost through
-    /// XGBoost). [`crate::score::predict_many`] is the fast path and is tested against this.
+    /// XGBoost). `score::predict_many` is the fast path and is tested against this.
     pub fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
         match self {
             Model::Linear(m) => rows.iter().map(|r| m.predict(r)).collect(),

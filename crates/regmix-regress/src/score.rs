@@ -512,6 +512,22 @@ mod tests {
     }
 
     #[test]
+    fn predict_many_gives_each_models_own_prediction() {
+        let x = rows(300, 4);
+        let y: Vec<f64> = x.iter().map(|w| 3.0 - w[0] + 0.5 * w[1] * w[2]).collect();
+        let lin = Model::Linear(crate::linear::Linear::fit(&x, &y));
+        let ens = Model::Ensemble { members: vec![lin.clone(), Model::Gp(Gp::fit(&x[..60], &y[..60], 20)), Model::Xgboost(Xgb::fit(&x, &y, 30, 3).unwrap())] };
+        let probe = rows(700, 4); // more than two blocks of 256, the last one partial
+        for m in [&lin, &ens] {
+            let fast = predict_many(m, &probe).unwrap();
+            for (i, (a, b)) in fast.iter().zip(m.predict(&probe)).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * b.abs(), "{} row {i}: {a} vs {b}", m.kind().name());
+            }
+        }
+        assert!(predict_many(&lin, &[vec![0.5, 0.5], vec![1.0]]).unwrap_err().to_string().contains("row 1 has 1 weights"));
+    }
+
+    #[test]
     fn branch_free_exp_matches_std_exp() {
         let mut x = 0.0;
         while x < 690.0 {

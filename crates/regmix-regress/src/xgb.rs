@@ -1,5 +1,5 @@
 //! Gradient-boosted trees through XGBoost (the paper used LightGBM's). The number of rounds
-//! comes from K-fold cross-validation inside the training data (see [`crate::cv`]).
+//! comes from K-fold cross-validation inside the training data (see the `cv` module).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
