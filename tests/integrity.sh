@@ -147,11 +147,11 @@ expect_error "sample-mixtures --output a symbolic link" "it is a symbolic link" 
     "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/link.parquet"
 expect_error "target-train --mixture ..=uniform" "NAME must be letters" -- \
     "$bin/target-train" --shards "$work/shards" --output "$work/t2" --mixture ..=uniform "${flags[@]}" --tokens 2048
-"$bin/proxy-train" --shards "$work/shards" "${flags[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 200000 --ids 0 2>/dev/null &
+"$bin/proxy-train" --shards "$work/shards" "${flags[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 2000000 --ids 0 2>/dev/null &
 holder=$!
 for _ in $(seq 200); do [ -s "$work/lock-runs/0/.lock" ] && break; sleep 0.05; done
 expect_error "a second proxy-train on a run being trained" "is being written by another process (pid $holder" -- \
-    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 200000 --ids 0
+    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 2000000 --ids 0
 kill -9 $holder 2>/dev/null; wait $holder 2>/dev/null
 expect_ok "the run resumes once its holder is gone (the kernel drops a dead process's lock)" '[ -e "$work/lock-runs/0/done.json" ]' -- \
     "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/lock-runs" --tokens 4096 --ids 0 --retrain
