@@ -145,7 +145,7 @@ B = {
                          "--temperature": "num", "--min-strength": "num", "--max-strength": "num", "--max-epochs": "num",
                          "--target-tokens": "num", "--output": "out", "--prior": "file"}),
     "proxy-train": (["--shards", W("shards"), "--mixtures", W("mixtures.parquet"), "--output", W("fuzz-runs")] + train,
-                    {"--shards": "dir", "--mixtures": "file", "--tokens": "size", "--batch-tokens": "num", "--lr": "num",
+                    {"--shards": "dir", "--mixtures": "file", "--tokens": "size", "--batch-tokens": "size", "--lr": "num",
                      "--eval-windows": "size", "--eval-every": "num", "--warmup-steps": "num", "--micro-batch": "num",
                      "--ids": "text", "--model-config": "file", "--output": "out", "--concurrent-runs": "num"}),
     "collect": (["--runs", W("runs"), "--mixtures", W("mixtures.parquet"), "--output", W("ds-out.parquet")],
