@@ -13,7 +13,6 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
-use sha2::{Digest, Sha256};
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -43,7 +42,7 @@ pub fn load(path: &Path, eos: Option<&str>) -> Result<LoadedTokenizer> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let tokenizer = Tokenizer::from_bytes(&bytes)
         .map_err(|e| anyhow!("{}: not a valid tokenizer.json: {e}", path.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = regmix_core::digest::sha256(&bytes);
     let vocab_size = tokenizer.get_vocab_size(true);
     let candidates: Vec<&str> = match eos {
         Some(e) => vec![e],

@@ -114,7 +114,6 @@ impl TrainSpec {
     }
 }
 
-/// One run's inputs.
 /// What a run is: everything that determines its metrics. Recorded in `done.json`, in the
 /// metrics' metadata (`regmix.run_spec`) and in the checkpoint; a rerun whose own differs
 /// refuses, naming the differences, unless it is asked to retrain.
@@ -160,6 +159,7 @@ fn other_run(dir: &std::path::Path, what: &str, diffs: &[String]) -> anyhow::Err
     )
 }
 
+/// One run's inputs.
 pub struct Run<'a> {
     pub corpus: &'a Corpus,
     pub eval: &'a EvalSet,
