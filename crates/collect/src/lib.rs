@@ -11,22 +11,30 @@ use regmix_core::columns::{self, VALID_LOSS};
 use regmix_core::run::{RunDir, RunStatus};
 use regmix_core::schema::{domains_and_eval, Schema};
 use regmix_core::table::{batch, check_parquet, col, write_parquet};
-use regmix_core::{progress, Provenance};
+use regmix_core::trajectories::{self, Point, Trajectories};
+use regmix_core::{digest, progress, Provenance};
 use regmix_mixture::io::{domain_from_key, read_paper_csv};
 use regmix_mixture::Mixtures;
 
 /// Gather proxy runs into the regression dataset.
 ///
 /// Reads every runs/<mixture_id>/metrics.parquet, takes the run's final evaluation (or the one
-/// at --step), joins the mixture's weights, and writes one row per run. Runs that are missing,
-/// unfinished or diverged are left out with a warning naming them; it fails only if none is
-/// usable. --import-regmix-csv turns the paper's published CSV pair into the same schema.
+/// at --step), joins the mixture's weights, and writes one row per run, and every evaluation
+/// of those runs to the trajectories file beside it (what fit --at-tokens fits). Runs that are
+/// missing, unfinished or diverged are left out with a warning naming them; it fails only if
+/// none is usable. --targets reads a target-train folder the same way (each model's mixture
+/// from its own run record), so targets can be scored with fit --evaluate.
+/// --import-regmix-csv turns the paper's published CSV pair into the same schema.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "collect", version, term_width = regmix_core::cli::HELP_WIDTH)]
 pub struct Args {
     /// The runs folder written by proxy-train (runs/<mixture_id>/metrics.parquet).
-    #[arg(long, value_name = "DIR", requires = "mixtures", conflicts_with = "import_regmix_csv")]
+    #[arg(long, value_name = "DIR", requires = "mixtures", conflicts_with_all = ["import_regmix_csv", "targets"])]
     pub runs: Option<PathBuf>,
+    /// A target-train output folder instead (<name>/metrics.parquet per model; each model's
+    /// mixture is read from its run record).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["import_regmix_csv", "mixtures"])]
+    pub targets: Option<PathBuf>,
     /// The mixtures the runs trained on.
     #[arg(long, value_name = "FILE")]
     pub mixtures: Option<PathBuf>,
@@ -34,11 +42,15 @@ pub struct Args {
     #[arg(long, value_name = "S")]
     pub step: Option<u64>,
     /// Import the paper's results instead: its mixture CSV (train_the_pile_<d> columns) and loss CSV (metric/the_pile_<d>_val_loss columns), joined on `index`.
-    #[arg(long, num_args = 2, value_names = ["MIXTURES_CSV", "LOSSES_CSV"], required_unless_present = "runs")]
+    #[arg(long, num_args = 2, value_names = ["MIXTURES_CSV", "LOSSES_CSV"], required_unless_present_any = ["runs", "targets"])]
     pub import_regmix_csv: Vec<PathBuf>,
     /// Where to write dataset.parquet.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Where to write the trajectories of the runs [default: <output stem>.trajectories.parquet
+    /// beside --output].
+    #[arg(long, value_name = "FILE")]
+    pub trajectories: Option<PathBuf>,
 }
 
 /// The `status` of a dataset row imported from published results (not a run of ours).
@@ -49,6 +61,8 @@ pub struct Dataset {
     pub domains: Vec<String>,
     pub eval_domains: Vec<String>,
     pub ids: Vec<u32>,
+    /// The run's folder name (for imports, the row's id).
+    pub runs: Vec<String>,
     pub tokens: Vec<u64>,
     pub steps: Vec<u64>,
     /// The run's final status ([`RunStatus::as_str`]), or [`IMPORTED`].
@@ -59,14 +73,22 @@ pub struct Dataset {
 
 impl Dataset {
     pub fn empty(domains: Vec<String>, eval_domains: Vec<String>) -> Self {
-        Dataset { domains, eval_domains, ids: vec![], tokens: vec![], steps: vec![], status: vec![], weights: vec![], losses: vec![] }
+        Dataset { domains, eval_domains, ids: vec![], runs: vec![], tokens: vec![], steps: vec![], status: vec![], weights: vec![], losses: vec![] }
     }
 
-    pub fn write(&self, path: &Path, prov: &Provenance) -> Result<()> {
+    /// Writes the dataset; `trajectories` names the trajectories file written beside it, whose
+    /// sha256 goes into the metadata so that fit can tell it belongs to these rows.
+    pub fn write(&self, path: &Path, trajectories: Option<&Path>, prov: &Provenance) -> Result<()> {
         let s = Schema::get("dataset");
         let lists = domains_and_eval(&self.domains, &self.eval_domains);
+        let (name, sha) = match trajectories {
+            Some(p) => (p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(), digest::sha256_file(p)?),
+            None => (String::new(), String::new()),
+        };
+        let md = vec![("regmix.trajectories".to_string(), name), ("regmix.trajectories_sha256".to_string(), sha)];
         let mut cols = vec![
             col::u32(self.ids.clone()),
+            col::str(&self.runs),
             col::u64(self.tokens.clone()),
             col::u64(self.steps.clone()),
             col::str(&self.status),
@@ -77,21 +99,42 @@ impl Dataset {
         for j in 0..self.eval_domains.len() {
             cols.push(col::f64_opt(self.losses.iter().map(|l| l[j]).collect()));
         }
-        write_parquet(path, s, &lists, &batch(s, &lists, cols)?, &[], prov)?;
+        write_parquet(path, s, &lists, &batch(s, &lists, cols)?, &md, prov)?;
         Ok(())
+    }
+
+    fn push(&mut self, id: u32, run: String, tokens: u64, steps: u64, status: &str, w: Vec<f64>, l: Vec<Option<f64>>) {
+        self.ids.push(id);
+        self.runs.push(run);
+        self.tokens.push(tokens);
+        self.steps.push(steps);
+        self.status.push(status.to_string());
+        self.weights.push(w);
+        self.losses.push(l);
     }
 }
 
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("collect", env!("CARGO_PKG_VERSION"));
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
-    let ds = if !args.import_regmix_csv.is_empty() {
-        import_paper(&args.import_regmix_csv[0], &args.import_regmix_csv[1])?
+    let (ds, traj) = if !args.import_regmix_csv.is_empty() {
+        (import_paper(&args.import_regmix_csv[0], &args.import_regmix_csv[1])?, None)
+    } else if let Some(dir) = &args.targets {
+        let (ds, t) = collect_targets(dir, args.step)?;
+        (ds, Some(t))
     } else {
         let mixtures = Mixtures::read_parquet(args.mixtures.as_ref().unwrap())?;
-        collect_runs(args.runs.as_ref().unwrap(), &mixtures, args.step)?
+        let (ds, t) = collect_runs(args.runs.as_ref().unwrap(), &mixtures, args.step)?;
+        (ds, Some(t))
     };
-    ds.write(&args.output, &prov)?;
+    // The trajectories first: the dataset records their hash, so a crash between the two
+    // leaves a pair that fit refuses, never one it mixes.
+    let traj_path = traj.as_ref().map(|_| args.trajectories.clone().unwrap_or_else(|| trajectories::path_for(&args.output)));
+    if let (Some(t), Some(p)) = (&traj, &traj_path) {
+        t.write(p, &prov)?;
+        log::info!("wrote {} evaluations of {} runs to {}", t.points.len(), ds.ids.len(), p.display());
+    }
+    ds.write(&args.output, traj_path.as_deref(), &prov)?;
     log::info!(
         "wrote {} runs × {} domains, {} evaluation domains to {}",
         ds.ids.len(),
@@ -141,14 +184,7 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
     let mut ds = Dataset::empty(m.domains.clone(), loss_cols.iter().map(|(_, d)| d.clone()).collect());
     for (id, w) in m.ids.iter().zip(&m.weights) {
         match by_id.get(id) {
-            Some(l) => {
-                ds.ids.push(*id);
-                ds.tokens.push(0);
-                ds.steps.push(0);
-                ds.status.push(IMPORTED.to_string());
-                ds.weights.push(w.clone());
-                ds.losses.push(l.clone());
-            }
+            Some(l) => ds.push(*id, id.to_string(), 0, 0, IMPORTED, w.clone(), l.clone()),
             None => log::warn!("{}: mixture {id} has no losses in {}; left out", mix_csv.display(), loss_csv.display()),
         }
     }
@@ -159,77 +195,140 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
     Ok(ds)
 }
 
+/// A run to read: the dataset's id and name for it, its metrics file, the weights it must
+/// have been trained on (over the dataset's domains) and the stream id it must record.
+struct RunRef {
+    id: u32,
+    name: String,
+    path: PathBuf,
+    weights: Vec<f64>,
+    recorded_id: u64,
+}
+
+/// Reads every proxy run of `mixtures` under `runs` (see [`collect`]).
+pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Result<(Dataset, Trajectories)> {
+    let refs: Vec<RunRef> = mixtures
+        .ids
+        .iter()
+        .zip(&mixtures.weights)
+        .map(|(id, w)| RunRef { id: *id, name: id.to_string(), path: RunDir::of(runs, *id as u64).metrics(), weights: w.clone(), recorded_id: *id as u64 })
+        .collect();
+    collect(runs, mixtures.domains.clone(), refs, step)
+}
+
+/// Reads a target-train output folder: every `<name>/metrics.parquet` in it, in name order
+/// (the dataset's mixture ids are that order), each model's mixture from its own run record.
+pub fn collect_targets(dir: &Path, step: Option<u64>) -> Result<(Dataset, Trajectories)> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot read the targets folder", dir.display()))?;
+    let mut names: Vec<String> = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("{}: cannot read the targets folder", dir.display()))?;
+        if e.path().join("metrics.parquet").is_file() {
+            if let Some(n) = e.file_name().to_str() {
+                names.push(n.to_string());
+            }
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        bail!("{}: no <name>/metrics.parquet in it: not a target-train output folder", dir.display());
+    }
+    let mut domains: Option<Vec<String>> = None;
+    let mut refs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let dir = RunDir::new(dir.join(name));
+        let path = dir.metrics();
+        let (_, md) = check_parquet(&path, Schema::get("run_metrics"))?;
+        let spec: serde_json::Value = serde_json::from_str(md.get("regmix.run_spec").map(String::as_str).unwrap_or("null"))
+            .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
+        let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
+            bail!("{}: regmix.run_spec has no domains and weights", path.display());
+        };
+        let doms: Vec<String> = doms.iter().map(|d| d.as_str().unwrap_or_default().to_string()).collect();
+        let ws: Vec<f64> = ws.iter().map(|w| w.as_f64().unwrap_or(f64::NAN)).collect();
+        if doms.len() != ws.len() || ws.iter().any(|w| !w.is_finite()) {
+            bail!("{}: regmix.run_spec has {} domains and {} weights, or a weight that is not a number", path.display(), doms.len(), ws.len());
+        }
+        match &domains {
+            None => domains = Some(doms),
+            Some(d) if *d != doms => bail!("{}: trained on domains {doms:?}, the other targets on {d:?}", path.display()),
+            Some(_) => {}
+        }
+        refs.push(RunRef { id: i as u32, name: name.clone(), path, weights: ws, recorded_id: regmix_core::run::named_stream_id(name) });
+    }
+    collect(dir, domains.expect("at least one target"), refs, step)
+}
+
 /// Reads every run's metrics: each file's footer is checked against the run_metrics contract
-/// (columns, types, evaluation domains), then polars reads only the columns needed and each run
-/// is reduced to its final status and its last complete evaluation (or the one at `step`).
-pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Result<Dataset> {
-    let mut ds = Dataset::empty(mixtures.domains.clone(), vec![]);
+/// (columns, types, evaluation domains) and the run against the mixture it should be, then
+/// polars reads only the columns needed and each run is reduced to its final status, its last
+/// complete evaluation (or the one at `step`) and its trajectory.
+fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u64>) -> Result<(Dataset, Trajectories)> {
+    let mut ds = Dataset::empty(domains.clone(), vec![]);
     let mut left_out: Vec<(u32, String)> = Vec::new();
-    let pb = progress::bar(mixtures.len() as u64, "collect");
-    let mut files: Vec<(u32, PathBuf)> = Vec::new();
+    let pb = progress::bar(refs.len() as u64, "collect");
+    let mut files: Vec<(usize, u64)> = Vec::new();
     // Each run's settings less its mixture, to check that all the runs were trained alike.
     let mut settings: Vec<(u32, serde_json::Value)> = Vec::new();
-    for (id, w) in mixtures.ids.iter().zip(&mixtures.weights) {
+    for (k, r) in refs.iter().enumerate() {
         pb.inc(1);
-        let path = RunDir::of(runs, *id as u64).metrics();
-        if !path.exists() {
-            left_out.push((*id, "missing".to_string()));
+        if !r.path.exists() {
+            left_out.push((r.id, "missing".to_string()));
             continue;
         }
-        let (lists, md) = check_parquet(&path, Schema::get("run_metrics"))?;
+        let (lists, md) = check_parquet(&r.path, Schema::get("run_metrics"))?;
         let evals = lists.get("domain").cloned().unwrap_or_default();
         if ds.eval_domains.is_empty() {
             ds.eval_domains = evals;
         } else if ds.eval_domains != evals {
-            bail!("{}: evaluation domains {evals:?} differ from other runs' {:?}", path.display(), ds.eval_domains);
+            bail!("{}: evaluation domains {evals:?} differ from other runs' {:?}", r.path.display(), ds.eval_domains);
         }
-        settings.push((*id, check_run_is_mixture(&path, &md, *id, &mixtures.domains, w)?));
-        files.push((*id, path));
+        let rest = check_run_is_mixture(&r.path, &md, r.recorded_id, &domains, &r.weights)?;
+        let warmup = rest["train"]["warmup_steps"].as_u64().unwrap_or(0);
+        settings.push((r.id, rest));
+        files.push((k, warmup));
     }
-    let finals = if files.is_empty() { HashMap::new() } else { scan_finals(&files, &ds.eval_domains, step)? };
-    let weights: HashMap<u32, &Vec<f64>> = mixtures.ids.iter().copied().zip(&mixtures.weights).collect();
-    // `files` is in the mixtures' order, less the missing runs.
-    for (id, path) in &files {
-        let w = weights[id];
-        let f = finals.get(path).with_context(|| format!("{}: no rows", path.display()))?;
+    let finals = scan_finals(&refs, &files, &ds.eval_domains, step)?;
+    let mut points = Vec::new();
+    // `files` is in the runs' order, less the missing runs.
+    for ((k, _), f) in files.iter().zip(finals) {
+        let r = &refs[*k];
         if f.status == RunStatus::Diverged {
-            left_out.push((*id, RunStatus::Diverged.as_str().to_string()));
+            left_out.push((r.id, RunStatus::Diverged.as_str().to_string()));
             continue;
         }
         if step.is_none() && f.status != RunStatus::Finished {
-            left_out.push((*id, "unfinished".to_string()));
+            left_out.push((r.id, "unfinished".to_string()));
             continue;
         }
         let Some(e) = &f.eval else {
             let at = step.map(|s| format!(" at step {s}")).unwrap_or_default();
-            left_out.push((*id, if f.evaluated { format!("non-finite final evaluation{at}") } else { format!("no evaluation{at}") }));
+            left_out.push((r.id, if f.evaluated { format!("non-finite final evaluation{at}") } else { format!("no evaluation{at}") }));
             continue;
         };
-        ds.ids.push(*id);
-        ds.tokens.push(e.tokens);
-        ds.steps.push(e.step);
-        ds.status.push(f.status.as_str().to_string());
-        ds.weights.push(w.clone());
-        ds.losses.push(e.losses.iter().map(|l| Some(*l)).collect());
+        ds.push(r.id, r.name.clone(), e.tokens, e.step, f.status.as_str(), r.weights.clone(), e.losses.iter().map(|l| Some(*l)).collect());
+        points.extend(f.points.into_iter().map(|p| Point { mixture_id: r.id, ..p }));
     }
     pb.finish_and_clear();
     // The runs that go into the dataset must have been trained alike (a diverged run, left out,
     // may have had another learning rate).
     settings.retain(|(id, _)| ds.ids.contains(id));
-    check_runs_alike(runs, &settings)?;
+    check_runs_alike(root, &settings)?;
     if !left_out.is_empty() {
         log::warn!("left out {} runs: {}", left_out.len(), runs_by_reason(left_out));
     }
     if ds.ids.is_empty() {
-        bail!("no usable run in {} ({} mixtures)", runs.display(), mixtures.len());
+        bail!("no usable run in {} ({} runs)", root.display(), refs.len());
     }
-    Ok(ds)
+    let train = settings.first().map(|(_, s)| s["train"].clone()).unwrap_or(serde_json::Value::Null);
+    let traj = Trajectories { domains, eval_domains: ds.eval_domains.clone(), train, points };
+    Ok((ds, traj))
 }
 
 /// Checks that the run in `path` is of mixture `id` with the mixtures file's weights `w` (over
 /// `domains`), from what the run recorded: the folder name, the mixtures file and the run
 /// must agree. Returns the run's settings less the mixture.
-fn check_run_is_mixture(path: &Path, md: &HashMap<String, String>, id: u32, domains: &[String], w: &[f64]) -> Result<serde_json::Value> {
+fn check_run_is_mixture(path: &Path, md: &HashMap<String, String>, id: u64, domains: &[String], w: &[f64]) -> Result<serde_json::Value> {
     let recorded = md.get("regmix.mixture_id").map(String::as_str).unwrap_or("");
     if recorded != id.to_string() {
         bail!("{}: the run is of mixture {recorded} (regmix.mixture_id), not {id}: a metrics file in another run's folder", path.display());
@@ -298,12 +397,14 @@ fn runs_by_reason(mut runs: Vec<(u32, String)>) -> String {
     parts.join(", ")
 }
 
-/// A run as the scan sees it: the status of its last row and its chosen evaluation.
+/// A run as the scan sees it: the status of its last row, its chosen evaluation and every
+/// evaluation (its trajectory; mixture ids left for the caller).
 struct Final {
     status: RunStatus,
     /// Whether the run has an evaluation to use (at `step`, or any), finite or not.
     evaluated: bool,
     eval: Option<Eval>,
+    points: Vec<Point>,
 }
 
 struct Eval {
@@ -312,29 +413,26 @@ struct Eval {
     losses: Vec<f64>,
 }
 
-/// Each run's file read with polars' Parquet reader, only the columns used (step, tokens,
-/// status and the validation losses), in parallel over the files: per file, the status at
-/// its last step, and the last row (or the row at `step`) whose every validation loss is
-/// finite.
-fn scan_finals(files: &[(u32, PathBuf)], evals: &[String], step: Option<u64>) -> Result<HashMap<PathBuf, Final>> {
+/// Each run's file (`files`: index into `refs`, warm-up steps) read with polars' Parquet
+/// reader, only the columns used (step, tokens, lr, status and the validation losses), in
+/// parallel over the files: per file, the status at its last step, the last row (or the row at
+/// `step`) whose every validation loss is finite, and every evaluated row.
+fn scan_finals(refs: &[RunRef], files: &[(usize, u64)], evals: &[String], step: Option<u64>) -> Result<Vec<Final>> {
     use rayon::prelude::*;
     let loss: Vec<String> = columns::wide_all(VALID_LOSS, evals);
-    let finals: Vec<(PathBuf, Final)> = files
-        .par_iter()
-        .map(|(_, path)| Ok((path.clone(), final_of(path, &loss, step)?)))
-        .collect::<Result<_>>()?;
-    Ok(finals.into_iter().collect())
+    files.par_iter().map(|(k, warmup)| final_of(&refs[*k].path, &loss, step, *warmup)).collect()
 }
 
-fn final_of(path: &Path, loss: &[String], step: Option<u64>) -> Result<Final> {
+fn final_of(path: &Path, loss: &[String], step: Option<u64>, warmup: u64) -> Result<Final> {
     use polars::prelude::*;
     let polars_err = |e: PolarsError| anyhow::anyhow!("{}: {e}", path.display());
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut wanted = vec!["step".to_string(), "tokens".to_string(), "status".to_string()];
+    let mut wanted = vec!["step".to_string(), "tokens".to_string(), "lr".to_string(), "status".to_string()];
     wanted.extend(loss.iter().cloned());
     let df = ParquetReader::new(file).with_columns(Some(wanted)).finish().map_err(polars_err)?;
     let steps: Vec<Option<u64>> = df.column("step").and_then(|c| c.u64().map(|a| (0..a.len()).map(|i| a.get(i)).collect())).map_err(polars_err)?;
     let tokens = df.column("tokens").and_then(|c| c.u64().cloned()).map_err(polars_err)?;
+    let lr = df.column("lr").and_then(|c| c.f64().cloned()).map_err(polars_err)?;
     let status = df.column("status").and_then(|c| c.str().cloned()).map_err(polars_err)?;
     let losses: Vec<Float64Chunked> = loss.iter().map(|l| df.column(l).and_then(|c| c.f64().cloned())).collect::<PolarsResult<_>>().map_err(polars_err)?;
     // Rows in step order (the writer writes them so; a file edited by hand may not be).
@@ -360,7 +458,23 @@ fn final_of(path: &Path, loss: &[String], step: Option<u64>) -> Result<Final> {
         tokens: tokens.get(r).unwrap_or(0),
         losses: losses.iter().map(|c| c.get(r).unwrap_or(f64::NAN)).collect(),
     });
-    Ok(Final { status: st, eval, evaluated: chosen.is_some() })
+    let points = order
+        .iter()
+        .copied()
+        .filter(|&r| evaluated(r))
+        .map(|r| {
+            let s = steps[r].unwrap_or(0);
+            Point {
+                mixture_id: 0,
+                step: s,
+                tokens: tokens.get(r).unwrap_or(0),
+                lr: lr.get(r).unwrap_or(f64::NAN),
+                warmup: s <= warmup,
+                losses: losses.iter().map(|c| c.get(r).filter(|v| v.is_finite())).collect(),
+            }
+        })
+        .collect();
+    Ok(Final { status: st, eval, evaluated: chosen.is_some(), points })
 }
 
 #[cfg(test)]

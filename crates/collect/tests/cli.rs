@@ -15,6 +15,11 @@ fn bin() -> Command {
 
 /// A run of mixture `id` with `weights` over web and code, as proxy-train writes it.
 fn write_run(dir: &Path, id: u32, weights: &[f64], status: &str, final_loss: f64) {
+    write_run_at(&RunDir::of(dir, id as u64).metrics(), id as u64, weights, status, final_loss);
+}
+
+/// The same run in `path`, recording `stream` as its mixture id (a target's is its name's).
+fn write_run_at(path: &Path, stream: u64, weights: &[f64], status: &str, final_loss: f64) {
     let s = Schema::get("run_metrics");
     let d: Vec<String> = vec!["web".into(), "code".into()];
     let lists = domains(&d);
@@ -34,15 +39,15 @@ fn write_run(dir: &Path, id: u32, weights: &[f64], status: &str, final_loss: f64
         ],
     )
     .unwrap();
-    let spec = serde_json::json!({"mixture_id": id, "domains": d, "weights": weights, "train": {"tokens": 2000}, "tokenizer_sha256": "t", "shards_sha256": "s"});
+    let spec = serde_json::json!({"mixture_id": stream, "domains": d, "weights": weights, "train": {"tokens": 2000, "warmup_steps": 10}, "tokenizer_sha256": "t", "shards_sha256": "s"});
     let md = vec![
         ("regmix.run_spec".into(), spec.to_string()),
-        ("regmix.mixture_id".into(), id.to_string()),
+        ("regmix.mixture_id".into(), stream.to_string()),
         ("regmix.model".into(), "{}".into()),
         ("regmix.train".into(), "{}".into()),
         ("regmix.backend".into(), "cpu f32, 1 threads".into()),
     ];
-    write_parquet(&RunDir::of(dir, id as u64).metrics(), s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
+    write_parquet(path, s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
 }
 
 #[test]
@@ -77,6 +82,53 @@ fn keeps_finished_runs_and_names_the_ones_left_out() {
     let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).args(["--step", "20"]).output().unwrap();
     assert!(o.status.success());
     assert_eq!(read_parquet(&out, Schema::get("dataset")).unwrap().rows(), 2);
+}
+
+#[test]
+fn the_trajectories_hold_every_evaluation_of_the_collected_runs_and_the_dataset_their_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mixtures { domains: vec!["web".into(), "code".into()], ids: vec![0, 1, 2], weights: vec![vec![0.5, 0.5], vec![1.0, 0.0], vec![0.2, 0.8]] };
+    let mp = dir.path().join("m.parquet");
+    m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
+    let runs = dir.path().join("runs");
+    write_run(&runs, 0, &m.weights[0], "finished", 3.5);
+    write_run(&runs, 1, &m.weights[1], "diverged", f64::NAN);
+    write_run(&runs, 2, &m.weights[2], "finished", 3.9);
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tp = dir.path().join("d.trajectories.parquet");
+    let t = regmix_core::trajectories::Trajectories::read(&tp).unwrap();
+    // Runs 0 and 2 (the diverged run is left out of both files), two evaluations each; the
+    // first, at step 10, is within the warm-up of 10 steps.
+    let rows: Vec<(u32, u64, bool, Option<f64>)> = t.points.iter().map(|p| (p.mixture_id, p.step, p.warmup, p.losses[1])).collect();
+    assert_eq!(rows, vec![(0, 10, true, None), (0, 20, false, Some(4.5)), (2, 10, true, None), (2, 20, false, Some(4.9))]);
+    let d = read_parquet(&out, Schema::get("dataset")).unwrap();
+    assert_eq!(d.metadata["regmix.trajectories"], "d.trajectories.parquet");
+    assert_eq!(d.metadata["regmix.trajectories_sha256"], regmix_core::digest::sha256_file(&tp).unwrap());
+    assert_eq!(d.str("run").unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>(), vec!["0", "2"]);
+}
+
+#[test]
+fn a_targets_folder_is_collected_by_model_name_with_each_models_own_mixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("target");
+    let name_id = regmix_core::run::named_stream_id;
+    write_run_at(&targets.join("prior/metrics.parquet"), name_id("prior"), &[0.6, 0.4], "finished", 3.0);
+    write_run_at(&targets.join("m7/metrics.parquet"), name_id("m7"), &[0.1, 0.9], "finished", 3.2);
+    let out = dir.path().join("held-out.parquet");
+    let o = bin().arg("--targets").arg(&targets).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = read_parquet(&out, Schema::get("dataset")).unwrap();
+    assert_eq!(d.str("run").unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>(), vec!["m7", "prior"]);
+    assert_eq!(d.f64_values("weight.web").unwrap(), vec![0.1, 0.6]);
+    assert_eq!(d.f64_values("valid_loss.code").unwrap(), vec![4.2, 4.0]);
+    // A metrics file copied into another model's folder is refused, naming it.
+    std::fs::copy(targets.join("prior/metrics.parquet"), targets.join("m7/metrics.parquet")).unwrap();
+    let o = bin().arg("--targets").arg(&targets).arg("--output").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("m7/metrics.parquet: the run is of mixture"), "{err}");
 }
 
 #[test]

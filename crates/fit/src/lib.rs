@@ -17,10 +17,13 @@ use regmix_core::lock::Lock;
 use regmix_core::{digest, Provenance};
 use regmix_plot as plot;
 use regmix_regress::metrics::score;
-use regmix_regress::model::ENSEMBLE;
 use regmix_regress::saved::{load_xy, Xy};
+use regmix_core::table::Table;
 use regmix_regress::target::Target;
-use regmix_regress::{ensemble_of, fit_cv, predict_many, Fitted, Kind, Model, SavedFit};
+use regmix_regress::cv::fit_kinds;
+use regmix_regress::{predict_many, Kind, Model, SavedFit};
+
+mod horizon;
 
 /// Fit a regression of a target loss on mixture weights.
 ///
@@ -48,35 +51,71 @@ pub struct Args {
     /// Seed of the fold assignment and of the trees.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Held-out dataset files (same schema) to score the final model on; repeatable.
+    /// Held-out dataset files (same schema) to score the final model on; repeatable. Rows of
+    /// a training mixture (the same weights) are scored by the fold model that held it out;
+    /// with --at-tokens each row is predicted at its own tokens.
     #[arg(long, value_name = "TEST.parquet")]
     pub evaluate: Vec<PathBuf>,
+    /// Predict the target at this many training tokens from every run's loss curve (a power
+    /// law per validation domain, its asymptote and scale regressed on the weights) instead
+    /// of at the runs' last evaluation. Reads the trajectories collect wrote beside the
+    /// dataset.
+    #[arg(long, value_name = "N")]
+    pub at_tokens: Option<u64>,
+    /// With --at-tokens: the trajectories file [default: the one the dataset names].
+    #[arg(long, value_name = "FILE", requires = "at_tokens")]
+    pub trajectories: Option<PathBuf>,
+    /// With --at-tokens: fit the curves on the evaluations up to this many tokens only (for
+    /// backtests: the rest of each run stays unseen).
+    #[arg(long, value_name = "T", requires = "at_tokens")]
+    pub until_tokens: Option<u64>,
 }
 
-/// A row of fit_report.parquet: one regressor's scores on one split.
-struct ReportRow {
-    regressor: String,
-    split: String,
-    s: regmix_regress::metrics::Scores,
-    rows: usize,
+/// A row of fit_report.parquet: one regressor's scores on one split (and, for a domain's
+/// law, its exponent and curve error).
+pub(crate) struct ReportRow {
+    pub regressor: String,
+    pub split: String,
+    pub s: regmix_regress::metrics::Scores,
+    pub rows: usize,
+    pub exponent: Option<f64>,
+    pub curve_rmse: Option<f64>,
+}
+
+impl ReportRow {
+    pub fn new(regressor: &str, split: String, s: regmix_regress::metrics::Scores, rows: usize) -> Self {
+        ReportRow { regressor: regressor.to_string(), split, s, rows, exponent: None, curve_rmse: None }
+    }
 }
 
 /// A row of predictions.parquet: one run's true and predicted target.
-struct Prediction {
-    regressor: &'static str,
-    split: String,
+pub(crate) struct Prediction {
+    pub regressor: &'static str,
+    pub split: String,
     /// The fold that held the run out (-1 on test files).
-    fold: i32,
-    mixture_id: u32,
-    truth: f64,
-    predicted: f64,
+    pub fold: i32,
+    pub mixture_id: u32,
+    pub truth: f64,
+    pub predicted: f64,
 }
 
-/// One regressor fitted with cross-validation.
-struct Candidate {
-    kind: Kind,
-    cv_spearman: f64,
-    model: Model,
+/// One regressor fitted with cross-validation, with its out-of-fold predictions for the rows
+/// of an --evaluate file that are training mixtures.
+pub(crate) struct Candidate {
+    pub kind: Kind,
+    pub cv_spearman: f64,
+    pub model: Model,
+    /// Out of fold at `tokens` for training run `i`.
+    pub oof_at: Box<dyn Fn(usize, u64) -> f64>,
+}
+
+/// What a fit produced, before it is written.
+pub(crate) struct Outcome {
+    pub report: Vec<ReportRow>,
+    pub preds: Vec<Prediction>,
+    pub fitted: Vec<Candidate>,
+    /// The metadata `regmix.horizon` of the report.
+    pub horizon: String,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -86,71 +125,38 @@ pub fn run(args: &Args) -> Result<()> {
     let columns: Vec<(String, bool)> =
         t.batch.schema().fields().iter().map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32))).collect();
     let target = Target::parse_floats(&args.target, &columns).with_context(|| args.dataset.display().to_string())?;
-    let Xy { domains, ids, x, y } = load_xy(&t, None, &target)?;
-    log::info!("{}: {} runs, {} domains, target {}", args.dataset.display(), x.len(), domains.len(), target.expr);
+    let xy = load_xy(&t, None, &target)?;
+    log::info!("{}: {} runs, {} domains, target {}", args.dataset.display(), xy.x.len(), xy.domains.len(), target.expr);
+    let y = &xy.y;
     let (lo, hi) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     if !y.is_empty() && lo == hi {
         bail!("{}: the target `{}` is {lo} in every one of the {} runs: there is nothing to regress", args.dataset.display(), target.expr, y.len());
     }
     let kinds: Vec<Kind> = if args.regressor == "auto" { Kind::ALL.to_vec() } else { vec![Kind::parse(&args.regressor)?] };
-
-    let mut report = Vec::new();
-    let mut preds: Vec<Prediction> = Vec::new();
-    let mut fitted: Vec<Candidate> = Vec::new();
-    let mut parts: Vec<(Kind, Fitted)> = Vec::new();
-    for kind in kinds {
-        let started = std::time::Instant::now();
-        let members: Option<Vec<Fitted>> =
-            ENSEMBLE.iter().map(|m| parts.iter().find(|(k, _)| k == m).map(|(_, f)| f.clone())).collect();
-        let f = match (kind, members) {
-            // `auto` has fitted the members with the same folds: average them, do not refit.
-            (Kind::Ensemble, Some(members)) => ensemble_of(members),
-            _ => fit_cv(kind, &x, &y, args.folds, args.seed)?,
-        };
-        if ENSEMBLE.contains(&kind) {
-            parts.push((kind, f.clone()));
-        }
-        for k in 0..args.folds {
-            let idx: Vec<usize> = (0..x.len()).filter(|&i| f.fold_of[i] == k).collect();
-            let tr: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
-            let pr: Vec<f64> = idx.iter().map(|&i| f.oof[i]).collect();
-            report.push(ReportRow { regressor: kind.name().into(), split: format!("fold-{k}"), s: score(&tr, &pr), rows: idx.len() });
-        }
-        let s = score(&y, &f.oof);
-        log::info!("{:>10}: cross-validated Spearman {:.2} ({:.1}s)", kind.name(), s.spearman * 100.0, started.elapsed().as_secs_f64());
-        report.push(ReportRow { regressor: kind.name().into(), split: "oof".into(), s, rows: x.len() });
-        for i in 0..x.len() {
-            preds.push(Prediction { regressor: kind.name(), split: "oof".into(), fold: f.fold_of[i] as i32, mixture_id: ids[i], truth: y[i], predicted: f.oof[i] });
-        }
-        fitted.push(Candidate { kind, cv_spearman: s.spearman, model: f.model });
-    }
+    let Outcome { mut report, mut preds, mut fitted, horizon } = match args.at_tokens {
+        Some(n) => horizon::fit(args, &t, &target, &xy, &kinds, n)?,
+        None => fit_plain(args, &xy, &kinds)?,
+    };
     // The model is fixed now; only then are held-out files read. A NaN Spearman (a constant
     // target) ranks below every number.
     let best = (0..fitted.len())
         .max_by(|&a, &b| fitted[a].cv_spearman.total_cmp(&fitted[b].cv_spearman).then(b.cmp(&a)))
         .context("no regressor was fitted")?;
     for file in &args.evaluate {
-        let tt = read_parquet(file, Schema::get("dataset"))?;
-        let test = load_xy(&tt, Some(&domains), &target)?;
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test").to_string();
-        for c in &fitted {
-            let p = predict_many(&c.model, &test.x)?;
-            let s = score(&test.y, &p);
-            log::info!("{:>10}: Spearman {:.2} on {}", c.kind.name(), s.spearman * 100.0, file.display());
-            report.push(ReportRow { regressor: c.kind.name().into(), split: format!("test:{stem}"), s, rows: test.x.len() });
-            for i in 0..test.x.len() {
-                preds.push(Prediction { regressor: c.kind.name(), split: format!("test:{stem}"), fold: -1, mixture_id: test.ids[i], truth: test.y[i], predicted: p[i] });
-            }
-        }
+        evaluate(file, &xy, &target, &fitted, &mut report, &mut preds)?;
     }
-    let Candidate { kind, cv_spearman: cv, model } = fitted.swap_remove(best);
+    let domains = xy.domains.clone();
+    let Candidate { kind, cv_spearman: cv, model, .. } = fitted.swap_remove(best);
     log::info!("selected {} (cross-validated Spearman {:.2})", kind.name(), cv * 100.0);
-
     // The folder is staged and swapped in whole: model.json and the reports always belong to
     // one fit.
     let staged = OutputDir::create(&args.output)?;
     let out = staged.path();
-    let md = vec![("regmix.target".to_string(), target.expr.clone()), ("regmix.selected".to_string(), kind.name().to_string())];
+    let md = vec![
+        ("regmix.target".to_string(), target.expr.clone()),
+        ("regmix.selected".to_string(), kind.name().to_string()),
+        ("regmix.horizon".to_string(), horizon),
+    ];
     let s = Schema::get("fit_report");
     let lists = Lists::new();
     let b = batch(
@@ -165,6 +171,8 @@ pub fn run(args: &Args) -> Result<()> {
             col::f64(report.iter().map(|r| r.s.mse).collect()),
             col::f64(report.iter().map(|r| r.s.mae).collect()),
             col::u64(report.iter().map(|r| r.rows as u64).collect()),
+            col::f64_opt(report.iter().map(|r| r.exponent).collect()),
+            col::f64_opt(report.iter().map(|r| r.curve_rmse).collect()),
         ],
     )?;
     write_parquet(&out.join("fit_report.parquet"), s, &lists, &b, &md, &prov)?;
@@ -211,5 +219,83 @@ pub fn run(args: &Args) -> Result<()> {
     saved.save(out, &prov)?;
     staged.commit()?;
     log::info!("wrote {}/{{model.json, fit_report.parquet, predictions.parquet, predicted_vs_true.svg}}", args.output.display());
+    Ok(())
+}
+
+/// The regression at the runs' last evaluation: every kind with cross-validation.
+fn fit_plain(args: &Args, xy: &Xy, kinds: &[Kind]) -> Result<Outcome> {
+    let (x, y, ids) = (&xy.x, &xy.y, &xy.ids);
+    let mut report = Vec::new();
+    let mut preds: Vec<Prediction> = Vec::new();
+    let mut fitted: Vec<Candidate> = Vec::new();
+    let started = std::time::Instant::now();
+    for (kind, f) in fit_kinds(kinds, x, y, args.folds, args.seed)? {
+        for k in 0..args.folds {
+            let idx: Vec<usize> = (0..x.len()).filter(|&i| f.fold_of[i] == k).collect();
+            let tr: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
+            let pr: Vec<f64> = idx.iter().map(|&i| f.oof[i]).collect();
+            report.push(ReportRow::new(kind.name(), format!("fold-{k}"), score(&tr, &pr), idx.len()));
+        }
+        let s = score(y, &f.oof);
+        log::info!("{:>10}: cross-validated Spearman {:.2} ({:.1}s)", kind.name(), s.spearman * 100.0, started.elapsed().as_secs_f64());
+        report.push(ReportRow::new(kind.name(), "oof".into(), s, x.len()));
+        for i in 0..x.len() {
+            preds.push(Prediction { regressor: kind.name(), split: "oof".into(), fold: f.fold_of[i] as i32, mixture_id: ids[i], truth: y[i], predicted: f.oof[i] });
+        }
+        let oof = f.oof.clone();
+        fitted.push(Candidate { kind, cv_spearman: s.spearman, model: f.model, oof_at: Box::new(move |i, _| oof[i]) });
+    }
+    Ok(Outcome { report, preds, fitted, horizon: String::new() })
+}
+
+/// Scores every candidate on a held-out dataset file. A row whose weights are a training
+/// mixture's is predicted out of fold (by the fold model that held that mixture out), so a
+/// file of the same runs at a later step is a fair test; a horizon model predicts each row
+/// at the row's own tokens.
+fn evaluate(file: &std::path::Path, train: &Xy, target: &Target, fitted: &[Candidate], report: &mut Vec<ReportRow>, preds: &mut Vec<Prediction>) -> Result<()> {
+    let tt: Table = read_parquet(file, Schema::get("dataset"))?;
+    let test = load_xy(&tt, Some(&train.domains), target)?;
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test").to_string();
+    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-9);
+    let training: Vec<Option<usize>> = test.x.iter().map(|w| train.x.iter().position(|v| same(v, w))).collect();
+    let n_train = training.iter().filter(|t| t.is_some()).count();
+    if n_train > 0 {
+        log::info!("{}: {n_train} of {} rows are training mixtures: each is scored by the fold model that held it out", file.display(), test.x.len());
+    }
+    for c in fitted {
+        let mut p = vec![0.0; test.x.len()];
+        // Fresh mixtures, grouped by tokens (a horizon model predicts at each row's own).
+        let mut by_tokens: Vec<(u64, Vec<usize>)> = Vec::new();
+        for i in 0..test.x.len() {
+            // A training mixture the model did not fit (left out of a law) is a fresh one.
+            let oof = training[i].map(|r| (c.oof_at)(r, test.tokens[i])).filter(|v| v.is_finite());
+            match oof {
+                Some(v) => p[i] = v,
+                None => {
+                    let t = if matches!(c.model, Model::Horizon(_)) { test.tokens[i] } else { 0 };
+                    match by_tokens.iter_mut().find(|(k, _)| *k == t) {
+                        Some((_, v)) => v.push(i),
+                        None => by_tokens.push((t, vec![i])),
+                    }
+                }
+            }
+        }
+        for (t, rows) in by_tokens {
+            let m = match &c.model {
+                Model::Horizon(h) => Model::Horizon(Box::new(h.at(t))),
+                other => other.clone(),
+            };
+            let xs: Vec<Vec<f64>> = rows.iter().map(|&i| test.x[i].clone()).collect();
+            for (&i, v) in rows.iter().zip(predict_many(&m, &xs)?) {
+                p[i] = v;
+            }
+        }
+        let s = score(&test.y, &p);
+        log::info!("{:>10}: Spearman {:.2} on {}", c.kind.name(), s.spearman * 100.0, file.display());
+        report.push(ReportRow::new(c.kind.name(), format!("test:{stem}"), s, test.x.len()));
+        for i in 0..test.x.len() {
+            preds.push(Prediction { regressor: c.kind.name(), split: format!("test:{stem}"), fold: -1, mixture_id: test.ids[i], truth: test.y[i], predicted: p[i] });
+        }
+    }
     Ok(())
 }

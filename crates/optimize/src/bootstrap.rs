@@ -9,7 +9,7 @@ use regmix_core::schema::Schema;
 use regmix_core::table::read_parquet;
 use regmix_core::{digest, seed};
 use regmix_regress::saved::load_xy;
-use regmix_regress::{predict_many, SavedFit, Scorer};
+use regmix_regress::{predict_many, Model, SavedFit, Scorer};
 
 use crate::search::{optimum_of, search, Space};
 
@@ -38,16 +38,20 @@ pub fn bootstrap(saved: &SavedFit, space: &Space, min_weight: f64, optimum: &[f6
             &now[..12]
         );
     }
-    let t = read_parquet(&saved.dataset, Schema::get("dataset"))?;
-    let xy = load_xy(&t, Some(&saved.domains), &saved.target)?;
-    let (x, y) = (&xy.x, &xy.y);
+    // The rows the model was fitted on: the dataset's, or a horizon model's own curves.
+    let (x, y) = match &saved.model {
+        Model::Horizon(h) => (h.x.clone(), Vec::new()),
+        _ => {
+            let t = read_parquet(&saved.dataset, Schema::get("dataset"))?;
+            let xy = load_xy(&t, Some(&saved.domains), &saved.target)?;
+            (xy.x, xy.y)
+        }
+    };
     let (mut ws, mut ps, mut gains) = (Vec::new(), Vec::new(), Vec::new());
     for b in 0..n as u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed::derive(&[space.seed, seed::stream::RESAMPLE, b]));
         let idx: Vec<usize> = (0..x.len()).map(|_| rng.random_range(0..x.len())).collect();
-        let xb: Vec<Vec<f64>> = idx.iter().map(|&i| x[i].clone()).collect();
-        let yb: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
-        let m = saved.model.refit(&xb, &yb, seed::derive(&[space.seed, seed::stream::REFIT, b]))?;
+        let m = saved.model.refit_rows(&idx, &x, &y, seed::derive(&[space.seed, seed::stream::REFIT, b]))?;
         let found = search(&Scorer::new(&m)?, space, 1 + b);
         let wb = optimum_of(&found.top, space.caps, min_weight)?;
         // This refit's own optimum, then the prior and the fitted model's optimum.

@@ -5,10 +5,12 @@
 //! - [`constraints`]: the caps and the minimum weight, and [`constraints::enforce`], which
 //!   makes the optimum satisfy them.
 //! - [`bootstrap`]: refits on resampled runs: the spread of the weights and of the gain.
+//! - [`kl`]: the pull toward the prior (`--kl-to-prior`) and its choice on held-out runs.
 //! - [`output`]: the files written.
 
 pub mod bootstrap;
 pub mod constraints;
+pub mod kl;
 pub mod output;
 pub mod search;
 
@@ -18,9 +20,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use regmix_core::Provenance;
 use regmix_mixture::{Gain, Optimum, Prior};
-use regmix_regress::{predict_many, SavedFit, Scorer};
+use regmix_regress::{predict_many, Model, SavedFit, Scorer};
 
-use crate::search::{optimum_of, search, Found, Space};
+use crate::search::{optimum_of, search, Found, Kl, Space};
 
 /// Search the fitted regression for the best mixture.
 ///
@@ -78,6 +80,14 @@ pub struct Args {
     /// Prefix of the paths in the Megatron-LM --data-path list (path = prefix + domain).
     #[arg(long, default_value = "", value_name = "PREFIX")]
     pub megatron_prefix: String,
+    /// Add λ·KL(w ‖ prior) to every prediction: a pull toward the prior. A number λ ≥ 0, or
+    /// `auto`: the λ of a grid whose objective best ranks the runs of --holdout.
+    #[arg(long, value_name = "LAMBDA|auto")]
+    pub kl_to_prior: Option<String>,
+    /// Held-out runs (a dataset file, e.g. `collect --targets` of target runs no fit read)
+    /// that --kl-to-prior auto chooses λ on.
+    #[arg(long, value_name = "FILE")]
+    pub holdout: Option<PathBuf>,
 }
 
 /// The most bootstrap refits --bootstrap asks for (each is a fit and a search).
@@ -105,7 +115,35 @@ fn check(args: &Args) -> Result<()> {
             bail!("--max-epochs {k} must be a positive number");
         }
     }
+    match args.kl_to_prior.as_deref() {
+        None if args.holdout.is_some() => bail!("--holdout is read only by --kl-to-prior auto"),
+        Some("auto") if args.holdout.is_none() => bail!("--kl-to-prior auto needs --holdout FILE: held-out runs to choose λ on"),
+        Some("auto") | None => {}
+        Some(l) => {
+            let v: f64 = l.parse().map_err(|_| anyhow::anyhow!("--kl-to-prior {l:?}: expected a number λ ≥ 0 or `auto`"))?;
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("--kl-to-prior {l}: λ must be a finite number ≥ 0");
+            }
+            if args.holdout.is_some() {
+                bail!("--holdout is read only by --kl-to-prior auto, not with a given λ");
+            }
+        }
+    }
     Ok(())
+}
+
+/// The KL term of the objective, if asked for, and how λ was chosen.
+fn kl_term(args: &Args, saved: &SavedFit, prior: &[f64]) -> Result<Option<(Kl, Option<kl::Choice>)>> {
+    let Some(l) = args.kl_to_prior.as_deref() else { return Ok(None) };
+    if l == "auto" {
+        let c = kl::choose(saved, prior, args.holdout.as_ref().expect("checked"))?;
+        for (lam, s) in &c.table {
+            log::info!("--kl-to-prior auto: λ = {lam:<6} ranks the {} held-out runs of {} with Spearman {:.2}", c.rows, c.holdout.display(), s * 100.0);
+        }
+        log::info!("--kl-to-prior auto: chose λ = {}", c.lambda);
+        return Ok(Some((Kl { lambda: c.lambda, prior: prior.to_vec() }, Some(c))));
+    }
+    Ok(Some((Kl { lambda: l.parse()?, prior: prior.to_vec() }, None)))
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -126,7 +164,16 @@ pub fn run(args: &Args) -> Result<()> {
     let p = aligned.weights.clone();
     let caps = constraints::caps(args, &aligned)?;
     let alpha: Vec<f64> = p.iter().map(|x| x * args.strength).collect();
-    let space = Space { alpha: &alpha, caps: &caps, samples: args.samples, block: args.chunk, top_k: args.top_k, seed: args.seed };
+    let kl = kl_term(args, &saved, &p)?;
+    let space = Space {
+        alpha: &alpha,
+        caps: &caps,
+        samples: args.samples,
+        block: args.chunk,
+        top_k: args.top_k,
+        seed: args.seed,
+        kl: kl.as_ref().map(|(k, _)| k),
+    };
     let started = std::time::Instant::now();
     let Found { top, feasible, sample_s, score_s } = search(&Scorer::new(&saved.model)?, &space, 0);
     let secs = started.elapsed().as_secs_f64();
@@ -170,6 +217,22 @@ pub fn run(args: &Args) -> Result<()> {
              standard deviations, or not predicted in every refit): more or longer proxy runs would tell"
         );
     }
+    // A horizon model: the same search at the proxies' own horizon, beside it, so the shift the
+    // horizon makes is visible.
+    let at_proxies = match &saved.model {
+        Model::Horizon(h) => {
+            let near = Model::Horizon(Box::new(h.at(h.t_ref as u64)));
+            let found = search(&Scorer::new(&near)?, &space, 0);
+            let wp = optimum_of(&found.top, &caps, args.min_weight)?;
+            let pred = predict_many(&near, &[wp.clone(), p.clone()])?;
+            log::info!("at the proxies' horizon ({} tokens) the same model's optimum is:", h.t_ref as u64);
+            for (j, d) in doms.iter().enumerate() {
+                log::info!("  {d:<24} {:.4}   (at {} tokens: {:.4})", wp[j], h.at_tokens, w[j]);
+            }
+            Some(output::AtProxies { tokens: h.t_ref as u64, weights: wp, predicted: pred[0], predicted_prior: pred[1] })
+        }
+        _ => None,
+    };
     let optimum = Optimum {
         domains: doms.clone(),
         weights: w,
@@ -180,5 +243,13 @@ pub fn run(args: &Args) -> Result<()> {
         target: saved.target.expr.clone(),
         prior: p,
     };
-    output::write(args, &optimum, &top, &caps, &prov)
+    let kl_json = kl.as_ref().map(|(k, c)| {
+        serde_json::json!({
+            "lambda": k.lambda,
+            "kl_at_optimum": Kl::divergence(&optimum.prior, &optimum.weights),
+            "chosen_on": c.as_ref().map(|c| c.holdout.display().to_string()),
+            "grid": c.as_ref().map(|c| c.table.iter().map(|(l, s)| serde_json::json!({"lambda": l, "holdout_spearman": s})).collect::<Vec<_>>()),
+        })
+    });
+    output::write(args, &optimum, &top, &caps, at_proxies.as_ref(), kl_json, &prov)
 }

@@ -17,9 +17,21 @@ use crate::Args;
 /// The files named in the module's documentation.
 pub const FILES: [&str; 6] = ["optimum.parquet", "top_candidates.parquet", "optimum.yaml", "megatron_data_path.txt", "optimum.json", "optimum_vs_prior.svg"];
 
+/// With a horizon model: the optimum the same model finds at the proxies' own horizon,
+/// written as `optimum_at_proxies.parquet` (the optimum contract, without a bootstrap).
+pub struct AtProxies {
+    pub tokens: u64,
+    pub weights: Vec<f64>,
+    pub predicted: f64,
+    pub predicted_prior: f64,
+}
+
+/// The file of [`AtProxies`].
+pub const AT_PROXIES: &str = "optimum_at_proxies.parquet";
+
 /// Writes the files into a staging folder and swaps it in whole: optimum.parquet and
 /// optimum.yaml always belong to one search.
-pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &Provenance) -> Result<()> {
+pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], at_proxies: Option<&AtProxies>, kl: Option<serde_json::Value>, prov: &Provenance) -> Result<()> {
     let staged = OutputDir::create(&args.output)?;
     let out = staged.path();
     let doms = &optimum.domains;
@@ -30,6 +42,17 @@ pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &
         "min_weight": args.min_weight, "max_epochs": args.max_epochs, "target_tokens": args.target_tokens,
     });
     optimum.write(&out.join(FILES[0]), &constraints, prov)?;
+    if let Some(a) = at_proxies {
+        let o = Optimum {
+            weights: a.weights.clone(),
+            weight_std: None,
+            predicted: a.predicted,
+            predicted_std: None,
+            gain: regmix_mixture::Gain { prior: a.predicted_prior, gain: a.predicted_prior - a.predicted, std: None, win_share: None },
+            ..optimum.clone()
+        };
+        o.write(&out.join(AT_PROXIES), &constraints, prov)?;
+    }
 
     let lists = dom_lists(doms);
     let s = Schema::get("top_candidates");
@@ -49,6 +72,8 @@ pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &
         "weight_std": optimum.weight_std.as_deref().map(by_domain),
         "prior": by_domain(&optimum.prior),
         "constraints": constraints,
+        "kl_to_prior": kl,
+        "at_proxies_horizon": at_proxies.map(|a| serde_json::json!({"tokens": a.tokens, "weights": by_domain(&a.weights), "predicted": a.predicted, "predicted_prior": a.predicted_prior})),
     });
     atomic::write_bytes(out.join(FILES[4]), serde_json::to_string_pretty(&json)?.as_bytes())?;
     atomic::write_bytes(out.join(FILES[5]), regmix_plot::bar_chart(doms, w, optimum.weight_std.as_deref(), &optimum.prior).as_bytes())?;
@@ -56,3 +81,4 @@ pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], prov: &
     log::info!("wrote {}/{{{}}}", args.output.display(), FILES.join(", "));
     Ok(())
 }
+

@@ -72,6 +72,29 @@ pub struct Space<'a> {
     pub block: usize,
     pub top_k: usize,
     pub seed: u64,
+    /// A pull toward the prior: λ·KL(w ‖ prior) added to every prediction (`--kl-to-prior`).
+    pub kl: Option<&'a Kl>,
+}
+
+/// The KL-to-prior term of the objective: `lambda` · Σ w ln(w / prior).
+pub struct Kl {
+    pub lambda: f64,
+    pub prior: Vec<f64>,
+}
+
+impl Kl {
+    /// KL(w ‖ prior) in nats (0 · ln 0 = 0; a weight where the prior is 0 is infinitely far).
+    pub fn divergence(prior: &[f64], w: &[f64]) -> f64 {
+        w.iter().zip(prior).map(|(x, p)| if *x <= 0.0 { 0.0 } else if *p <= 0.0 { f64::INFINITY } else { x * (x / p).ln() }).sum()
+    }
+
+    pub fn penalty(&self, w: &[f64]) -> f64 {
+        if self.lambda == 0.0 {
+            0.0
+        } else {
+            self.lambda * Kl::divergence(&self.prior, w)
+        }
+    }
 }
 
 /// The search. Blocks of `block` mixtures run in parallel; each is drawn from its own
@@ -81,7 +104,7 @@ pub struct Space<'a> {
 /// the number of threads. `refit` is 0 for the fitted model and 1 + i for bootstrap refit i,
 /// so each refit searches its own mixtures.
 pub fn search(scorer: &Scorer, space: &Space, refit: u64) -> Found {
-    let Space { alpha, caps, samples, block, top_k, seed } = *space;
+    let Space { alpha, caps, samples, block, top_k, seed, kl } = *space;
     let d = alpha.len();
     let dirichlet = Dirichlet::new(alpha);
     let block = block.max(1);
@@ -124,6 +147,11 @@ pub fn search(scorer: &Scorer, space: &Space, refit: u64) -> Found {
             let t1 = std::time::Instant::now();
             let rows = st.idx.len();
             scorer.score(&st.x, d, &mut st.pred[..rows]);
+            if let Some(kl) = kl {
+                for r in 0..rows {
+                    st.pred[r] += kl.penalty(&st.x[r * d..(r + 1) * d]);
+                }
+            }
             for r in 0..rows {
                 let (p, i) = (st.pred[r], st.idx[r]);
                 // Most candidates lose to the worst kept: compare before copying the weights.

@@ -38,7 +38,7 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     let ds = dir.path().join("train.parquet");
     collect::import_paper(&d.join("train_mixture_1m.csv"), &d.join("train_pile_loss_1m.csv"))
         .unwrap()
-        .write(&ds, &Provenance::new("test", "0", &[]))
+        .write(&ds, None, &Provenance::new("test", "0", &[]))
         .unwrap();
     let fit_dir = dir.path().join("fit");
     {

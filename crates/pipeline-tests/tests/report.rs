@@ -43,13 +43,14 @@ fn pipeline(dir: &Path) -> Vec<String> {
     let mut ds = collect::Dataset::empty(doms.clone(), doms.clone());
     for (i, w) in weights.iter().enumerate() {
         ds.ids.push(i as u32);
+        ds.runs.push(i.to_string());
         ds.tokens.push(1000);
         ds.steps.push(10);
         ds.status.push(RunStatus::Finished.as_str().into());
         ds.weights.push(w.clone());
         ds.losses.push((0..4).map(|e| Some(loss(w, e))).collect());
     }
-    ds.write(&dir.join("dataset.parquet"), &prov).unwrap();
+    ds.write(&dir.join("dataset.parquet"), None, &prov).unwrap();
     let prior_json = dir.join("prior.json");
     std::fs::write(&prior_json, serde_json::json!({"weights": DOMS.iter().zip(prior).map(|(d, w)| (d.to_string(), serde_json::json!(w))).collect::<serde_json::Map<_, _>>()}).to_string()).unwrap();
     let p = |s: &str| dir.join(s).to_str().unwrap().to_string();

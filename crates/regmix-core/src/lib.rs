@@ -33,6 +33,7 @@ pub mod schema;
 pub mod seed;
 pub mod shard;
 pub mod table;
+pub mod trajectories;
 
 pub use error::{Error, Result};
 pub use provenance::Provenance;

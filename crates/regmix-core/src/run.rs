@@ -64,6 +64,12 @@ pub struct Done {
     pub spec: serde_json::Value,
 }
 
+/// The data-stream id of a named run (a target model, `target/<name>/`): a hash of the name,
+/// stable across invocations; recorded as the run's `regmix.mixture_id`.
+pub fn named_stream_id(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
 /// The paths of one run's folder. The only code that names a run's files.
 #[derive(Clone, Debug)]
 pub struct RunDir {

@@ -27,6 +27,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("comparison", include_str!("../../../schemas/comparison.json")),
     ("fit_model", include_str!("../../../schemas/fit_model.json")),
     ("run_done", include_str!("../../../schemas/run_done.json")),
+    ("trajectories", include_str!("../../../schemas/trajectories.json")),
 ];
 
 /// The storage format of a kind of file.

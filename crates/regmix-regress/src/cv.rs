@@ -133,3 +133,18 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
         }
     }
 }
+
+/// Fits each of `kinds` with the same folds; an ensemble among them is the mean of its members
+/// when they are fitted too (not refitted), as `fit --regressor auto` does.
+pub fn fit_kinds(kinds: &[Kind], x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Result<Vec<(Kind, Fitted)>> {
+    let mut out: Vec<(Kind, Fitted)> = Vec::new();
+    for &kind in kinds {
+        let members: Option<Vec<Fitted>> = ENSEMBLE.iter().map(|m| out.iter().find(|(k, _)| k == m).map(|(_, f)| f.clone())).collect();
+        let f = match (kind, members) {
+            (Kind::Ensemble, Some(members)) => ensemble_of(members),
+            _ => fit_cv(kind, x, y, k, seed)?,
+        };
+        out.push((kind, f));
+    }
+    Ok(out)
+}

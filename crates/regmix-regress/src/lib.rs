@@ -3,6 +3,8 @@
 //! - [`model`]: the regressors behind one [`Model`] type (serialisable), refitting.
 //! - [`cv`]: K-fold cross-validation ([`fit_cv`]): out-of-fold predictions, final model.
 //! - [`linear`]: linear (the paper's baseline) and log-linear (Data Mixing Laws).
+//! - [`horizon`]: the loss at another training length (a power law in tokens per domain,
+//!   its asymptote and scale regressed on the weights) and its fit to evaluation curves.
 //! - [`gp`]: a Gaussian process with one length-scale per domain on log weights.
 //! - [`linalg`]: Cholesky, solves and inverse for the GP's marginal likelihood.
 //! - [`xgb`]: gradient-boosted trees through XGBoost.
@@ -12,14 +14,15 @@
 //!   as the regression sees them ([`saved::load_xy`]).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
 //!
-//! Modules depend one way: `cv` and `saved` on `score` and `model`, `score` on `model`, and
-//! `model` on the regressors; none imports one that imports it back.
+//! Modules depend one way: `cv` and `saved` on `score` and `model`, `score` on `model` and
+//! `horizon`, `horizon` on `model` and `score`'s regressor scorers, `model` on the regressors.
 //!
 //! **Invariant:** the only file this crate reads or writes is its own contract, `model.json`
 //! ([`saved`]); datasets come in as tables the stages have read.
 
 pub mod cv;
 pub mod gp;
+pub mod horizon;
 pub mod linalg;
 pub mod linear;
 pub mod metrics;

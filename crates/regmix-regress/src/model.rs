@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::gp::Gp;
+use crate::horizon::Horizon;
 use crate::linear::{Linear, LogLinear};
 use crate::xgb::Xgb;
 
@@ -52,6 +53,9 @@ pub enum Model {
     Xgboost(Xgb),
     Gp(Gp),
     Ensemble { members: Vec<Model> },
+    /// The target at a training horizon from every domain's power law, its asymptote and
+    /// scale regressed by one kind of regressor (`fit --at-tokens`; see [`crate::horizon`]).
+    Horizon(Box<Horizon>),
 }
 
 impl Model {
@@ -62,6 +66,7 @@ impl Model {
             Model::Xgboost(_) => Kind::Xgboost,
             Model::Gp(_) => Kind::Gp,
             Model::Ensemble { .. } => Kind::Ensemble,
+            Model::Horizon(h) => h.laws.first().map_or(Kind::Linear, |l| l.e.kind()),
         }
     }
 
@@ -77,6 +82,15 @@ impl Model {
                 let preds: Vec<Vec<f64>> = members.iter().map(|m| m.predict(rows)).collect();
                 (0..rows.len()).map(|i| preds.iter().map(|p| p[i]).sum::<f64>() / preds.len() as f64).collect()
             }
+            Model::Horizon(h) => {
+                let mut out = vec![0.0; rows.len()];
+                for l in &h.laws {
+                    let (e, lb) = (l.e.predict(rows), l.log_b.predict(rows));
+                    let decay = h.decay(l, h.at_tokens);
+                    out.iter_mut().enumerate().for_each(|(i, o)| *o += l.coef * (e[i] + lb[i].exp() * decay));
+                }
+                out
+            }
         }
     }
 }
@@ -90,8 +104,22 @@ impl Model {
             Model::Ensemble { members } => {
                 Model::Ensemble { members: members.iter().map(|m| m.refit(x, y, seed)).collect::<Result<_>>()? }
             }
+            Model::Horizon(_) => anyhow::bail!("a horizon model is refitted on its own curves (Model::refit_rows), not on one target"),
             other => fit_plain(other.kind(), x, y),
         })
+    }
+}
+
+impl Model {
+    /// The model refitted on the training rows `idx` (a bootstrap resample) of `x` and `y`,
+    /// the rows it was fitted on; a horizon model refits its laws on its own curves' rows.
+    pub fn refit_rows(&self, idx: &[usize], x: &[Vec<f64>], y: &[f64], seed: u64) -> Result<Model> {
+        if let Model::Horizon(h) = self {
+            return Ok(Model::Horizon(Box::new(h.refit_rows(idx, seed)?)));
+        }
+        let xb: Vec<Vec<f64>> = idx.iter().map(|&i| x[i].clone()).collect();
+        let yb: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
+        self.refit(&xb, &yb, seed)
     }
 }
 

@@ -105,6 +105,28 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
             }
             members.iter().try_for_each(|m| check_model(m, d))
         }
+        Model::Horizon(h) => {
+            if h.laws.is_empty() {
+                bail!("a horizon model without laws");
+            }
+            if let Some(r) = h.x.iter().position(|r| r.len() != d) {
+                bail!("horizon: training run {r} has {} weights for {d} domains", h.x[r].len());
+            }
+            for l in &h.laws {
+                if !(l.beta.is_finite() && l.beta > 0.0) || !l.coef.is_finite() {
+                    bail!("horizon: the law of {} has exponent {} and coefficient {}", l.column, l.beta, l.coef);
+                }
+                if l.e_of_run.len() != h.x.len() || l.log_b_of_run.len() != h.x.len() {
+                    bail!("horizon: the law of {} has {} and {} curve values for {} runs", l.column, l.e_of_run.len(), l.log_b_of_run.len(), h.x.len());
+                }
+                check_model(&l.e, d)?;
+                check_model(&l.log_b, d)?;
+            }
+            if !(h.t_ref.is_finite() && h.t_ref > 0.0) {
+                bail!("horizon: reference tokens {} not positive", h.t_ref);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -114,6 +136,8 @@ pub struct Xy {
     pub domains: Vec<String>,
     /// The mixture id of each row.
     pub ids: Vec<u32>,
+    /// The training tokens of each row's evaluation.
+    pub tokens: Vec<u64>,
     pub x: Vec<Vec<f64>>,
     pub y: Vec<f64>,
 }
@@ -136,6 +160,7 @@ pub fn load_xy(t: &Table, domains: Option<&[String]>, target: &Target) -> Result
     let x: Vec<Vec<f64>> = (0..t.rows()).map(|r| cols.iter().map(|c| c.as_ref().map_or(0.0, |c| c[r])).collect()).collect();
     let y = target.eval(t.rows(), |c| Ok(t.f64_values(c)?)).with_context(|| format!("{}: target `{}`", t.path.display(), target.expr))?;
     let ids = t.u32("mixture_id")?.values().to_vec();
+    let tokens = t.u64("tokens")?.values().to_vec();
     let keep: Vec<usize> = (0..y.len()).filter(|&i| y[i].is_finite()).collect();
     if keep.len() < y.len() {
         log::warn!("{}: {} rows have no value for `{}`; left out", t.path.display(), y.len() - keep.len(), target.expr);
@@ -143,6 +168,7 @@ pub fn load_xy(t: &Table, domains: Option<&[String]>, target: &Target) -> Result
     Ok(Xy {
         domains: doms,
         ids: keep.iter().map(|&i| ids[i]).collect(),
+        tokens: keep.iter().map(|&i| tokens[i]).collect(),
         x: keep.iter().map(|&i| x[i].clone()).collect(),
         y: keep.iter().map(|&i| y[i]).collect(),
     })

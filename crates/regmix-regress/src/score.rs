@@ -26,6 +26,7 @@ pub enum Scorer<'a> {
     Trees(TreeScorer),
     /// The mean of the members' predictions.
     Ensemble(Vec<Scorer<'a>>),
+    Horizon(Box<crate::horizon::HorizonScorer<'a>>),
 }
 
 impl<'a> Scorer<'a> {
@@ -36,6 +37,7 @@ impl<'a> Scorer<'a> {
             Model::Gp(m) => Scorer::Gp(GpScorer::new(m)),
             Model::Xgboost(m) => Scorer::Trees(TreeScorer::new(m)?),
             Model::Ensemble { members } => Scorer::Ensemble(members.iter().map(Scorer::new).collect::<Result<_>>()?),
+            Model::Horizon(h) => Scorer::Horizon(Box::new(crate::horizon::HorizonScorer::new(h)?)),
         })
     }
 
@@ -56,6 +58,7 @@ impl<'a> Scorer<'a> {
                 }
                 out.iter_mut().for_each(|o| *o /= members.len() as f64);
             }
+            Scorer::Horizon(s) => s.score(x, d, out),
         }
     }
 }

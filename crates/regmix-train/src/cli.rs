@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// steps].
     #[arg(long, value_name = "S")]
     pub eval_every: Option<u64>,
+    /// Also evaluate at these steps, e.g. 24,32,48,64,96,128 (log-spaced points give a loss
+    /// curve for `fit --at-tokens`); comma-separated, ascending.
+    #[arg(long, value_name = "STEPS", value_delimiter = ',')]
+    pub eval_at: Vec<u64>,
     /// Validation windows per domain (the same windows for every run).
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub eval_windows: usize,
@@ -110,6 +114,7 @@ impl TrainArgs {
             adamw: AdamW { weight_decay: self.weight_decay, ..AdamW::default() },
             grad_clip: self.grad_clip,
             eval_every: 1,
+            eval_at: self.eval_at.clone(),
             eval_windows: self.eval_windows,
             checkpoint_every: 1,
             seed: self.seed,

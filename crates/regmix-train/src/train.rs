@@ -50,6 +50,10 @@ pub struct TrainSpec {
     pub grad_clip: f64,
     /// Evaluate every this many steps (and at the last step).
     pub eval_every: u64,
+    /// Also evaluate at these steps (ascending): log-spaced points for fitting a loss curve.
+    /// Absent from the specification when empty, so runs recorded before it stay the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eval_at: Vec<u64>,
     /// Validation windows per domain.
     pub eval_windows: usize,
     pub checkpoint_every: u64,
@@ -94,7 +98,18 @@ impl TrainSpec {
         if !(self.lr > 0.0) {
             bail!("--lr must be positive");
         }
+        if let Some(w) = self.eval_at.windows(2).find(|w| w[0] >= w[1]) {
+            bail!("--eval-at must list steps in ascending order without repeats ({} then {})", w[0], w[1]);
+        }
+        if self.eval_at.first() == Some(&0) {
+            bail!("--eval-at: steps count from 1");
+        }
         Ok(())
+    }
+
+    /// Whether 1-based step `s` ends with an evaluation.
+    pub fn evaluates_at(&self, s: u64) -> bool {
+        s % self.eval_every == 0 || s == self.steps() || self.eval_at.binary_search(&s).is_ok()
     }
 
     /// Learning rate of 1-based step `s`.
@@ -310,7 +325,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         }
         step = s;
         let mut valid = vec![None; domains.len()];
-        if !diverged && (s % spec.eval_every == 0 || s == steps) {
+        if !diverged && spec.evaluates_at(s) {
             valid = evaluate(backend, run.corpus, run.eval, micro)?;
             diverged = valid.iter().any(|v| v.is_some_and(|x| !x.is_finite()));
         }

@@ -25,6 +25,7 @@ fn spec(vocab: usize, tokens: u64) -> TrainSpec {
         adamw: Default::default(),
         grad_clip: 1.0,
         eval_every: 10,
+        eval_at: vec![],
         eval_windows: 16,
         checkpoint_every: 4,
         seed: 42,
@@ -104,6 +105,22 @@ fn loss_falls_on_real_text() {
     assert!(last_eval < first_eval - 0.5, "prose validation loss {first_eval} → {last_eval}");
     assert!(dir.path().join("done.json").exists());
     assert!(!dir.path().join("checkpoint.safetensors").exists(), "proxies drop their checkpoint");
+}
+
+#[test]
+fn eval_at_adds_evaluations_at_exactly_those_steps() {
+    let corpus = Corpus::open(common::shards()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sp = spec(corpus.vocab_size, 12 * 256);
+    sp.eval_every = 100;
+    sp.eval_at = vec![2, 3, 7];
+    let w = weights(&corpus, &[("code", 0.5), ("prose", 0.5)]);
+    train_in(dir.path(), &corpus, &sp, &w, None).unwrap();
+    let t = read_parquet(&dir.path().join("metrics.parquet"), Schema::get("run_metrics")).unwrap();
+    let steps = t.u64("step").unwrap().values().to_vec();
+    let prose = t.f64_values("valid_loss.prose").unwrap();
+    let evaluated: Vec<u64> = steps.iter().zip(&prose).filter(|(_, v)| v.is_finite()).map(|(s, _)| *s).collect();
+    assert_eq!(evaluated, vec![2, 3, 7, 12]);
 }
 
 #[test]

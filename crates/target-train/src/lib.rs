@@ -137,8 +137,7 @@ pub fn run(args: &Args) -> Result<()> {
                 corpus: &corpus,
                 eval: &eval,
                 spec: &spec,
-                // The data stream's id: a hash of the name, stable across invocations.
-                mixture_id: xxhash_rust::xxh3::xxh3_64(m.name.as_bytes()),
+                mixture_id: regmix_core::run::named_stream_id(&m.name),
                 weights: &m.weights,
                 dir: RunDir::new(&dir),
                 prov: &prov,

@@ -1,0 +1,202 @@
+//! `fit --at-tokens N`: the runs' loss curves from the trajectories, one power law per
+//! validation domain of the target, E and ln B regressed on the weights
+//! ([`regmix_regress::horizon`]), the target predicted at N tokens.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use regmix_core::columns::{self, VALID_LOSS};
+use regmix_core::digest;
+use regmix_core::table::Table;
+use regmix_core::trajectories::{Point, Trajectories};
+use regmix_regress::horizon::{fit_curves, fit_laws_cv, Curve, LawInput, ASSUMPTION, MIN_POINTS};
+use regmix_regress::metrics::{score, Scores};
+use regmix_regress::saved::Xy;
+use regmix_regress::target::Target;
+use regmix_regress::{Kind, Model};
+
+use crate::{Args, Candidate, Outcome, Prediction, ReportRow};
+
+/// The trajectories of the dataset: `--trajectories`, or the file the dataset names beside
+/// it; either way it must be the file collect wrote with these rows (its sha256).
+fn read_trajectories(args: &Args, t: &Table) -> Result<Trajectories> {
+    let name = t.metadata.get("regmix.trajectories").cloned().unwrap_or_default();
+    let want = t.metadata.get("regmix.trajectories_sha256").cloned().unwrap_or_default();
+    if name.is_empty() || want.is_empty() {
+        bail!(
+            "{}: the dataset names no trajectories (imported results have none); --at-tokens needs runs gathered by collect --runs or --targets",
+            args.dataset.display()
+        );
+    }
+    let path = args.trajectories.clone().unwrap_or_else(|| args.dataset.with_file_name(&name));
+    let have = digest::sha256_file(&path)?;
+    if have != want {
+        bail!(
+            "{}: not the trajectories of {} (sha256 {} here, {} recorded by collect): collect again, or give the file it wrote",
+            path.display(),
+            args.dataset.display(),
+            &have[..12],
+            &want[..12.min(want.len())]
+        );
+    }
+    Ok(Trajectories::read(&path)?)
+}
+
+pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kind], at_tokens: u64) -> Result<Outcome> {
+    let traj = read_trajectories(args, t)?;
+    if let Some(s) = traj.train.get("schedule") {
+        if s.as_str() != Some("constant") {
+            log::warn!(
+                "the runs' learning-rate schedule is {s}, not constant after warm-up: {ASSUMPTION}; a decaying schedule bends the curves and the law fits them less well"
+            );
+        }
+    }
+    log::info!("the law's assumption: {ASSUMPTION}");
+    // The target's terms as evaluation domains.
+    let mut terms: Vec<(f64, String, usize)> = Vec::new();
+    for (coef, col) in &target.terms {
+        let d = col.strip_prefix(VALID_LOSS).and_then(|d| traj.eval_domains.iter().position(|e| e == d));
+        match d {
+            Some(j) => terms.push((*coef, col.clone(), j)),
+            None => bail!("--at-tokens: the target's column `{col}` is not a validation loss of the trajectories ({})", columns::wide_all(VALID_LOSS, &traj.eval_domains).join(", ")),
+        }
+    }
+    let until = args.until_tokens.unwrap_or(u64::MAX);
+    let mut by_run: HashMap<u32, Vec<&Point>> = HashMap::new();
+    for p in &traj.points {
+        by_run.entry(p.mixture_id).or_default().push(p);
+    }
+    // Every run's curve on every term's domain: evaluations after warm-up, up to `until`.
+    let mut keep: Vec<usize> = Vec::new();
+    let mut curves: Vec<Vec<Curve>> = vec![Vec::new(); terms.len()];
+    let mut excluded: Vec<String> = Vec::new();
+    for (i, id) in xy.ids.iter().enumerate() {
+        let Some(points) = by_run.get(id) else {
+            bail!("{}: mixture {id} of the dataset has no evaluations in the trajectories", args.dataset.display());
+        };
+        let mut mine = Vec::new();
+        let mut short = None;
+        for (_, col, j) in &terms {
+            let mut c = Curve::default();
+            for p in points.iter().filter(|p| !p.warmup && p.tokens > 0 && p.tokens <= until) {
+                if let Some(l) = p.losses[*j] {
+                    c.tokens.push(p.tokens as f64);
+                    c.loss.push(l);
+                }
+            }
+            if c.tokens.len() < MIN_POINTS && short.is_none() {
+                short = Some(format!("{id} ({} evaluations of {col} after warm-up{})", c.tokens.len(), if until < u64::MAX { format!(" up to {until} tokens") } else { String::new() }));
+            }
+            mine.push(c);
+        }
+        match short {
+            Some(why) => excluded.push(why),
+            None => {
+                keep.push(i);
+                for (k, c) in mine.into_iter().enumerate() {
+                    curves[k].push(c);
+                }
+            }
+        }
+    }
+    if !excluded.is_empty() {
+        log::warn!("left out {} runs with fewer than {MIN_POINTS} finite evaluations for the law: {}", excluded.len(), excluded.join(", "));
+    }
+    if keep.len() < 2 * args.folds {
+        bail!("{} runs have curves the law can fit; {}-fold cross-validation needs at least {}", keep.len(), args.folds, 2 * args.folds);
+    }
+    let t_ref = curves.iter().flatten().flat_map(|c| c.tokens.iter()).fold(0.0f64, |m, t| m.max(*t));
+    let t_min = curves.iter().flatten().flat_map(|c| c.tokens.iter()).fold(f64::INFINITY, |m, t| m.min(*t));
+    if (at_tokens as f64) < t_ref {
+        bail!(
+            "--at-tokens {at_tokens} is below the runs' {} tokens: the law extrapolates forward; fit without --at-tokens for the runs' own horizon",
+            t_ref as u64
+        );
+    }
+    let mut report = Vec::new();
+    let mut laws = Vec::new();
+    for ((coef, col, _), cs) in terms.iter().zip(&curves) {
+        let f = fit_curves(cs, t_ref).with_context(|| format!("the law of {col}"))?;
+        log::info!(
+            "law of {col}: β = {:.3}, curve rmse {:.4} over {} evaluations of {} runs{}",
+            f.beta,
+            f.rmse,
+            f.points,
+            cs.len(),
+            if f.clamped > 0 { format!(" ({} curves did not fall: scale held at its floor)", f.clamped) } else { String::new() }
+        );
+        let (obs, fitted): (Vec<f64>, Vec<f64>) = cs
+            .iter()
+            .zip(f.e.iter().zip(&f.b))
+            .flat_map(|(c, (e, b))| c.tokens.iter().zip(&c.loss).map(move |(t, l)| (*l, e + b * (t / t_ref).powf(-f.beta))))
+            .unzip();
+        let mut row = ReportRow::new("power-law", format!("law:{}", col.trim_start_matches(VALID_LOSS)), score(&obs, &fitted), cs.len());
+        row.exponent = Some(f.beta);
+        row.curve_rmse = Some(f.rmse);
+        report.push(row);
+        laws.push(LawInput { column: col.clone(), coef: *coef, fit: f });
+    }
+    let x: Vec<Vec<f64>> = keep.iter().map(|&i| xy.x[i].clone()).collect();
+    let ids: Vec<u32> = keep.iter().map(|&i| xy.ids[i]).collect();
+    let fit_tokens = [t_min as u64, t_ref as u64];
+    let started = std::time::Instant::now();
+    let cvs = fit_laws_cv(kinds, &x, &laws, at_tokens, t_ref, fit_tokens, args.folds, args.seed)?;
+    let mut preds = Vec::new();
+    let mut fitted = Vec::new();
+    for cv in cvs {
+        let kind = cv.kind;
+        let truth = cv.horizon.curves_at(at_tokens);
+        let oof = cv.oof_at(at_tokens);
+        for k in 0..args.folds {
+            let idx: Vec<usize> = (0..x.len()).filter(|&i| cv.fold_of[i] == k).collect();
+            let tr: Vec<f64> = idx.iter().map(|&i| truth[i]).collect();
+            let pr: Vec<f64> = idx.iter().map(|&i| oof[i]).collect();
+            report.push(ReportRow::new(kind.name(), format!("fold-{k}"), score(&tr, &pr), idx.len()));
+        }
+        let s: Scores = score(&truth, &oof);
+        // Out of fold at each run's own last evaluation in the dataset, against what it measured.
+        let at_own: Vec<f64> = keep.iter().enumerate().map(|(r, &i)| cv_oof_at(&cv, r, xy.tokens[i])).collect();
+        let observed: Vec<f64> = keep.iter().map(|&i| xy.y[i]).collect();
+        let so = score(&observed, &at_own);
+        log::info!(
+            "{:>10}: cross-validated Spearman {:.2} at {at_tokens} tokens (against the curves), {:.2} at the runs' last evaluation (against the losses) ({:.1}s)",
+            kind.name(),
+            s.spearman * 100.0,
+            so.spearman * 100.0,
+            started.elapsed().as_secs_f64()
+        );
+        report.push(ReportRow::new(kind.name(), "oof".into(), s, x.len()));
+        report.push(ReportRow::new(kind.name(), "oof:observed".into(), so, x.len()));
+        for i in 0..x.len() {
+            preds.push(Prediction { regressor: kind.name(), split: "oof".into(), fold: cv.fold_of[i] as i32, mixture_id: ids[i], truth: truth[i], predicted: oof[i] });
+        }
+        // Training mixtures of an --evaluate file are found by weights among `keep`'s rows,
+        // in xy order; map back.
+        let row_of: Vec<Option<usize>> = (0..xy.x.len()).map(|i| keep.iter().position(|&k| k == i)).collect();
+        let model = Model::Horizon(Box::new(cv.horizon.clone()));
+        let cv_spearman = s.spearman;
+        let oof_at = move |i: usize, tokens: u64| -> f64 {
+            match row_of[i] {
+                Some(r) => cv_oof_at(&cv, r, tokens),
+                None => f64::NAN,
+            }
+        };
+        fitted.push(Candidate { kind, cv_spearman, model, oof_at: Box::new(oof_at) });
+    }
+    let horizon = serde_json::json!({
+        "at_tokens": at_tokens,
+        "t_ref": t_ref,
+        "fit_tokens": fit_tokens,
+        "until_tokens": args.until_tokens,
+        "assumption": ASSUMPTION,
+        "excluded": excluded,
+    })
+    .to_string();
+    Ok(Outcome { report, preds, fitted, horizon })
+}
+
+/// The out-of-fold composite of training run `r` (in the horizon's rows) at `tokens`.
+fn cv_oof_at(cv: &regmix_regress::horizon::HorizonCv, r: usize, tokens: u64) -> f64 {
+    let h = &cv.horizon;
+    h.laws.iter().enumerate().map(|(j, l)| l.coef * (cv.e_oof[j][r] + cv.log_b_oof[j][r].exp() * h.decay(l, tokens))).sum()
+}
