@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-gpu
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-gpu backtest-a horizon-anchors horizon-holdout
 
 all: build
 
@@ -162,6 +162,43 @@ experiment-gpu: $(CORPUS)/.stamp | build
 	    TARGET_FLAGS="--batch-tokens 262144 --lr 6e-4 --min-lr 6e-5 --eval-windows 16" \
 	    $(EXPERIMENT_GPU)/report.html
 	$(PY) scripts/show-comparison.py $(EXPERIMENT_GPU)/target/comparison.parquet $(EXPERIMENT_GPU)/optimum/optimum.parquet
+
+# The optimum for the target's horizon (fit --at-tokens), judged on the experiment's corpus.
+# Every target is resumable: finished runs are skipped, unfinished ones resume.
+#   make backtest-a       fit on each proxy's first quarter, predict its end (no new runs)
+#   make horizon-anchors  32 of the proxies' mixtures, the prior and the plain optimum trained
+#                         as the proxies are (warm-up 25 steps, constant rate) to 2M tokens:
+#                         their first 262k tokens are the proxies' own, step for step
+#   make horizon-holdout  12 small targets × 4M tokens on mixtures of another seed (7) that no
+#                         fit reads
+HORIZON := $(EXPERIMENT)/horizon
+ANCHOR_TOKENS := 2097152
+ANCHOR_FLAGS := --preset micro --tokens $(ANCHOR_TOKENS) --seed $(SEED) --batch-tokens 1024 --lr 3e-3 --eval-windows 16 \
+    --warmup-steps 25 --eval-every 256 --eval-at 28,32,40,48,56,64,96,128,192,256,384,512,768,1024,1536
+HOLDOUT := $(HORIZON)/holdout
+HOLDOUT_COUNT := 12
+backtest-a: experiment-runs | $(PY)
+	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(EXPERIMENT)/runs $(EXPERIMENT)/mixtures.parquet $(HORIZON)/backtest-a
+
+horizon-anchors: experiment-runs
+	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/optimum/optimum.parquet
+	pids=(); for i in $$(seq 0 $$(($(shell nproc) - 1))); do \
+	    $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids 0-31 \
+	        --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1 --array-index $$i --array-count $(shell nproc) & pids+=($$!); \
+	done; for p in "$${pids[@]}"; do wait $$p; done
+	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HORIZON)/anchors-named $(ANCHOR_FLAGS) --min-lr 3e-3 \
+	    --mixture prior=prior --mixture regmix=$(EXPERIMENT)/optimum/optimum.parquet
+	$(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet
+
+$(HOLDOUT)/mixtures.parquet: | experiment-runs
+	mkdir -p $(HOLDOUT)
+	$(BIN)/sample-mixtures --manifest $(EXPERIMENT)/shards/manifest.parquet --count $(HOLDOUT_COUNT) --seed 7 --output $@
+
+horizon-holdout: $(HOLDOUT)/mixtures.parquet
+	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HOLDOUT)/target --preset $(TARGET_PRESET) \
+	    --tokens 4194304 --seed $(SEED) $(TARGET_FLAGS) \
+	    $$(for i in $$(seq 0 $$(($(HOLDOUT_COUNT) - 1))); do echo --mixture m$$i=$(HOLDOUT)/mixtures.parquet#$$i; done)
+	$(BIN)/collect --targets $(HOLDOUT)/target --output $(HOLDOUT)/holdout.parquet
 
 # collect → fit → optimize on the paper's published proxy runs (the golden data).
 $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build

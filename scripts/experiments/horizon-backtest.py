@@ -6,6 +6,8 @@ cross-validation, and compare three ways to rank the mixtures by their final los
   law        fit --at-tokens END --until-tokens CUT (the power law per domain)
   regmix     plain RegMix fitted on the losses at CUT (what the paper's method sees)
   last-eval  each run's own loss at CUT (DataDecide's strong baseline: no regression)
+  curve      each run's own curve up to CUT extrapolated by the law (no regression; it needs
+             the run, so it ranks trained mixtures only, like last-eval)
 
 by Spearman against the runs' true final target, and by the regret of the mixture each ranks
 first (its true final loss minus the best true final loss among the runs).
@@ -94,16 +96,21 @@ def main():
         selected = rep.schema.metadata[b"regmix.selected"].decode()
         p = pq.read_table(fit_dir / "predictions.parquet").to_pylist()
         got = {r["mixture_id"]: r["prediction"] for r in p if r["split"] == "test:final" and r["regressor"] == selected}
-        return selected, got, rep
+        # With --at-tokens, the "truth" of the out-of-fold rows is each run's own curve at the horizon.
+        curves = {r["mixture_id"]: r["truth"] for r in p if r["split"] == "oof" and r["regressor"] == selected}
+        return selected, got, rep, curves
 
-    best_true = min(truth[i] for i in ids)
     rows = []
     methods = []
-    sel, law_pred, law_rep = oof_predictions(out / "law")
+    sel, law_pred, law_rep, curves = oof_predictions(out / "law")
     methods.append(("law", f"fit --at-tokens {end_tokens} --until-tokens {cut_tokens} ({sel})", law_pred))
-    sel, reg_pred, _ = oof_predictions(out / "regmix")
+    sel, reg_pred, _, _ = oof_predictions(out / "regmix")
     methods.append(("regmix", f"fit on the losses at {cut_tokens} tokens ({sel})", reg_pred))
     methods.append(("last-eval", f"each run's own loss at {cut_tokens} tokens", at_cut))
+    methods.append(("curve", f"each run's own curve up to {cut_tokens} tokens, extrapolated", curves))
+    # Runs the law left out (too few evaluations) are left out of every method's ranking.
+    ids = [i for i in ids if i in curves and i in law_pred and i in reg_pred]
+    best_true = min(truth[i] for i in ids)
     for name, how, pred in methods:
         xs = [pred[i] for i in ids]
         ys = [truth[i] for i in ids]

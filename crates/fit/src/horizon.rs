@@ -198,5 +198,5 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
 /// The out-of-fold composite of training run `r` (in the horizon's rows) at `tokens`.
 fn cv_oof_at(cv: &regmix_regress::horizon::HorizonCv, r: usize, tokens: u64) -> f64 {
     let h = &cv.horizon;
-    h.laws.iter().enumerate().map(|(j, l)| l.coef * (cv.e_oof[j][r] + cv.log_b_oof[j][r].exp() * h.decay(l, tokens))).sum()
+    h.laws.iter().enumerate().map(|(j, l)| l.coef * regmix_regress::horizon::value(cv.at_ref_oof[j][r], cv.log_b_oof[j][r], h.decay(l, tokens))).sum()
 }

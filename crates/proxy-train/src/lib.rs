@@ -52,6 +52,11 @@ pub struct Args {
     /// them. Every run's result is the same as when trained alone.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrent_runs: u32,
+    /// Repetition matching for a target of T tokens: each domain that target would repeat
+    /// (weight · T above its tokens) is drawn from an evenly spread subset of tokens · --tokens
+    /// / T, so the proxy repeats it as often as the target would; logged per run.
+    #[arg(long, value_name = "T")]
+    pub match_epochs_of: Option<u64>,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -111,7 +116,13 @@ pub fn run(args: &Args) -> Result<()> {
         corpus.vocab_size
     );
     let mixtures = Mixtures::read_any(&args.mixtures)?.align_to(&corpus.domains, &args.mixtures)?;
-    let spec = args.train.spec(corpus.vocab_size, Schedule::Constant)?;
+    let mut spec = args.train.spec(corpus.vocab_size, Schedule::Constant)?;
+    if let Some(t) = args.match_epochs_of {
+        if t <= spec.tokens {
+            bail!("--match-epochs-of {t} must be more than the proxies' --tokens {}: a target that trains no longer repeats nothing more", spec.tokens);
+        }
+        spec.match_epochs_of = Some(t);
+    }
     let ids = select(&mixtures.ids, args.ids.as_deref(), args.array_index.zip(args.array_count))?;
     log::info!(
         "read {}: {} mixtures, training {} ({} params, {} steps of {} tokens, micro-batch {})",

@@ -10,8 +10,8 @@
 //! β_d is shared by every mixture; E_d and B_d are each run's own. [`fit_curves`] fits them
 //! from the runs' evaluation curves: for each β a closed-form weighted least squares of every
 //! curve's (E, B) under Huber's loss (iteratively reweighted), β by a log-spaced grid refined
-//! by golden-section search on the summed Huber loss. [`Horizon`] then holds E_d and ln B_d
-//! regressed on the weights (the regressors of [`crate::model`]) and predicts a target
+//! by golden-section search on the summed Huber loss. [`Horizon`] then holds E_d + B_d (the
+//! loss at t_ref) and ln B_d regressed on the weights (the regressors of [`crate::model`]) and predicts a target
 //! expression at any number of tokens from the predicted domain losses.
 //!
 //! The law describes a run at a constant learning rate after its warm-up (the proxies'
@@ -222,11 +222,13 @@ pub struct Law {
     /// [`B_FLOOR`].
     pub curve_rmse: f64,
     pub clamped: usize,
-    /// The asymptote E and ln B, regressed on the weights.
-    pub e: Model,
+    /// The loss at `t_ref` (E + B) and ln B, regressed on the weights: the pair a curve
+    /// determines well (E and B alone trade off against each other when β is small).
+    pub at_ref: Model,
     pub log_b: Model,
-    /// Each training run's fitted E and ln B (the regressions' targets, for bootstrap refits).
-    pub e_of_run: Vec<f64>,
+    /// Each training run's fitted E + B and ln B (the regressions' targets, for bootstrap
+    /// refits).
+    pub at_ref_of_run: Vec<f64>,
     pub log_b_of_run: Vec<f64>,
 }
 
@@ -264,13 +266,19 @@ impl Horizon {
             .laws
             .iter()
             .map(|l| {
-                let eb: Vec<f64> = idx.iter().map(|&i| l.e_of_run[i]).collect();
+                let eb: Vec<f64> = idx.iter().map(|&i| l.at_ref_of_run[i]).collect();
                 let bb: Vec<f64> = idx.iter().map(|&i| l.log_b_of_run[i]).collect();
-                Ok(Law { e: l.e.refit(&xb, &eb, seed)?, log_b: l.log_b.refit(&xb, &bb, seed)?, ..l.clone() })
+                Ok(Law { at_ref: l.at_ref.refit(&xb, &eb, seed)?, log_b: l.log_b.refit(&xb, &bb, seed)?, ..l.clone() })
             })
             .collect::<Result<_>>()?;
         Ok(Horizon { laws, x: xb, ..self.clone() })
     }
+}
+
+/// A law's loss at the horizon whose decay factor is `decay` ((t/t_ref)^(−β)), from its loss
+/// at t_ref and ln B: L = (E + B) − B·(1 − decay).
+pub fn value(at_ref: f64, log_b: f64, decay: f64) -> f64 {
+    at_ref + log_b.exp() * (decay - 1.0)
 }
 
 /// One domain's fitted curves as a term of the target.
@@ -286,7 +294,7 @@ pub struct HorizonCv {
     pub kind: Kind,
     pub horizon: Horizon,
     pub fold_of: Vec<usize>,
-    pub e_oof: Vec<Vec<f64>>,
+    pub at_ref_oof: Vec<Vec<f64>>,
     pub log_b_oof: Vec<Vec<f64>>,
 }
 
@@ -298,7 +306,7 @@ impl HorizonCv {
         for (j, l) in h.laws.iter().enumerate() {
             let decay = h.decay(l, tokens);
             for i in 0..out.len() {
-                out[i] += l.coef * (self.e_oof[j][i] + self.log_b_oof[j][i].exp() * decay);
+                out[i] += l.coef * value(self.at_ref_oof[j][i], self.log_b_oof[j][i], decay);
             }
         }
         out
@@ -313,7 +321,7 @@ impl Horizon {
         for l in &self.laws {
             let decay = self.decay(l, tokens);
             for i in 0..out.len() {
-                out[i] += l.coef * (l.e_of_run[i] + l.log_b_of_run[i].exp() * decay);
+                out[i] += l.coef * value(l.at_ref_of_run[i], l.log_b_of_run[i], decay);
             }
         }
         out
@@ -330,18 +338,19 @@ pub fn fit_laws_cv(kinds: &[Kind], x: &[Vec<f64>], laws: &[LawInput], at_tokens:
         .par_iter()
         .map(|l| {
             let lb: Vec<f64> = l.fit.b.iter().map(|b| b.ln()).collect();
-            Ok((fit_kinds(kinds, x, &l.fit.e, folds, seed)?, fit_kinds(kinds, x, &lb, folds, seed)?))
+            let a: Vec<f64> = l.fit.e.iter().zip(&l.fit.b).map(|(e, b)| e + b).collect();
+            Ok((fit_kinds(kinds, x, &a, folds, seed)?, fit_kinds(kinds, x, &lb, folds, seed)?))
         })
         .collect::<Result<_>>()?;
     let mut out = Vec::new();
     for (k, &kind) in kinds.iter().enumerate() {
         let mut built = Vec::new();
-        let (mut e_oof, mut b_oof) = (Vec::new(), Vec::new());
+        let (mut at_ref_oof, mut b_oof) = (Vec::new(), Vec::new());
         let mut fold_of = Vec::new();
         for (l, (es, bs)) in laws.iter().zip(&per_law) {
             let (e, b) = (&es[k].1, &bs[k].1);
             fold_of = e.fold_of.clone();
-            e_oof.push(e.oof.clone());
+            at_ref_oof.push(e.oof.clone());
             b_oof.push(b.oof.clone());
             built.push(Law {
                 column: l.column.clone(),
@@ -349,14 +358,14 @@ pub fn fit_laws_cv(kinds: &[Kind], x: &[Vec<f64>], laws: &[LawInput], at_tokens:
                 beta: l.fit.beta,
                 curve_rmse: l.fit.rmse,
                 clamped: l.fit.clamped,
-                e: e.model.clone(),
+                at_ref: e.model.clone(),
                 log_b: b.model.clone(),
-                e_of_run: l.fit.e.clone(),
+                at_ref_of_run: l.fit.e.iter().zip(&l.fit.b).map(|(e, b)| e + b).collect(),
                 log_b_of_run: l.fit.b.iter().map(|b| b.ln()).collect(),
             });
         }
         let horizon = Horizon { at_tokens, t_ref, fit_tokens, assumption: ASSUMPTION.to_string(), laws: built, x: x.to_vec() };
-        out.push(HorizonCv { kind, horizon, fold_of, e_oof, log_b_oof: b_oof });
+        out.push(HorizonCv { kind, horizon, fold_of, at_ref_oof, log_b_oof: b_oof });
     }
     Ok(out)
 }
@@ -371,7 +380,7 @@ impl<'a> HorizonScorer<'a> {
         let terms = h
             .laws
             .iter()
-            .map(|l| Ok((l.coef, h.decay(l, h.at_tokens), Scorer::new(&l.e)?, Scorer::new(&l.log_b)?)))
+            .map(|l| Ok((l.coef, h.decay(l, h.at_tokens), Scorer::new(&l.at_ref)?, Scorer::new(&l.log_b)?)))
             .collect::<Result<_>>()?;
         Ok(HorizonScorer { terms })
     }
@@ -383,7 +392,7 @@ impl<'a> HorizonScorer<'a> {
             se.score(x, d, &mut e);
             sb.score(x, d, &mut lb);
             for i in 0..out.len() {
-                out[i] += coef * (e[i] + lb[i].exp() * decay);
+                out[i] += coef * value(e[i], lb[i], *decay);
             }
         }
     }

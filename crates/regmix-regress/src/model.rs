@@ -66,7 +66,7 @@ impl Model {
             Model::Xgboost(_) => Kind::Xgboost,
             Model::Gp(_) => Kind::Gp,
             Model::Ensemble { .. } => Kind::Ensemble,
-            Model::Horizon(h) => h.laws.first().map_or(Kind::Linear, |l| l.e.kind()),
+            Model::Horizon(h) => h.laws.first().map_or(Kind::Linear, |l| l.at_ref.kind()),
         }
     }
 
@@ -85,9 +85,9 @@ impl Model {
             Model::Horizon(h) => {
                 let mut out = vec![0.0; rows.len()];
                 for l in &h.laws {
-                    let (e, lb) = (l.e.predict(rows), l.log_b.predict(rows));
+                    let (e, lb) = (l.at_ref.predict(rows), l.log_b.predict(rows));
                     let decay = h.decay(l, h.at_tokens);
-                    out.iter_mut().enumerate().for_each(|(i, o)| *o += l.coef * (e[i] + lb[i].exp() * decay));
+                    out.iter_mut().enumerate().for_each(|(i, o)| *o += l.coef * crate::horizon::value(e[i], lb[i], decay));
                 }
                 out
             }

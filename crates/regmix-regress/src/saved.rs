@@ -116,10 +116,10 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
                 if !(l.beta.is_finite() && l.beta > 0.0) || !l.coef.is_finite() {
                     bail!("horizon: the law of {} has exponent {} and coefficient {}", l.column, l.beta, l.coef);
                 }
-                if l.e_of_run.len() != h.x.len() || l.log_b_of_run.len() != h.x.len() {
-                    bail!("horizon: the law of {} has {} and {} curve values for {} runs", l.column, l.e_of_run.len(), l.log_b_of_run.len(), h.x.len());
+                if l.at_ref_of_run.len() != h.x.len() || l.log_b_of_run.len() != h.x.len() {
+                    bail!("horizon: the law of {} has {} and {} curve values for {} runs", l.column, l.at_ref_of_run.len(), l.log_b_of_run.len(), h.x.len());
                 }
-                check_model(&l.e, d)?;
+                check_model(&l.at_ref, d)?;
                 check_model(&l.log_b, d)?;
             }
             if !(h.t_ref.is_finite() && h.t_ref > 0.0) {

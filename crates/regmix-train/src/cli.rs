@@ -116,6 +116,7 @@ impl TrainArgs {
             eval_every: 1,
             eval_at: self.eval_at.clone(),
             eval_windows: self.eval_windows,
+            match_epochs_of: None,
             checkpoint_every: 1,
             seed: self.seed,
         };

@@ -145,6 +145,35 @@ pub struct MixtureSampler {
     seed: u64,
     mixture_id: u64,
     window: usize,
+    /// Per domain: the part of its stream windows are drawn from (None: all of it).
+    subsets: Vec<Option<Subset>>,
+}
+
+/// A domain's stream cut to `chunks` evenly spaced pieces of `chunk_len` tokens, `stride`
+/// apart: a smaller stream spread over the whole domain (a prefix would be one corner of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subset {
+    pub chunks: u64,
+    pub chunk_len: u64,
+    pub stride: u64,
+}
+
+impl Subset {
+    pub fn tokens(&self) -> u64 {
+        self.chunks * self.chunk_len
+    }
+}
+
+/// The most pieces a matched subset is cut into.
+pub const SUBSET_CHUNKS: u64 = 64;
+
+/// What repetition matching did to one domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matched {
+    pub domain: usize,
+    /// Times the target would repeat the domain, and tokens the proxy now draws from.
+    pub target_epochs: f64,
+    pub subset_tokens: u64,
 }
 
 /// Where a training window comes from.
@@ -181,7 +210,36 @@ impl MixtureSampler {
                 acc
             })
             .collect();
-        Ok(MixtureSampler { cumulative, seed, mixture_id, window: context + 1 })
+        Ok(MixtureSampler { cumulative, seed, mixture_id, window: context + 1, subsets: vec![None; weights.len()] })
+    }
+
+    /// Repetition matching: a domain the target (`target_tokens` at these weights) would see
+    /// more than once is cut, for this run of `run_tokens`, to a subset of
+    /// tokens · run_tokens / target_tokens, so the run repeats it as often as the target would
+    /// (a proxy that sees a domain once where the target sees it four times is a biased
+    /// witness of it). Domains the target sees at most once are left whole. Returns what was cut.
+    pub fn match_epochs(&mut self, corpus: &Corpus, weights: &[f64], run_tokens: u64, target_tokens: u64) -> Vec<Matched> {
+        let total: f64 = weights.iter().sum();
+        let mut out = Vec::new();
+        for (d, &w) in weights.iter().enumerate() {
+            let n = corpus.train[d].len();
+            let epochs = w / total * target_tokens as f64 / n as f64;
+            if w <= 0.0 || epochs <= 1.0 || run_tokens >= target_tokens {
+                continue;
+            }
+            let want = ((n as f64 * run_tokens as f64 / target_tokens as f64) as u64).max(self.window as u64);
+            let chunks = (want / (2 * self.window as u64)).clamp(1, SUBSET_CHUNKS);
+            let chunk_len = (want / chunks).max(self.window as u64);
+            let sub = Subset { chunks, chunk_len, stride: n / chunks };
+            self.subsets[d] = Some(sub);
+            out.push(Matched { domain: d, target_epochs: epochs, subset_tokens: sub.tokens() });
+        }
+        out
+    }
+
+    /// The subset windows of domain `d` are drawn from, if repetition matching cut it.
+    pub fn subset(&self, d: usize) -> Option<Subset> {
+        self.subsets[d]
     }
 
     /// The random source of optimizer step `step`: its own stream, (seed, mixture id, step).
@@ -198,8 +256,10 @@ impl MixtureSampler {
         while domain > 0 && self.cumulative[domain] == self.cumulative[domain - 1] {
             domain -= 1;
         }
-        let last_start = corpus.train[domain].len() - self.window as u64;
-        let start = rng.random_range(0..=last_start);
+        let start = match self.subsets[domain] {
+            None => rng.random_range(0..=corpus.train[domain].len() - self.window as u64),
+            Some(s) => rng.random_range(0..s.chunks) * s.stride + rng.random_range(0..=s.chunk_len - self.window as u64),
+        };
         Draw { domain, start }
     }
 

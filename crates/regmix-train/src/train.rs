@@ -56,6 +56,10 @@ pub struct TrainSpec {
     pub eval_at: Vec<u64>,
     /// Validation windows per domain.
     pub eval_windows: usize,
+    /// Repetition matching: draw each domain the target of this many tokens would repeat from
+    /// a subset, so this run repeats it as often ([`crate::data::MixtureSampler::match_epochs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_epochs_of: Option<u64>,
     pub checkpoint_every: u64,
     /// Initialisation seed (the same for every mixture, so runs differ only in their data)
     /// and, with the mixture id, the data seed.
@@ -256,7 +260,20 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let spec_json = serde_json::to_string(&run_spec)?;
     let domains = &run.corpus.domains;
     let width = Row::width(domains.len());
-    let sampler = MixtureSampler::new(run.corpus, run.weights, spec.context(), spec.seed, run.mixture_id)?;
+    let mut sampler = MixtureSampler::new(run.corpus, run.weights, spec.context(), spec.seed, run.mixture_id)?;
+    if let Some(target) = spec.match_epochs_of {
+        let run_tokens = spec.steps() * spec.sequences_per_step() as u64 * spec.context() as u64;
+        for m in sampler.match_epochs(run.corpus, run.weights, run_tokens, target) {
+            log::info!(
+                "mixture {}: a target of {target} tokens would see {} {:.2} times; this run draws it from {} of its {} tokens, as often",
+                run.mixture_id,
+                domains[m.domain],
+                m.target_epochs,
+                m.subset_tokens,
+                run.corpus.train[m.domain].len()
+            );
+        }
+    }
 
     let mut rows: Vec<Row> = Vec::new();
     let mut start_step = 0;

@@ -27,6 +27,7 @@ fn spec(vocab: usize, tokens: u64) -> TrainSpec {
         eval_every: 10,
         eval_at: vec![],
         eval_windows: 16,
+        match_epochs_of: None,
         checkpoint_every: 4,
         seed: 42,
     }
@@ -84,6 +85,43 @@ fn sampling_frequencies_match_the_mixture_weights() {
     let s0 = MixtureSampler::new(&corpus, &w0, 32, 1, 3).unwrap();
     s0.draws_for_step(0, &corpus, &mut draws);
     assert!(draws.iter().all(|d| corpus.domains[d.domain] == "code"));
+}
+
+#[test]
+fn repetition_matching_draws_a_domain_the_target_repeats_from_a_spread_subset_as_often() {
+    let corpus = Corpus::open(common::shards()).unwrap();
+    let w = weights(&corpus, &[("code", 0.5), ("prose", 0.5)]);
+    let (code, prose) = (corpus.domains.iter().position(|d| d == "code").unwrap(), corpus.domains.iter().position(|d| d == "prose").unwrap());
+    let n = corpus.train[code].len();
+    // A target that sees code 3 times and a run of a tenth of its tokens.
+    let target = (6.0 * n as f64) as u64;
+    let mut s = MixtureSampler::new(&corpus, &w, 32, 1, 3).unwrap();
+    let m = s.match_epochs(&corpus, &w, target / 10, target);
+    let mine: Vec<_> = m.iter().filter(|x| x.domain == code).collect();
+    assert_eq!(mine.len(), 1, "{m:?}");
+    assert!((mine[0].target_epochs - 3.0).abs() < 1e-9, "{m:?}");
+    let want = n / 10;
+    assert!(mine[0].subset_tokens <= want + 64 && mine[0].subset_tokens + 64 * 33 >= want, "{} of {n} tokens for a tenth", mine[0].subset_tokens);
+    // Every code window lies in one of the subset's pieces, and the pieces span the stream.
+    let sub = s.subset(code).unwrap();
+    let mut draws = vec![Draw { domain: 0, start: 0 }; 1000];
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for step in 0..20 {
+        s.draws_for_step(step, &corpus, &mut draws);
+        for d in draws.iter().filter(|d| d.domain == code) {
+            assert!(d.start / sub.stride < sub.chunks && d.start % sub.stride + 33 <= sub.chunk_len, "window at {} outside {sub:?}", d.start);
+            lo = lo.min(d.start);
+            hi = hi.max(d.start);
+        }
+    }
+    assert!(hi > n / 2 && lo < n / 10, "code windows from {lo} to {hi} of {n}: the subset is spread, not a prefix");
+    // Exactly the domains the target would repeat are cut.
+    for (d, &wd) in w.iter().enumerate() {
+        let epochs = wd * target as f64 / corpus.train[d].len() as f64;
+        assert_eq!(m.iter().any(|x| x.domain == d), wd > 0.0 && epochs > 1.0, "domain {} ({epochs:.2} target epochs)", corpus.domains[d]);
+        assert_eq!(s.subset(d).is_some(), wd > 0.0 && epochs > 1.0);
+    }
+    let _ = prose;
 }
 
 #[test]
