@@ -160,6 +160,7 @@ B = {
                   "--target-tokens": "num", "--max-epochs": "num", "--kl-to-prior": "text", "--holdout": "file"}),
     "target-train": (["--shards", W("shards"), "--output", W("tt-out"), "--mixture", "u=uniform"] + train,
                      {"--shards": "dir", "--mixture": "text", "--tokens": "size", "--lr": "num", "--min-lr": "num", "--output": "out"}),
+    "export-megatron": (["--shards", W("shards"), "--output", W("em-out")], {"--shards": "dir", "--output": "out"}),
     "report": (["--output", W("r.html"), "--mixtures", W("mixtures.parquet")],
                {"--mixtures": "file", "--dataset": "file", "--fit": "dir", "--optimum": "dir", "--comparison": "file", "--output": "out"}),
 }

@@ -122,6 +122,8 @@ def main():
             "spearman": spearman(xs, ys),
             "regret": truth[chosen] - best_true,
             "regret_top10_mean": sum(truth[i] for i in top10) / 10 - best_true,
+            # Mean prediction minus truth (for last-eval: how much the loss still falls).
+            "bias": sum(x - y for x, y in zip(xs, ys)) / len(xs),
             "chosen": chosen,
         })
     laws = [r for r in law_rep.to_pylist() if r["split"].startswith("law:")]
@@ -137,9 +139,9 @@ def main():
     }
     (out / "backtest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"Backtest A: {len(ids)} runs, seen up to {cut_tokens} tokens, predicted at {end_tokens} (target {a.target})")
-    print(f"{'method':<10} {'Spearman':>9} {'regret':>8} {'regret top-10':>14}  how")
+    print(f"{'method':<10} {'Spearman':>9} {'regret':>8} {'regret top-10':>14} {'bias':>8}  how")
     for r in rows:
-        print(f"{r['method']:<10} {100 * r['spearman']:>9.2f} {r['regret']:>8.4f} {r['regret_top10_mean']:>14.4f}  {r['how']}")
+        print(f"{r['method']:<10} {100 * r['spearman']:>9.2f} {r['regret']:>8.4f} {r['regret_top10_mean']:>14.4f} {r['bias']:>8.4f}  {r['how']}")
     print("exponents: " + ", ".join(f"{l['domain']} {l['beta']:.2f}" for l in result["laws"]))
 
 
