@@ -11,6 +11,8 @@ use regmix_core::columns::{self, VALID_LOSS};
 use regmix_core::run::{RunDir, RunStatus};
 use regmix_core::schema::{domains_and_eval, Schema};
 use regmix_core::table::{batch, check_parquet, col, write_parquet};
+pub mod import;
+
 use regmix_core::trajectories::{self, Point, Trajectories};
 use regmix_core::{digest, progress, Provenance};
 use regmix_mixture::io::{domain_from_key, read_paper_csv};
@@ -41,8 +43,23 @@ pub struct Args {
     /// Use the evaluation at this step instead of each run's last one.
     #[arg(long, value_name = "S")]
     pub step: Option<u64>,
+    /// Import olmix's swarm files instead: ratios.csv (run_id or run, a column per domain) and
+    /// metrics.csv (run_id or run, a column per metric), joined on the run id.
+    #[arg(long, num_args = 2, value_names = ["RATIOS_CSV", "METRICS_CSV"], conflicts_with_all = ["runs", "targets", "import_regmix_csv", "import_table"])]
+    pub import_olmix: Vec<PathBuf>,
+    /// Import a wide table instead (CSV, or Parquet by extension; a W&B export): one row per run,
+    /// weight columns <prefix><domain> (--weight-prefix), metric columns.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "targets", "import_regmix_csv"])]
+    pub import_table: Option<PathBuf>,
+    /// With --import-table: the prefix of the weight columns.
+    #[arg(long, value_name = "PREFIX", default_value = "weight.", requires = "import_table")]
+    pub weight_prefix: String,
+    /// With --import-table: a metric column to import (repeatable) [default: every other column
+    /// that is numeric in every row].
+    #[arg(long, value_name = "COLUMN", requires = "import_table")]
+    pub metric: Vec<String>,
     /// Import the paper's results instead: its mixture CSV (train_the_pile_<d> columns) and loss CSV (metric/the_pile_<d>_val_loss columns), joined on `index`.
-    #[arg(long, num_args = 2, value_names = ["MIXTURES_CSV", "LOSSES_CSV"], required_unless_present_any = ["runs", "targets"])]
+    #[arg(long, num_args = 2, value_names = ["MIXTURES_CSV", "LOSSES_CSV"], required_unless_present_any = ["runs", "targets", "import_olmix", "import_table"])]
     pub import_regmix_csv: Vec<PathBuf>,
     /// Where to write dataset.parquet.
     #[arg(long, value_name = "FILE")]
@@ -119,6 +136,10 @@ pub fn run(args: &Args) -> Result<()> {
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let (ds, traj) = if !args.import_regmix_csv.is_empty() {
         (import_paper(&args.import_regmix_csv[0], &args.import_regmix_csv[1])?, None)
+    } else if !args.import_olmix.is_empty() {
+        (import::import_olmix(&args.import_olmix[0], &args.import_olmix[1])?, None)
+    } else if let Some(t) = &args.import_table {
+        (import::import_table(t, &args.weight_prefix, &args.metric)?, None)
     } else if let Some(dir) = &args.targets {
         let (ds, t) = collect_targets(dir, args.step)?;
         (ds, Some(t))

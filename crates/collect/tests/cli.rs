@@ -168,3 +168,69 @@ fn imports_the_papers_csv_pair() {
     assert_eq!(t.list("eval_domain").unwrap().len(), 13);
     assert!(t.list("eval_domain").unwrap().contains(&"pile_cc".to_string()));
 }
+
+/// Writes `text` as `dir/name` and returns the path.
+fn file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn olmix_swarm_files_import_joined_on_the_run_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = file(dir.path(), "ratios.csv", "run_id,name,dclm:web,code/python\nb7,swarm-1,0.25,0.75\na1,swarm-0,0.6,0.4\n");
+    let m = file(dir.path(), "metrics.csv", "run_id,name,mmlu_bpb,arc_easy/bpb\na1,swarm-0,1.9,2.1\nb7,swarm-1,1.7,2.3\nzz,other,1.0,1.0\n");
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--import-olmix").arg(&r).arg(&m).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_parquet(&out, Schema::get("dataset")).unwrap();
+    assert_eq!(t.list("domain").unwrap(), ["dclm_web", "code_python"]);
+    assert_eq!(t.str("run").unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>(), vec!["b7", "a1"]);
+    assert_eq!(t.f64_values("weight.code_python").unwrap(), vec![0.75, 0.4]);
+    assert_eq!(t.f64_values("valid_loss.arc_easy_bpb").unwrap(), vec![2.3, 2.1]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 runs have no ratios"));
+}
+
+#[test]
+fn a_wide_table_imports_with_its_weight_prefix_and_named_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(dir.path(), "wandb.csv", "run,config.mix.web,config.mix.code,eval/loss,notes\nr0,0.5,0.5,3.2,x\nr1,0.9,0.1,3.0,y\n");
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--import-table").arg(&p).args(["--weight-prefix", "config.mix.", "--output"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_parquet(&out, Schema::get("dataset")).unwrap();
+    assert_eq!(t.list("domain").unwrap(), ["web", "code"]);
+    assert_eq!(t.list("eval_domain").unwrap(), ["eval_loss"], "the text column `notes` is not a metric");
+    assert_eq!(t.f64_values("valid_loss.eval_loss").unwrap(), vec![3.2, 3.0]);
+}
+
+#[test]
+fn bad_import_files_are_errors_naming_file_row_and_column_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.parquet");
+    let cases = [
+        ("sum.csv", "run,weight.a,weight.b,loss\nx,0.5,0.4,1.0\n", "sum.csv: row 2: the weights sum to 0.9, not 1"),
+        ("twice.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\nx,0.2,0.8,1.1\n", "twice.csv: row 3: run `x` is also row 2: a run given twice"),
+        ("text.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\ny,0.5,0.5,oops\n", "text.csv: row 3, column `loss`: \"oops\" is not a number"),
+        ("nan.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,NaN\n", "nan.csv: row 2, column `loss`: NaN is not finite"),
+        ("hole.csv", "run,weight.a,weight.b,loss\nx,,1.0,1.0\n", "hole.csv: row 2, column `weight.a`: empty"),
+        ("clash.csv", "run,weight.A,weight.a,loss\nx,0.5,0.5,1.0\n", "clash.csv: weight columns `A` and `a` are both `a`"),
+    ];
+    for (name, text, want) in cases {
+        let p = file(dir.path(), name, text);
+        let args = ["--import-table".to_string(), p.to_str().unwrap().to_string(), "--metric".to_string(), "loss".to_string()];
+        let o = bin().args(&args).arg("--output").arg(&out).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(!out.exists(), "{name}: a dataset was written");
+    }
+    // olmix metrics for a run missing from the metrics file.
+    let r = file(dir.path(), "ratios.csv", "run_id,web,code\na,0.5,0.5\nb,0.1,0.9\n");
+    let m = file(dir.path(), "metrics.csv", "run_id,loss\na,1.0\n");
+    let o = bin().arg("--import-olmix").arg(&r).arg(&m).arg("--output").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 runs have no metrics in") && err.contains(": b"), "{err}");
+    assert!(!out.exists());
+}

@@ -1,0 +1,230 @@
+//! Proxy results from other tools into the `dataset` contract: olmix's swarm files
+//! (`--import-olmix RATIOS.csv METRICS.csv`) and a generic wide table (`--import-table FILE`,
+//! CSV or Parquet: a W&B export, say). Every cell is checked before anything is written: weights
+//! that do not sum to 1, a missing or unparsable weight, a run given twice, a metric that is
+//! not a finite number each stop the import with the file, row and column.
+//!
+//! Labels become domain names by [`regmix_core::domain::normalize`] (`dclm:math` → `dclm_math`);
+//! a metric column `m` becomes `valid_loss.<m normalised>`, so `fit --target` names it as it
+//! names our own losses (fit minimises: give an accuracy with a negative coefficient,
+//! `-1*valid_loss.arc_easy_acc`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use regmix_core::columns::VALID_LOSS;
+use regmix_core::domain;
+
+use crate::{Dataset, IMPORTED};
+
+/// How far a row's weights may sum from 1 (olmix's own check allows 0.01; published mixtures
+/// are rounded to a few decimals). Rows within it are renormalised.
+pub const SUM_TOLERANCE: f64 = 0.01;
+
+/// A table read as text cells: header and rows (1-based row numbers in errors, as a
+/// spreadsheet shows them, the header being row 1).
+struct Cells {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+fn read_csv(path: &Path) -> Result<Cells> {
+    let mut r = csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let header: Vec<String> = r.headers().with_context(|| format!("{}: no header row", path.display()))?.iter().map(|s| s.trim().to_string()).collect();
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        rows.push(rec.iter().map(|s| s.trim().to_string()).collect());
+    }
+    Ok(Cells { header, rows })
+}
+
+fn read_parquet_cells(path: &Path) -> Result<Cells> {
+    use polars::prelude::*;
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let df = ParquetReader::new(file).finish().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let header: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let mut cols: Vec<Vec<String>> = Vec::new();
+    for c in df.columns() {
+        let s = c.cast(&DataType::String).map_err(|e| anyhow::anyhow!("{}: column `{}`: {e}", path.display(), c.name()))?;
+        let s = s.str().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.clone();
+        cols.push((0..s.len()).map(|i| s.get(i).unwrap_or("").to_string()).collect());
+    }
+    let rows = (0..df.height()).map(|r| cols.iter().map(|c| c[r].clone()).collect()).collect();
+    Ok(Cells { header, rows })
+}
+
+fn read_any(path: &Path) -> Result<Cells> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => read_parquet_cells(path),
+        _ => read_csv(path),
+    }
+}
+
+fn number(path: &Path, row: usize, col: &str, s: &str) -> Result<f64> {
+    if s.is_empty() {
+        bail!("{}: row {row}, column `{col}`: empty", path.display());
+    }
+    let v: f64 = s.parse().map_err(|_| anyhow::anyhow!("{}: row {row}, column `{col}`: {s:?} is not a number", path.display()))?;
+    if !v.is_finite() {
+        bail!("{}: row {row}, column `{col}`: {s} is not finite", path.display());
+    }
+    Ok(v)
+}
+
+/// The run-id column: `run_id` or `run` (olmix writes the first, its loaders accept both).
+fn run_column(path: &Path, c: &Cells) -> Result<Option<usize>> {
+    let found: Vec<usize> = c.header.iter().enumerate().filter(|(_, h)| *h == "run_id" || *h == "run").map(|(i, _)| i).collect();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(Some(found[0])),
+        _ => bail!("{}: both `run` and `run_id` columns; keep one", path.display()),
+    }
+}
+
+/// Normalised names for `labels`, refusing two labels that become one name.
+fn names(path: &Path, labels: &[&str], what: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for l in labels {
+        let n = domain::normalize(l);
+        domain::validate(&n).with_context(|| format!("{}: {what} column `{l}`", path.display()))?;
+        if let Some(j) = out.iter().position(|o| *o == n) {
+            bail!("{}: {what} columns `{}` and `{l}` are both `{n}`", path.display(), labels[j]);
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// Per run (in file order): its id and its weights over `domains`, checked and renormalised.
+fn weights_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize], domains: &[String]) -> Result<Vec<(String, Vec<f64>)>> {
+    let mut out: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (r, row) in c.rows.iter().enumerate() {
+        let line = r + 2;
+        let id = match run {
+            Some(k) => row.get(k).cloned().unwrap_or_default(),
+            None => r.to_string(),
+        };
+        if id.is_empty() {
+            bail!("{}: row {line}, column `{}`: empty run id", path.display(), c.header[run.unwrap_or(0)]);
+        }
+        if let Some(first) = seen.insert(id.clone(), line) {
+            bail!("{}: row {line}: run `{id}` is also row {first}: a run given twice", path.display());
+        }
+        let mut w = Vec::with_capacity(cols.len());
+        for (&k, d) in cols.iter().zip(domains) {
+            let v = number(path, line, &c.header[k], row.get(k).map(String::as_str).unwrap_or(""))?;
+            if v < 0.0 {
+                bail!("{}: row {line}, column `{}`: weight {v} of {d} is negative", path.display(), c.header[k]);
+            }
+            w.push(v);
+        }
+        let sum: f64 = w.iter().sum();
+        if (sum - 1.0).abs() > SUM_TOLERANCE {
+            bail!("{}: row {line}: the weights sum to {sum}, not 1 (within {SUM_TOLERANCE})", path.display());
+        }
+        out.push((id, w.iter().map(|x| x / sum).collect()));
+    }
+    if out.is_empty() {
+        bail!("{}: no rows", path.display());
+    }
+    Ok(out)
+}
+
+/// Per run id: its metrics over the metric columns `cols`, every one a finite number.
+fn metrics_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize]) -> Result<HashMap<String, (usize, Vec<f64>)>> {
+    let mut out: HashMap<String, (usize, Vec<f64>)> = HashMap::new();
+    for (r, row) in c.rows.iter().enumerate() {
+        let line = r + 2;
+        let id = match run {
+            Some(k) => row.get(k).cloned().unwrap_or_default(),
+            None => r.to_string(),
+        };
+        let v = cols.iter().map(|&k| number(path, line, &c.header[k], row.get(k).map(String::as_str).unwrap_or(""))).collect::<Result<Vec<f64>>>()?;
+        if let Some((first, _)) = out.insert(id.clone(), (line, v)) {
+            bail!("{}: row {line}: run `{id}` is also row {first}: a run given twice", path.display());
+        }
+    }
+    Ok(out)
+}
+
+fn dataset(domains: Vec<String>, metrics: Vec<String>, runs: Vec<(String, Vec<f64>)>, values: impl Fn(&str) -> Option<Vec<f64>>, missing: &str) -> Result<Dataset> {
+    let mut ds = Dataset::empty(domains, metrics);
+    let mut without = Vec::new();
+    for (i, (id, w)) in runs.into_iter().enumerate() {
+        match values(&id) {
+            Some(m) => ds.push(i as u32, id, 0, 0, IMPORTED, w, m.into_iter().map(Some).collect()),
+            None => without.push(id),
+        }
+    }
+    if !without.is_empty() {
+        bail!("{} runs have no metrics in {missing}: {}", without.len(), without.iter().take(8).cloned().collect::<Vec<_>>().join(", "));
+    }
+    Ok(ds)
+}
+
+/// olmix's swarm files: `ratios.csv` (run_id or run, optional name, one column per domain) and
+/// `metrics.csv` (run_id or run, optional name, one column per metric), joined on the run id.
+/// Every run of the ratios must have metrics; runs of the metrics without ratios are left out
+/// with a warning.
+pub fn import_olmix(ratios: &Path, metrics: &Path) -> Result<Dataset> {
+    let rc = read_csv(ratios)?;
+    let mc = read_csv(metrics)?;
+    let (Some(rr), Some(mr)) = (run_column(ratios, &rc)?, run_column(metrics, &mc)?) else {
+        bail!("{} and {} must both have a `run_id` (or `run`) column to join on", ratios.display(), metrics.display());
+    };
+    let skip = |h: &str| h == "run_id" || h == "run" || h == "name" || h == "index";
+    let dcols: Vec<usize> = (0..rc.header.len()).filter(|&i| !skip(&rc.header[i])).collect();
+    let mcols: Vec<usize> = (0..mc.header.len()).filter(|&i| !skip(&mc.header[i])).collect();
+    if dcols.is_empty() || mcols.is_empty() {
+        bail!("{}: no domain columns, or {}: no metric columns", ratios.display(), metrics.display());
+    }
+    let domains = names(ratios, &dcols.iter().map(|&i| rc.header[i].as_str()).collect::<Vec<_>>(), "domain")?;
+    let evals = names(metrics, &mcols.iter().map(|&i| mc.header[i].as_str()).collect::<Vec<_>>(), "metric")?;
+    let runs = weights_of(ratios, &rc, Some(rr), &dcols, &domains)?;
+    let m = metrics_of(metrics, &mc, Some(mr), &mcols)?;
+    let extra = m.keys().filter(|k| !runs.iter().any(|(id, _)| id == *k)).count();
+    if extra > 0 {
+        log::warn!("{}: {extra} runs have no ratios in {}; left out", metrics.display(), ratios.display());
+    }
+    let ds = dataset(domains, evals, runs, |id| m.get(id).map(|(_, v)| v.clone()), &metrics.display().to_string())?;
+    log::info!("imported {} olmix runs from {} and {}", ds.ids.len(), ratios.display(), metrics.display());
+    Ok(ds)
+}
+
+/// A wide table, one row per run (CSV, or Parquet by its extension): an optional `run_id` or
+/// `run` column, the weights as `<weight_prefix><domain>` columns, and the metrics: the
+/// columns named in `metrics` (every other numeric column when none is named).
+pub fn import_table(path: &Path, weight_prefix: &str, metrics: &[String]) -> Result<Dataset> {
+    let c = read_any(path)?;
+    let run = run_column(path, &c)?;
+    let wcols: Vec<usize> = (0..c.header.len()).filter(|&i| c.header[i].starts_with(weight_prefix) && c.header[i].len() > weight_prefix.len()).collect();
+    if wcols.is_empty() {
+        bail!("{}: no weight columns (named {weight_prefix}<domain>; --weight-prefix names another prefix)", path.display());
+    }
+    let mcols: Vec<usize> = if metrics.is_empty() {
+        (0..c.header.len())
+            .filter(|&i| Some(i) != run && !wcols.contains(&i) && c.header[i] != "name")
+            .filter(|&i| c.rows.iter().all(|r| r.get(i).is_some_and(|s| s.parse::<f64>().is_ok())))
+            .collect()
+    } else {
+        metrics
+            .iter()
+            .map(|m| c.header.iter().position(|h| h == m).with_context(|| format!("{}: no column `{m}` (--metric); have: {}", path.display(), c.header.join(", "))))
+            .collect::<Result<_>>()?
+    };
+    if mcols.is_empty() {
+        bail!("{}: no metric columns (numeric in every row; or name them with --metric)", path.display());
+    }
+    let labels: Vec<&str> = wcols.iter().map(|&i| &c.header[i][weight_prefix.len()..]).collect();
+    let domains = names(path, &labels, "weight")?;
+    let mlabels: Vec<&str> = mcols.iter().map(|&i| c.header[i].strip_prefix(VALID_LOSS).unwrap_or(&c.header[i])).collect();
+    let evals = names(path, &mlabels, "metric")?;
+    let runs = weights_of(path, &c, run, &wcols, &domains)?;
+    let m = metrics_of(path, &c, run, &mcols)?;
+    let ds = dataset(domains, evals, runs, |id| m.get(id).map(|(_, v)| v.clone()), &path.display().to_string())?;
+    log::info!("imported {} runs from {}: {} domains (columns {weight_prefix}<domain>), {} metrics", ds.ids.len(), path.display(), ds.domains.len(), ds.eval_domains.len());
+    Ok(ds)
+}
