@@ -130,10 +130,11 @@ demo: $(DATA)/report.html | $(PY)
 # A larger CPU run of the same pipeline (a few hours on 2 cores): 4× the proxies, 4× their
 # tokens, 8× the target's tokens, in data-experiment/ (the corpus is shared with the demo).
 # The proxies also evaluate at steps 28-56 (six evaluations after warm-up in their first quarter,
-# for the horizon backtest) and keep their checkpoints (the anchor runs continue them). One
-# process of one thread per core (a run's result depends on neither): 12.4k tokens/s on 2
-# cores against 10.9k for one process of two threads, and a single-threaded run slows only in
-# proportion when something else takes a core.
+# for the horizon backtest) and keep their checkpoints. One process of one thread per core (a
+# run's result depends on neither): measured on 2 cores, about 5.0k tokens/s per process
+# (10.1k in all) against 10.9k for one process of two threads when nothing else runs, but a
+# compile beside them left each single-threaded process about 2k tokens/s where the two-thread
+# process fell to 1.5k: its threads wait on each other.
 EXPERIMENT := data-experiment
 EXPERIMENT_VARS := DATA=$(EXPERIMENT) MIXTURES=256 PROXY_TOKENS=262144 TARGET_TOKENS=4194304 \
     PROXY_FLAGS="$(PROXY_FLAGS) --eval-at 28,40,48,56 --keep-checkpoints" RUN_JOBS=$(shell nproc)
