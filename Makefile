@@ -226,7 +226,7 @@ test: $(PY) setup
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash tests/faults.sh
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) STRICT=1 bash tests/integrity.sh
 	$(PY) tests/fuzz.py $(BIN)
-	$(PY) tests/megatron.py $(BIN)
+	$(PY) tests/read-in-megatron.py $(BIN)
 	$(PY) tests/read-in-duckdb.py $(BIN)
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 

@@ -1,6 +1,6 @@
 //! export-megatron on the tests' corpus: the index read back by the format's own rules (the
 //! layout of megatron-core's `_IndexReader`) gives every document of every shard, token for
-//! token; a rerun skips; `--help` is golden. (tests/megatron.py reads the same files with
+//! token; a rerun skips; `--help` is golden. (tests/read-in-megatron.py reads the same files with
 //! megatron-core's `IndexedDataset` where torch and megatron-core are installed.)
 
 #[path = "../../regmix-train/tests/common/mod.rs"]

@@ -3,7 +3,7 @@
 document of the tests' corpus token for token equal to the shards (read with pyarrow). (The
 check of megatron-core's blended dataset builder on optimize's blend is still to be written.)
 
-  tests/megatron.py BIN_DIR
+  tests/read-in-megatron.py BIN_DIR
 
 Needs torch and megatron-core (pip install torch megatron-core); without them it prints SKIP
 and why, and exits 0. (crates/export-megatron/tests/cli.rs checks the same files against the
