@@ -155,7 +155,7 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         }
         let s: Scores = score(&truth, &oof);
         // Out of fold at each run's own last evaluation in the dataset, against what it measured.
-        let at_own: Vec<f64> = keep.iter().enumerate().map(|(r, &i)| cv_oof_at(&cv, r, xy.tokens[i])).collect();
+        let at_own: Vec<f64> = keep.iter().enumerate().map(|(r, &i)| cv.oof_of(r, xy.tokens[i])).collect();
         let observed: Vec<f64> = keep.iter().map(|&i| xy.y[i]).collect();
         let so = score(&observed, &at_own);
         log::info!(
@@ -177,7 +177,7 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         let cv_spearman = s.spearman;
         let oof_at = move |i: usize, tokens: u64| -> f64 {
             match row_of[i] {
-                Some(r) => cv_oof_at(&cv, r, tokens),
+                Some(r) => cv.oof_of(r, tokens),
                 None => f64::NAN,
             }
         };
@@ -193,10 +193,4 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
     })
     .to_string();
     Ok(Outcome { report, preds, fitted, horizon })
-}
-
-/// The out-of-fold composite of training run `r` (in the horizon's rows) at `tokens`.
-fn cv_oof_at(cv: &regmix_regress::horizon::HorizonCv, r: usize, tokens: u64) -> f64 {
-    let h = &cv.horizon;
-    h.laws.iter().enumerate().map(|(j, l)| l.coef * regmix_regress::horizon::value(cv.at_ref_oof[j][r], cv.log_b_oof[j][r], h.decay(l, tokens))).sum()
 }

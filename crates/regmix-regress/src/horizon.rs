@@ -301,15 +301,13 @@ pub struct HorizonCv {
 impl HorizonCv {
     /// Each training run's target at `tokens`, predicted by the fold model that held it out.
     pub fn oof_at(&self, tokens: u64) -> Vec<f64> {
+        (0..self.horizon.x.len()).map(|r| self.oof_of(r, tokens)).collect()
+    }
+
+    /// Training run `r`'s target at `tokens`, out of fold.
+    pub fn oof_of(&self, r: usize, tokens: u64) -> f64 {
         let h = &self.horizon;
-        let mut out = vec![0.0; h.x.len()];
-        for (j, l) in h.laws.iter().enumerate() {
-            let decay = h.decay(l, tokens);
-            for i in 0..out.len() {
-                out[i] += l.coef * value(self.at_ref_oof[j][i], self.log_b_oof[j][i], decay);
-            }
-        }
-        out
+        h.laws.iter().enumerate().map(|(j, l)| l.coef * value(self.at_ref_oof[j][r], self.log_b_oof[j][r], h.decay(l, tokens))).sum()
     }
 }
 
