@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-gpu backtest-a horizon-anchors horizon-holdout
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a horizon-anchors horizon-holdout horizon-baselines
 
 all: build
 
@@ -143,10 +143,14 @@ experiment: experiment-runs
 	$(PY) scripts/show-comparison.py $(EXPERIMENT)/target/comparison.parquet $(EXPERIMENT)/optimum/optimum.parquet
 
 # The experiment's 256 proxies alone (resumable: finished runs are skipped).
-experiment-runs: $(CORPUS)/.stamp | build
+experiment-runs: experiment-shards
+	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/runs/.stamp
+
+# The experiment's shards alone (what the held-out targets and the baselines train on).
+experiment-shards: $(CORPUS)/.stamp | build
 	mkdir -p $(EXPERIMENT)
 	ln -sfn $(abspath $(CORPUS)) $(EXPERIMENT)/corpus
-	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/runs/.stamp
+	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/shards/manifest.parquet
 
 # The same pipeline at GPU scale on the demo corpus (14.6M training tokens), for one GPU:
 # 512 regmix-1m proxies (the paper's proxy shape, context 2048) of 16M tokens each, and
@@ -172,6 +176,13 @@ experiment-gpu: $(CORPUS)/.stamp | build
 #                         their first 262k tokens are the proxies' own, step for step
 #   make horizon-holdout  12 small targets × 4M tokens on mixtures of another seed (7) that no
 #                         fit reads
+#   make horizon-baselines  the prior and uniform as small targets × 4M tokens in each seed of
+#                         HORIZON_SEEDS: the final comparison's baselines (the optima join them)
+# The targets train as one single-threaded target-train process per core, each a share of the
+# models (finished ones are skipped), then one more pass over all of them, which trains nothing
+# and writes comparison.parquet over every model. Their results are committed as CSV tables in
+# results/horizon/ (scripts/experiments/export-results.py), which `collect --import-table`
+# reads back, so a later session scores them without training them again.
 HORIZON := $(EXPERIMENT)/horizon
 ANCHOR_TOKENS := 2097152
 ANCHOR_FLAGS := --preset micro --tokens $(ANCHOR_TOKENS) --seed $(SEED) --batch-tokens 1024 --lr 3e-3 --eval-windows 16 \
@@ -191,15 +202,42 @@ horizon-anchors: experiment-runs
 	    --mixture prior=prior --mixture regmix=$(EXPERIMENT)/optimum/optimum.parquet
 	$(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet
 
-$(HOLDOUT)/mixtures.parquet: | experiment-runs
+HORIZON_TARGET := --preset $(TARGET_PRESET) --tokens 4194304 $(TARGET_FLAGS)
+RESULTS := results/horizon
+# Trains the models given as NAME=FILE in $(1) into folder $(2) with seed $(3): one process per
+# core on one thread, model i in process i mod nproc, then the pass that writes the comparison.
+define train-shared
+	ms=($(1)); n=$(shell nproc); pids=(); for i in $$(seq 0 $$((n - 1))); do \
+	    mine=(); for j in "$${!ms[@]}"; do [ $$((j % n)) = $$i ] && mine+=(--mixture "$${ms[$$j]}"); done; \
+	    [ $${#mine[@]} = 0 ] || { $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(2) $(HORIZON_TARGET) \
+	        --seed $(3) --threads 1 "$${mine[@]}" & pids+=($$!); }; \
+	done; for p in "$${pids[@]}"; do wait $$p; done
+	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(2) $(HORIZON_TARGET) --seed $(3) \
+	    $$(for m in $(1); do echo --mixture $$m; done)
+endef
+
+$(HOLDOUT)/mixtures.parquet: | experiment-shards
 	mkdir -p $(HOLDOUT)
 	$(BIN)/sample-mixtures --manifest $(EXPERIMENT)/shards/manifest.parquet --count $(HOLDOUT_COUNT) --seed 7 --output $@
 
-horizon-holdout: $(HOLDOUT)/mixtures.parquet
-	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HOLDOUT)/target --preset $(TARGET_PRESET) \
-	    --tokens 4194304 --seed $(SEED) $(TARGET_FLAGS) \
-	    $$(for i in $$(seq 0 $$(($(HOLDOUT_COUNT) - 1))); do echo --mixture m$$i=$(HOLDOUT)/mixtures.parquet#$$i; done)
+horizon-holdout: $(HOLDOUT)/mixtures.parquet | $(PY)
+	$(call train-shared,$$(for i in $$(seq 0 $$(($(HOLDOUT_COUNT) - 1))); do echo m$$i=$(HOLDOUT)/mixtures.parquet#$$i; done),$(HOLDOUT)/target,$(SEED))
 	$(BIN)/collect --targets $(HOLDOUT)/target --output $(HOLDOUT)/holdout.parquet
+	$(PY) scripts/experiments/export-results.py $(HOLDOUT)/holdout.parquet $(RESULTS)/holdout-4m.csv
+
+HORIZON_SEEDS := 42 43
+FINAL := $(HORIZON)/final
+horizon-baselines: experiment-shards | $(PY)
+	for s in $(HORIZON_SEEDS); do \
+	    $(MAKE) --no-print-directory -o build -o setup horizon-final-seed FINAL_SEED=$$s FINAL_MODELS="prior=prior uniform=uniform"; \
+	done
+
+# One seed of the final comparison (FINAL_SEED, FINAL_MODELS as NAME=FILE ...), collected and
+# exported to $(RESULTS)/final-seed-<seed>.csv.
+horizon-final-seed:
+	$(call train-shared,$(FINAL_MODELS),$(FINAL)/seed-$(FINAL_SEED),$(FINAL_SEED))
+	$(BIN)/collect --targets $(FINAL)/seed-$(FINAL_SEED) --output $(FINAL)/seed-$(FINAL_SEED).parquet
+	$(PY) scripts/experiments/export-results.py $(FINAL)/seed-$(FINAL_SEED).parquet $(RESULTS)/final-seed-$(FINAL_SEED).csv
 
 # collect → fit → optimize on the paper's published proxy runs (the golden data).
 $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build
@@ -228,6 +266,7 @@ test: $(PY) setup
 	$(PY) tests/fuzz.py $(BIN)
 	$(PY) tests/read-in-megatron.py $(BIN)
 	$(PY) tests/read-in-duckdb.py $(BIN)
+	$(PY) tests/export-results-round-trip.py $(BIN)
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
 
 bench: build $(CORPUS)/.stamp

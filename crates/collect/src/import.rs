@@ -1,6 +1,6 @@
 //! Proxy results from other tools into the `dataset` contract: olmix's swarm files
 //! (`--import-olmix RATIOS.csv METRICS.csv`) and a generic wide table (`--import-table FILE`,
-//! CSV or Parquet: a W&B export, say). Every cell is checked before anything is written: weights
+//! CSV or Parquet: a W&B export, say), with its runs' histories (`--import-history FILE`). Every cell is checked before anything is written: weights
 //! that do not sum to 1, a missing or unparsable weight, a run given twice, a metric that is
 //! not a finite number each stop the import with the file, row and column.
 //!
@@ -15,6 +15,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use regmix_core::columns::VALID_LOSS;
 use regmix_core::domain;
+use regmix_core::trajectories::{Point, Trajectories};
 
 use crate::{Dataset, IMPORTED};
 
@@ -150,12 +151,14 @@ fn metrics_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize]) -> Res
     Ok(out)
 }
 
-fn dataset(domains: Vec<String>, metrics: Vec<String>, runs: Vec<(String, Vec<f64>)>, values: impl Fn(&str) -> Option<Vec<f64>>, missing: &str) -> Result<Dataset> {
+/// `at`: each run's (tokens, steps), in the order of `runs`, or empty when the file has none (0).
+fn dataset(domains: Vec<String>, metrics: Vec<String>, runs: Vec<(String, Vec<f64>)>, at: &[(u64, u64)], values: impl Fn(&str) -> Option<Vec<f64>>, missing: &str) -> Result<Dataset> {
     let mut ds = Dataset::empty(domains, metrics);
     let mut without = Vec::new();
     for (i, (id, w)) in runs.into_iter().enumerate() {
+        let (tokens, steps) = at.get(i).copied().unwrap_or((0, 0));
         match values(&id) {
-            Some(m) => ds.push(i as u32, id, 0, 0, IMPORTED, w, m.into_iter().map(Some).collect()),
+            Some(m) => ds.push(i as u32, id, tokens, steps, IMPORTED, w, m.into_iter().map(Some).collect()),
             None => without.push(id),
         }
     }
@@ -189,24 +192,46 @@ pub fn import_olmix(ratios: &Path, metrics: &Path) -> Result<Dataset> {
     if extra > 0 {
         log::warn!("{}: {extra} runs have no ratios in {}; left out", metrics.display(), ratios.display());
     }
-    let ds = dataset(domains, evals, runs, |id| m.get(id).map(|(_, v)| v.clone()), &metrics.display().to_string())?;
+    let ds = dataset(domains, evals, runs, &[], |id| m.get(id).map(|(_, v)| v.clone()), &metrics.display().to_string())?;
     log::info!("imported {} olmix runs from {} and {}", ds.ids.len(), ratios.display(), metrics.display());
     Ok(ds)
 }
 
+/// The columns of a wide table that say where in training each row was measured: training tokens
+/// and optimizer steps (`fit --at-tokens` scores a row at its own tokens). Never metrics.
+pub const POSITION_COLUMNS: [&str; 2] = ["tokens", "steps"];
+
+/// Per row: its (tokens, steps) from the optional `tokens` and `steps` columns (0 where absent),
+/// each a whole number ≥ 0; empty when the table has neither.
+fn positions_of(path: &Path, c: &Cells) -> Result<Vec<(u64, u64)>> {
+    let col = |name: &str| c.header.iter().position(|h| h == name);
+    let (t, s) = (col(POSITION_COLUMNS[0]), col(POSITION_COLUMNS[1]));
+    if t.is_none() && s.is_none() {
+        return Ok(Vec::new());
+    }
+    let whole = |line: usize, k: Option<usize>, row: &[String]| -> Result<u64> {
+        let Some(k) = k else { return Ok(0) };
+        let cell = row.get(k).map(String::as_str).unwrap_or("");
+        cell.parse::<u64>().map_err(|_| anyhow::anyhow!("{}: row {line}, column `{}`: {cell:?} is not a whole number ≥ 0", path.display(), c.header[k]))
+    };
+    c.rows.iter().enumerate().map(|(r, row)| Ok((whole(r + 2, t, row)?, whole(r + 2, s, row)?))).collect()
+}
+
 /// A wide table, one row per run (CSV, or Parquet by its extension): an optional `run_id` or
-/// `run` column, the weights as `<weight_prefix><domain>` columns, and the metrics: the
-/// columns named in `metrics` (every other numeric column when none is named).
+/// `run` column, the weights as `<weight_prefix><domain>` columns, optional `tokens` and `steps`
+/// columns (where the row was measured), and the metrics: the columns named in `metrics` (every
+/// other numeric column when none is named).
 pub fn import_table(path: &Path, weight_prefix: &str, metrics: &[String]) -> Result<Dataset> {
     let c = read_any(path)?;
     let run = run_column(path, &c)?;
+    let at = positions_of(path, &c)?;
     let wcols: Vec<usize> = (0..c.header.len()).filter(|&i| c.header[i].starts_with(weight_prefix) && c.header[i].len() > weight_prefix.len()).collect();
     if wcols.is_empty() {
         bail!("{}: no weight columns (named {weight_prefix}<domain>; --weight-prefix names another prefix)", path.display());
     }
     let mcols: Vec<usize> = if metrics.is_empty() {
         (0..c.header.len())
-            .filter(|&i| Some(i) != run && !wcols.contains(&i) && c.header[i] != "name")
+            .filter(|&i| Some(i) != run && !wcols.contains(&i) && c.header[i] != "name" && !POSITION_COLUMNS.contains(&c.header[i].as_str()))
             .filter(|&i| c.rows.iter().all(|r| r.get(i).is_some_and(|s| s.parse::<f64>().is_ok())))
             .collect()
     } else {
@@ -224,7 +249,78 @@ pub fn import_table(path: &Path, weight_prefix: &str, metrics: &[String]) -> Res
     let evals = names(path, &mlabels, "metric")?;
     let runs = weights_of(path, &c, run, &wcols, &domains)?;
     let m = metrics_of(path, &c, run, &mcols)?;
-    let ds = dataset(domains, evals, runs, |id| m.get(id).map(|(_, v)| v.clone()), &path.display().to_string())?;
+    let ds = dataset(domains, evals, runs, &at, |id| m.get(id).map(|(_, v)| v.clone()), &path.display().to_string())?;
     log::info!("imported {} runs from {}: {} domains (columns {weight_prefix}<domain>), {} metrics", ds.ids.len(), path.display(), ds.domains.len(), ds.eval_domains.len());
     Ok(ds)
+}
+
+/// A run history beside a wide table (`--import-history`, CSV or Parquet): one row per
+/// evaluation of a run, with `run` (or `run_id`: the table's run ids), `step` and `tokens`, an
+/// optional `lr` (NaN where absent) and `warmup` (true/false or 1/0; false where absent), and
+/// the table's metric columns by the same names (an empty cell is an evaluation that measured
+/// nothing there). Becomes the trajectories written beside the dataset, so `fit --at-tokens`
+/// fits imported curves as it fits our own.
+pub fn import_history(path: &Path, ds: &Dataset) -> Result<Trajectories> {
+    let c = read_any(path)?;
+    let Some(run) = run_column(path, &c)? else {
+        bail!("{}: no `run` (or `run_id`) column naming the table's runs", path.display());
+    };
+    let col = |name: &str| c.header.iter().position(|h| h == name);
+    let need = |name: &str| col(name).with_context(|| format!("{}: no `{name}` column; have: {}", path.display(), c.header.join(", ")));
+    let (step, tokens) = (need("step")?, need(POSITION_COLUMNS[0])?);
+    let (lr, warmup) = (col("lr"), col("warmup"));
+    // Each evaluation domain's column: the header that names it as the table did.
+    let metric_cols: Vec<usize> = ds
+        .eval_domains
+        .iter()
+        .map(|e| {
+            c.header
+                .iter()
+                .position(|h| domain::normalize(h.strip_prefix(VALID_LOSS).unwrap_or(h)) == *e)
+                .with_context(|| format!("{}: no column for the metric `{e}` of the table", path.display()))
+        })
+        .collect::<Result<_>>()?;
+    let ids: HashMap<&str, u32> = ds.runs.iter().map(String::as_str).zip(ds.ids.iter().copied()).collect();
+    let mut points = Vec::with_capacity(c.rows.len());
+    let mut seen: HashMap<(u32, u64), usize> = HashMap::new();
+    for (r, row) in c.rows.iter().enumerate() {
+        let line = r + 2;
+        let cell = |k: usize| row.get(k).map(String::as_str).unwrap_or("");
+        let id = *ids.get(cell(run)).with_context(|| format!("{}: row {line}, column `{}`: run `{}` is not in the table", path.display(), c.header[run], cell(run)))?;
+        let whole = |k: usize| -> Result<u64> {
+            cell(k).parse::<u64>().map_err(|_| anyhow::anyhow!("{}: row {line}, column `{}`: {:?} is not a whole number ≥ 0", path.display(), c.header[k], cell(k)))
+        };
+        let (s, t) = (whole(step)?, whole(tokens)?);
+        if let Some(first) = seen.insert((id, s), line) {
+            bail!("{}: row {line}: run `{}` at step {s} is also row {first}", path.display(), cell(run));
+        }
+        let lr = match lr {
+            Some(k) => number(path, line, &c.header[k], cell(k))?,
+            None => f64::NAN,
+        };
+        let warmup = match warmup.map(|k| (k, cell(k))) {
+            None => false,
+            Some((_, "true" | "1")) => true,
+            Some((_, "false" | "0")) => false,
+            Some((k, v)) => bail!("{}: row {line}, column `{}`: {v:?} is not true/false", path.display(), c.header[k]),
+        };
+        let losses = metric_cols
+            .iter()
+            .map(|&k| if cell(k).is_empty() { Ok(None) } else { number(path, line, &c.header[k], cell(k)).map(Some) })
+            .collect::<Result<Vec<_>>>()?;
+        points.push(Point { mixture_id: id, step: s, tokens: t, lr, warmup, losses });
+    }
+    points.sort_by_key(|p| (p.mixture_id, p.step));
+    let without = ds.ids.iter().filter(|id| !points.iter().any(|p| p.mixture_id == **id)).count();
+    if without > 0 {
+        log::warn!("{}: {without} runs of the table have no evaluations in the history", path.display());
+    }
+    log::info!("imported {} evaluations of {} runs from {}", points.len(), ds.ids.len() - without, path.display());
+    let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    Ok(Trajectories {
+        domains: ds.domains.clone(),
+        eval_domains: ds.eval_domains.clone(),
+        train: serde_json::json!({ "imported": file }),
+        points,
+    })
 }

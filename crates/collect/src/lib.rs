@@ -48,9 +48,15 @@ pub struct Args {
     #[arg(long, num_args = 2, value_names = ["RATIOS_CSV", "METRICS_CSV"], conflicts_with_all = ["runs", "targets", "import_regmix_csv", "import_table"])]
     pub import_olmix: Vec<PathBuf>,
     /// Import a wide table instead (CSV, or Parquet by extension; a W&B export): one row per run,
-    /// weight columns <prefix><domain> (--weight-prefix), metric columns.
+    /// weight columns <prefix><domain> (--weight-prefix), optional `tokens` and `steps` columns
+    /// (where each row was measured), metric columns.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "targets", "import_regmix_csv"])]
     pub import_table: Option<PathBuf>,
+    /// With --import-table: the runs' histories (CSV or Parquet: one row per evaluation, with
+    /// run, step, tokens, optional lr and warmup, and the table's metric columns), written as
+    /// the trajectories beside the dataset, so fit --at-tokens can fit them.
+    #[arg(long, value_name = "FILE", requires = "import_table")]
+    pub import_history: Option<PathBuf>,
     /// With --import-table: the prefix of the weight columns.
     #[arg(long, value_name = "PREFIX", default_value = "weight.", requires = "import_table")]
     pub weight_prefix: String,
@@ -139,7 +145,9 @@ pub fn run(args: &Args) -> Result<()> {
     } else if !args.import_olmix.is_empty() {
         (import::import_olmix(&args.import_olmix[0], &args.import_olmix[1])?, None)
     } else if let Some(t) = &args.import_table {
-        (import::import_table(t, &args.weight_prefix, &args.metric)?, None)
+        let ds = import::import_table(t, &args.weight_prefix, &args.metric)?;
+        let traj = args.import_history.as_ref().map(|h| import::import_history(h, &ds)).transpose()?;
+        (ds, traj)
     } else if let Some(dir) = &args.targets {
         let (ds, t) = collect_targets(dir, args.step)?;
         (ds, Some(t))

@@ -206,6 +206,19 @@ fn a_wide_table_imports_with_its_weight_prefix_and_named_metrics() {
 }
 
 #[test]
+fn a_wide_tables_tokens_and_steps_columns_say_where_each_row_was_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(dir.path(), "targets.csv", "run,tokens,steps,weight.web,weight.code,valid_loss.web\nm0,4194304,1024,0.5,0.5,4.25\nm1,2097152,512,0.9,0.1,4.5\n");
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--import-table").arg(&p).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_parquet(&out, Schema::get("dataset")).unwrap();
+    let values = |c: &str| t.u64(c).unwrap().values().to_vec();
+    assert_eq!((values("tokens"), values("steps")), (vec![4194304, 2097152], vec![1024, 512]));
+    assert_eq!(t.list("eval_domain").unwrap(), ["web"], "tokens and steps are not metrics");
+}
+
+#[test]
 fn bad_import_files_are_errors_naming_file_row_and_column_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d.parquet");
@@ -216,6 +229,7 @@ fn bad_import_files_are_errors_naming_file_row_and_column_and_write_nothing() {
         ("nan.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,NaN\n", "nan.csv: row 2, column `loss`: NaN is not finite"),
         ("hole.csv", "run,weight.a,weight.b,loss\nx,,1.0,1.0\n", "hole.csv: row 2, column `weight.a`: empty"),
         ("clash.csv", "run,weight.A,weight.a,loss\nx,0.5,0.5,1.0\n", "clash.csv: weight columns `A` and `a` are both `a`"),
+        ("tokens.csv", "run,tokens,weight.a,weight.b,loss\nx,4e6,0.5,0.5,1.0\n", "tokens.csv: row 2, column `tokens`: \"4e6\" is not a whole number ≥ 0"),
     ];
     for (name, text, want) in cases {
         let p = file(dir.path(), name, text);
@@ -233,4 +247,17 @@ fn bad_import_files_are_errors_naming_file_row_and_column_and_write_nothing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("1 runs have no metrics in") && err.contains(": b"), "{err}");
     assert!(!out.exists());
+    // A history row of a run the table does not have, and a loss that is not a number.
+    let t = file(dir.path(), "table.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\n");
+    for (name, text, want) in [
+        ("h1.csv", "run,step,tokens,loss\nx,1,100,2.0\ny,1,100,2.0\n", "h1.csv: row 3, column `run`: run `y` is not in the table"),
+        ("h2.csv", "run,step,tokens,loss\nx,1,100,inf\n", "h2.csv: row 2, column `loss`: inf is not finite"),
+        ("h3.csv", "run,step,tokens,loss\nx,1,100,2.0\nx,1,200,1.9\n", "h3.csv: row 3: run `x` at step 1 is also row 2"),
+    ] {
+        let h = file(dir.path(), name, text);
+        let o = bin().arg("--import-table").arg(&t).arg("--import-history").arg(&h).arg("--output").arg(&out).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(!out.exists() && !dir.path().join("d.trajectories.parquet").exists(), "{name}: a file was written");
+    }
 }

@@ -88,3 +88,34 @@ fn a_wandb_style_table_as_csv_and_as_parquet_goes_through_fit_and_optimize() {
         assert!(w > 0.6, "{name}: code's weight in the optimum: {w}");
     }
 }
+
+/// A wide table at the runs' end and its history (every evaluation), as a W&B export has them,
+/// through collect --import-table --import-history → fit --at-tokens: the law is fitted on the
+/// imported curves as on collected ones. Domain `web`'s loss after t tokens at weight w of web
+/// is 3 − w + (0.4 + 1.2w)·(t/8000)^−0.5: least web is best at the end, most web at 16×.
+#[test]
+fn an_imported_history_fits_at_a_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let loss = |w: f64, t: f64| 3.0 - w + (0.4 + 1.2 * w) * (t / 8000.0).powf(-0.5);
+    let mut table = String::from("run,tokens,steps,weight.web,weight.code,valid_loss.web\n");
+    let mut history = String::from("run,step,tokens,lr,valid_loss.web\n");
+    for i in 0..30 {
+        let w = 0.05 + 0.9 * i as f64 / 29.0;
+        for (s, t) in [2000u64, 3000, 4000, 5000, 6000, 8000].iter().enumerate() {
+            history += &format!("r{i},{},{t},0.001,{}\n", s + 1, loss(w, *t as f64));
+        }
+        table += &format!("r{i},8000,6,{w},{},{}\n", 1.0 - w, loss(w, 8000.0));
+    }
+    let (tp, hp) = (dir.path().join("table.csv"), dir.path().join("history.csv"));
+    std::fs::write(&tp, table).unwrap();
+    std::fs::write(&hp, history).unwrap();
+    let ds = dir.path().join("dataset.parquet");
+    collect::run(&collect::Args::parse_from(["collect", "--import-table", &s(&tp), "--import-history", &s(&hp), "--output", &s(&ds)])).unwrap();
+    let out = dir.path().join("far");
+    fit::run(&fit::Args::parse_from(["fit", "--dataset", &s(&ds), "--target", "valid_loss.web", "--regressor", "gp", "--output", &s(&out), "--at-tokens", "128000"])).unwrap();
+    let saved = regmix_regress::SavedFit::load(&out).unwrap();
+    let regmix_regress::Model::Horizon(law) = &saved.model else { panic!("not a horizon model") };
+    assert!((law.laws[0].beta - 0.5).abs() < 0.02, "β = {}", law.laws[0].beta);
+    let h = regmix_regress::predict_many(&saved.model, &[vec![0.1, 0.9], vec![0.9, 0.1]]).unwrap();
+    assert!((h[1] - loss(0.9, 128000.0)).abs() < 0.02, "at 16× most web: {} vs {}", h[1], loss(0.9, 128000.0));
+}
