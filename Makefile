@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a horizon-anchors horizon-holdout horizon-baselines
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a horizon-anchors horizon-holdout horizon-baselines horizon-train
 
 all: build
 
@@ -180,9 +180,10 @@ experiment-gpu: $(CORPUS)/.stamp | build
 #                         HORIZON_SEEDS: the final comparison's baselines (the optima join them)
 # The targets train as one single-threaded target-train process per core, each a share of the
 # models (finished ones are skipped), then one more pass over all of them, which trains nothing
-# and writes comparison.parquet over every model. Their results are committed as CSV tables in
-# results/horizon/ (scripts/experiments/export-results.py), which `collect --import-table`
-# reads back, so a later session scores them without training them again.
+# and writes comparison.parquet over its models. Their results are committed as CSV tables in
+# results/horizon/ (scripts/experiments/export-results.py --merge), which `collect --import-table`
+# reads back: a model already in its table is not trained again, so a table grows across
+# sessions (on fresh machines) until every model is in it.
 HORIZON := $(EXPERIMENT)/horizon
 ANCHOR_TOKENS := 2097152
 ANCHOR_FLAGS := --preset micro --tokens $(ANCHOR_TOKENS) --seed $(SEED) --batch-tokens 1024 --lr 3e-3 --eval-windows 16 \
@@ -192,15 +193,20 @@ HOLDOUT_COUNT := 12
 backtest-a: experiment-runs | $(PY)
 	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(EXPERIMENT)/runs $(EXPERIMENT)/mixtures.parquet $(HORIZON)/backtest-a
 
-horizon-anchors: experiment-runs
+horizon-anchors: experiment-runs | $(PY)
 	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/optimum/optimum.parquet
-	pids=(); for i in $$(seq 0 $$(($(shell nproc) - 1))); do \
-	    $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids 0-31 \
+	ids=$$(for i in $$(seq 0 31); do grep -q "^$$i," $(RESULTS)/anchors-2m.csv 2>/dev/null || echo $$i; done | paste -sd,); \
+	if [ -n "$$ids" ]; then pids=(); for i in $$(seq 0 $$(($(shell nproc) - 1))); do \
+	    $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids $$ids \
 	        --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1 --array-index $$i --array-count $(shell nproc) & pids+=($$!); \
-	done; for p in "$${pids[@]}"; do wait $$p; done
-	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HORIZON)/anchors-named $(ANCHOR_FLAGS) --min-lr 3e-3 \
-	    --mixture prior=prior --mixture regmix=$(EXPERIMENT)/optimum/optimum.parquet
-	$(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet
+	done; for p in "$${pids[@]}"; do wait $$p; done; \
+	$(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet; \
+	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge; fi
+	todo="$(call pending,prior=prior regmix=$(EXPERIMENT)/optimum/optimum.parquet,$(RESULTS)/anchors-named-2m.csv)"; \
+	if [ -n "$$todo" ]; then $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HORIZON)/anchors-named $(ANCHOR_FLAGS) \
+	    --min-lr 3e-3 $$(for m in $$todo; do echo --mixture $$m; done); \
+	$(BIN)/collect --targets $(HORIZON)/anchors-named --output $(HORIZON)/anchors-named.parquet; \
+	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors-named.parquet $(RESULTS)/anchors-named-2m.csv --merge; fi
 
 HORIZON_TARGET := --preset $(TARGET_PRESET) --tokens 4194304 $(TARGET_FLAGS)
 RESULTS := results/horizon
@@ -220,24 +226,31 @@ $(HOLDOUT)/mixtures.parquet: | experiment-shards
 	mkdir -p $(HOLDOUT)
 	$(BIN)/sample-mixtures --manifest $(EXPERIMENT)/shards/manifest.parquet --count $(HOLDOUT_COUNT) --seed 7 --output $@
 
+# The NAME=FILE models of $(1) whose NAME is not yet a run of the committed table $(2).
+pending = $$(for m in $(1); do grep -q "^$${m%%=*}," $(2) 2>/dev/null || echo $$m; done)
+
 horizon-holdout: $(HOLDOUT)/mixtures.parquet | $(PY)
-	$(call train-shared,$$(for i in $$(seq 0 $$(($(HOLDOUT_COUNT) - 1))); do echo m$$i=$(HOLDOUT)/mixtures.parquet#$$i; done),$(HOLDOUT)/target,$(SEED))
-	$(BIN)/collect --targets $(HOLDOUT)/target --output $(HOLDOUT)/holdout.parquet
-	$(PY) scripts/experiments/export-results.py $(HOLDOUT)/holdout.parquet $(RESULTS)/holdout-4m.csv
+	todo="$(call pending,$$(for i in $$(seq 0 $$(($(HOLDOUT_COUNT) - 1))); do echo m$$i=$(HOLDOUT)/mixtures.parquet#$$i; done),$(RESULTS)/holdout-4m.csv)"; \
+	if [ -n "$$todo" ]; then $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
+	    TRAIN_DIR=$(HOLDOUT)/target TRAIN_SEED=$(SEED) TRAIN_RESULTS=$(RESULTS)/holdout-4m.csv; \
+	else echo "horizon-holdout: every model is in $(RESULTS)/holdout-4m.csv"; fi
 
 HORIZON_SEEDS := 42 43
 FINAL := $(HORIZON)/final
 horizon-baselines: experiment-shards | $(PY)
 	for s in $(HORIZON_SEEDS); do \
-	    $(MAKE) --no-print-directory -o build -o setup horizon-final-seed FINAL_SEED=$$s FINAL_MODELS="prior=prior uniform=uniform"; \
+	    todo="$(call pending,prior=prior uniform=uniform,$(RESULTS)/final-seed-$$s.csv)"; \
+	    [ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
+	        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$(RESULTS)/final-seed-$$s.csv; \
 	done
 
-# One seed of the final comparison (FINAL_SEED, FINAL_MODELS as NAME=FILE ...), collected and
-# exported to $(RESULTS)/final-seed-<seed>.csv.
-horizon-final-seed:
-	$(call train-shared,$(FINAL_MODELS),$(FINAL)/seed-$(FINAL_SEED),$(FINAL_SEED))
-	$(BIN)/collect --targets $(FINAL)/seed-$(FINAL_SEED) --output $(FINAL)/seed-$(FINAL_SEED).parquet
-	$(PY) scripts/experiments/export-results.py $(FINAL)/seed-$(FINAL_SEED).parquet $(RESULTS)/final-seed-$(FINAL_SEED).csv
+# Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_SEED, collects the finished
+# ones and merges them into the committed table TRAIN_RESULTS (export-results.py --merge: a
+# model already there must have the same values).
+horizon-train:
+	$(call train-shared,$(TRAIN_MODELS),$(TRAIN_DIR),$(TRAIN_SEED))
+	$(BIN)/collect --targets $(TRAIN_DIR) --output $(TRAIN_DIR).parquet
+	$(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge
 
 # collect → fit → optimize on the paper's published proxy runs (the golden data).
 $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build
