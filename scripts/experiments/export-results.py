@@ -56,11 +56,11 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     if merge:
         rows = merged(out, cols, rows, ("run",))
-    write(out, cols, rows)
-    print(f"{out}: {len(rows)} runs")
-
+    # Both tables are checked before either is written, so a refused merge changes neither.
     name = meta.get("regmix.trajectories", "")
     if not name:
+        write(out, cols, rows)
+        print(f"{out}: {len(rows)} runs")
         return
     traj = src.parent / name
     sha = hashlib.sha256(traj.read_bytes()).hexdigest()
@@ -74,6 +74,8 @@ def main():
     tout = out.with_suffix(".trajectories.csv")
     if merge:
         tt = merged(tout, tcols, tt, ("run", "step"))
+    write(out, cols, rows)
+    print(f"{out}: {len(rows)} runs")
     write(tout, tcols, tt)
     print(f"{tout}: {len(tt)} evaluations")
 
