@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a horizon-anchors horizon-holdout horizon-baselines horizon-train
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-baselines horizon-train horizon-verify verify-target verify-proxies
 
 all: build
 
@@ -82,10 +82,11 @@ mixtures: $(DATA)/mixtures.parquet
 # training every RUN_JOBS-th mixture (--array-index/--array-count) on one thread.
 RUN_JOBS ?= 1
 RUN_THREADS = $(if $(filter 1,$(RUN_JOBS)),0,1)
+PROXY_TRAIN_FLAGS = --preset $(PROXY_PRESET) --tokens $(PROXY_TOKENS) --seed $(SEED) $(PROXY_FLAGS)
 $(RUNS)/.stamp: $(DATA)/mixtures.parquet $(SHARDS)/manifest.parquet | build
 	pids=(); for i in $$(seq 0 $$(($(RUN_JOBS) - 1))); do \
 	    $(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) \
-	        --preset $(PROXY_PRESET) --tokens $(PROXY_TOKENS) --seed $(SEED) $(PROXY_FLAGS) \
+	        $(PROXY_TRAIN_FLAGS) \
 	        --threads $(RUN_THREADS) $$( [ $(RUN_JOBS) = 1 ] || echo --array-index $$i --array-count $(RUN_JOBS)) & pids+=($$!); \
 	done; for p in "$${pids[@]}"; do wait $$p; done
 	touch $@
@@ -95,14 +96,29 @@ runs: $(RUNS)/.stamp
 $(DATA)/dataset.parquet: $(RUNS)/.stamp | build
 	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $@
 
+FIT_FLAGS = --target '$(DEMO_TARGET)' --regressor $(DEMO_REGRESSOR) --seed $(SEED)
+OPTIMIZE_FLAGS = --samples $(DEMO_SAMPLES) --top-k $(DEMO_TOP_K) --seed $(SEED) --bootstrap $(DEMO_BOOTSTRAP) \
+    --target-tokens $(TARGET_TOKENS) --max-epochs $(MAX_EPOCHS)
 $(DATA)/fit/model.json: $(DATA)/dataset.parquet | build
-	$(BIN)/fit --dataset $< --target '$(DEMO_TARGET)' --regressor $(DEMO_REGRESSOR) \
-	    --seed $(SEED) --output $(DATA)/fit
+	$(BIN)/fit --dataset $< $(FIT_FLAGS) --output $(DATA)/fit
 
 $(DATA)/optimum/optimum.parquet: $(DATA)/fit/model.json $(SHARDS)/manifest.parquet | build
-	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum \
-	    --samples $(DEMO_SAMPLES) --top-k $(DEMO_TOP_K) --seed $(SEED) --bootstrap $(DEMO_BOOTSTRAP) \
-	    --target-tokens $(TARGET_TOKENS) --max-epochs $(MAX_EPOCHS)
+	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum $(OPTIMIZE_FLAGS)
+
+# The proxies as a committed results table (RESULTS_TABLE, with its curves and settings): what a
+# fresh machine fits without training them again. Only the mixtures not yet in the table are
+# trained (finished runs in $(RUNS) are reused), in RUN_JOBS processes, and what finishes is
+# merged into it; so the table grows across machines until it has every mixture.
+results-table: $(DATA)/mixtures.parquet $(SHARDS)/manifest.parquet | $(PY)
+	$(PY) scripts/experiments/export-results.py --check $(RESULTS_TABLE) --flags "$(PROXY_TRAIN_FLAGS)" --manifest $(SHARDS)/manifest.parquet
+	ids=$$(for i in $$(seq 0 $$(($(MIXTURES) - 1))); do grep -q "^$$i," $(RESULTS_TABLE) 2>/dev/null || echo $$i; done | paste -sd,); \
+	if [ -n "$$ids" ]; then pids=(); for i in $$(seq 0 $$(($(RUN_JOBS) - 1))); do \
+	    $(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) --ids $$ids \
+	        $(PROXY_TRAIN_FLAGS) --threads $(RUN_THREADS) $$( [ $(RUN_JOBS) = 1 ] || echo --array-index $$i --array-count $(RUN_JOBS)) & pids+=($$!); \
+	done; for p in "$${pids[@]}"; do wait $$p; done; \
+	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $(DATA)/results-table.parquet; \
+	$(PY) scripts/experiments/export-results.py $(DATA)/results-table.parquet $(RESULTS_TABLE) --merge --flags "$(PROXY_TRAIN_FLAGS)"; \
+	else echo "results-table: every mixture is in $(RESULTS_TABLE)"; fi
 
 $(DATA)/target/comparison.parquet: $(DATA)/optimum/optimum.parquet | build
 	$(BIN)/target-train --shards $(SHARDS) --output $(DATA)/target --preset $(TARGET_PRESET) \
@@ -136,7 +152,8 @@ demo: $(DATA)/report.html | $(PY)
 # compile beside them left each single-threaded process about 2k tokens/s where the two-thread
 # process fell to 1.5k: its threads wait on each other.
 EXPERIMENT := data-experiment
-EXPERIMENT_VARS := DATA=$(EXPERIMENT) MIXTURES=256 PROXY_TOKENS=262144 TARGET_TOKENS=4194304 \
+EXPERIMENT_TARGET_TOKENS := 4194304
+EXPERIMENT_VARS := DATA=$(EXPERIMENT) MIXTURES=256 PROXY_TOKENS=262144 TARGET_TOKENS=$(EXPERIMENT_TARGET_TOKENS) \
     PROXY_FLAGS="$(PROXY_FLAGS) --eval-at 28,40,48,56 --keep-checkpoints" RUN_JOBS=$(shell nproc)
 experiment: experiment-runs
 	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/report.html
@@ -171,6 +188,9 @@ experiment-gpu: $(CORPUS)/.stamp | build
 # The optimum for the target's horizon (fit --at-tokens), judged on the experiment's corpus.
 # Every target is resumable: finished runs are skipped, unfinished ones resume.
 #   make backtest-a       fit on each proxy's first quarter, predict its end (no new runs)
+#   make experiment-results  the 256 proxies as a committed table (results/horizon/proxies-262k.csv):
+#                         trains only the mixtures it lacks, reusing finished runs
+#   make horizon-plain    plain RegMix's optimum, fitted on that table (no runs needed)
 #   make horizon-anchors  32 of the proxies' mixtures, the prior and the plain optimum trained
 #                         as the proxies are (warm-up 25 steps, constant rate) to 2M tokens:
 #                         their first 262k tokens are the proxies' own, step for step
@@ -178,37 +198,67 @@ experiment-gpu: $(CORPUS)/.stamp | build
 #                         fit reads
 #   make horizon-baselines  the prior and uniform as small targets × 4M tokens in each seed of
 #                         HORIZON_SEEDS: the final comparison's baselines (the optima join them)
+#   make horizon-verify   trains the first run of each committed table again, to its first
+#                         checkpointed evaluation, and checks it equals the table bit for bit
 # The targets train in rounds of one single-threaded target-train process per core (measured:
 # 4.5k tokens/s in all for two such processes against 4.2k for one of two threads). Their results are committed as CSV tables in
 # results/horizon/ (scripts/experiments/export-results.py --merge), which `collect --import-table`
 # reads back: a model already in its table is not trained again, so a table grows across
-# sessions (on fresh machines) until every model is in it.
+# sessions (on fresh machines) until every model is in it. Each table has its settings beside
+# it (<table>.settings.json: the flags below and what collect read from the runs): a merge of
+# other settings is refused, and so is skipping a table's models when this Makefile's flags or
+# the shards' tokenizer are not the table's (export-results.py --check).
 HORIZON := $(EXPERIMENT)/horizon
+RESULTS := results/horizon
+PROXIES_TABLE := $(RESULTS)/proxies-262k.csv
 ANCHOR_TOKENS := 2097152
 ANCHOR_FLAGS := --preset micro --tokens $(ANCHOR_TOKENS) --seed $(SEED) --batch-tokens 1024 --lr 3e-3 --eval-windows 16 \
     --warmup-steps 25 --eval-every 256 --eval-at 28,32,40,48,56,64,96,128,192,256,384,512,768,1024,1536
 HOLDOUT := $(HORIZON)/holdout
 HOLDOUT_COUNT := 12
+CHECK_TABLE = $(PY) scripts/experiments/export-results.py --check $(1) --flags "$(2)" --manifest $(EXPERIMENT)/shards/manifest.parquet
 backtest-a: experiment-runs | $(PY)
 	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(EXPERIMENT)/runs $(EXPERIMENT)/mixtures.parquet $(HORIZON)/backtest-a
 
-horizon-anchors: experiment-runs | $(PY)
-	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/optimum/optimum.parquet
+experiment-results: experiment-shards | $(PY)
+	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) RESULTS_TABLE=$(PROXIES_TABLE) results-table
+
+# The proxies read back from their committed table, and plain RegMix's optimum fitted on them
+# with `make experiment`'s fit and search: what the anchors and the final comparison train, on
+# any machine, whether or not it trained the proxies.
+PLAIN := $(HORIZON)/plain
+$(HORIZON)/proxies.parquet: $(PROXIES_TABLE) | build
+	mkdir -p $(HORIZON)
+	$(BIN)/collect --import-table $< --import-history $(<:.csv=.trajectories.csv) --output $@
+
+$(PLAIN)/fit/model.json: $(HORIZON)/proxies.parquet | build
+	$(BIN)/fit --dataset $< $(FIT_FLAGS) --output $(PLAIN)/fit
+
+$(PLAIN)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
+$(PLAIN)/optimum/optimum.parquet: $(PLAIN)/fit/model.json | experiment-shards
+	$(BIN)/optimize --fit $(PLAIN)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(PLAIN)/optimum $(OPTIMIZE_FLAGS)
+
+horizon-plain: $(PLAIN)/optimum/optimum.parquet
+
+horizon-anchors: $(PLAIN)/optimum/optimum.parquet | $(PY)
+	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/mixtures.parquet
+	$(call CHECK_TABLE,$(RESULTS)/anchors-2m.csv,$(ANCHOR_FLAGS))
+	$(call CHECK_TABLE,$(RESULTS)/anchors-named-2m.csv,$(ANCHOR_FLAGS) --min-lr 3e-3)
 	ids=$$(for i in $$(seq 0 31); do grep -q "^$$i," $(RESULTS)/anchors-2m.csv 2>/dev/null || echo $$i; done | paste -sd,); \
 	if [ -n "$$ids" ]; then pids=(); for i in $$(seq 0 $$(($(shell nproc) - 1))); do \
 	    $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids $$ids \
 	        --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1 --array-index $$i --array-count $(shell nproc) & pids+=($$!); \
 	done; for p in "$${pids[@]}"; do wait $$p; done; \
 	$(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet; \
-	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge; fi
-	todo="$(call pending,prior=prior regmix=$(EXPERIMENT)/optimum/optimum.parquet,$(RESULTS)/anchors-named-2m.csv)"; \
+	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge --flags "$(ANCHOR_FLAGS)"; fi
+	todo="$(call pending,prior=prior regmix=$(PLAIN)/optimum/optimum.parquet,$(RESULTS)/anchors-named-2m.csv)"; \
 	if [ -n "$$todo" ]; then $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HORIZON)/anchors-named $(ANCHOR_FLAGS) \
 	    --min-lr 3e-3 $$(for m in $$todo; do echo --mixture $$m; done); \
 	$(BIN)/collect --targets $(HORIZON)/anchors-named --output $(HORIZON)/anchors-named.parquet; \
-	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors-named.parquet $(RESULTS)/anchors-named-2m.csv --merge; fi
+	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors-named.parquet $(RESULTS)/anchors-named-2m.csv --merge \
+	    --flags "$(ANCHOR_FLAGS) --min-lr 3e-3"; fi
 
-HORIZON_TARGET := --preset $(TARGET_PRESET) --tokens 4194304 $(TARGET_FLAGS)
-RESULTS := results/horizon
+HORIZON_TARGET := --preset $(TARGET_PRESET) --tokens $(EXPERIMENT_TARGET_TOKENS) $(TARGET_FLAGS)
 
 $(HOLDOUT)/mixtures.parquet: | experiment-shards
 	mkdir -p $(HOLDOUT)
@@ -218,6 +268,7 @@ $(HOLDOUT)/mixtures.parquet: | experiment-shards
 pending = $$(for m in $(1); do grep -q "^$${m%%=*}," $(2) 2>/dev/null || printf '%s ' $$m; done)
 
 horizon-holdout: $(HOLDOUT)/mixtures.parquet | $(PY)
+	$(call CHECK_TABLE,$(RESULTS)/holdout-4m.csv,$(HORIZON_TARGET) --seed $(SEED))
 	todo="$(call pending,$$(for i in $$(seq 0 $$(($(HOLDOUT_COUNT) - 1))); do echo m$$i=$(HOLDOUT)/mixtures.parquet#$$i; done),$(RESULTS)/holdout-4m.csv)"; \
 	if [ -n "$$todo" ]; then $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
 	    TRAIN_DIR=$(HOLDOUT)/target TRAIN_SEED=$(SEED) TRAIN_RESULTS=$(RESULTS)/holdout-4m.csv; \
@@ -227,6 +278,7 @@ HORIZON_SEEDS := 42 43
 FINAL := $(HORIZON)/final
 horizon-baselines: experiment-shards | $(PY)
 	for s in $(HORIZON_SEEDS); do \
+	    $(call CHECK_TABLE,$(RESULTS)/final-seed-$$s.csv,$(HORIZON_TARGET) --seed $$s); \
 	    todo="$(call pending,prior=prior uniform=uniform,$(RESULTS)/final-seed-$$s.csv)"; \
 	    [ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
 	        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$(RESULTS)/final-seed-$$s.csv; \
@@ -235,8 +287,8 @@ horizon-baselines: experiment-shards | $(PY)
 # Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_SEED in rounds of one model per
 # core (one thread each); after each round it collects the finished models and merges them into
 # the committed table TRAIN_RESULTS (export-results.py --merge: a model already there must have
-# the same values), so results land as they finish. A last pass trains nothing and writes
-# comparison.parquet over all of TRAIN_MODELS.
+# the same values and the table's settings), so results land as they finish. A last pass trains
+# nothing and writes comparison.parquet over all of TRAIN_MODELS.
 horizon-train:
 	ms=($(TRAIN_MODELS)); n=$(shell nproc); \
 	for ((k = 0; k < $${#ms[@]}; k += n)); do pids=(); \
@@ -245,10 +297,39 @@ horizon-train:
 	            --threads 1 --mixture "$$m" & pids+=($$!); \
 	    done; for p in "$${pids[@]}"; do wait $$p; done; \
 	    $(BIN)/collect --targets $(TRAIN_DIR) --output $(TRAIN_DIR).parquet; \
-	    $(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge; \
+	    $(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge \
+	        --flags "$(HORIZON_TARGET) --seed $(TRAIN_SEED)"; \
 	done
 	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(HORIZON_TARGET) --seed $(TRAIN_SEED) \
 	    $$(for m in $(TRAIN_MODELS); do echo --mixture $$m; done)
+
+# Reproduces the committed tables on this machine: the first run of each (m0, the prior, the
+# proxies' mixture 0) is trained again into $(VERIFY) to the table's first evaluation of it
+# (a target stops there, at its first checkpoint: --stop-after; a proxy, 52 s, runs to the end)
+# and compared with the table, bit for bit (export-results.py --verify). A table committed
+# before settings were recorded gets them from its probe.
+VERIFY := $(HORIZON)/verify
+first_step = $$(awk -F, 'NR == 2 { print $$2 }' $(basename $(1)).trajectories.csv)
+horizon-verify: $(HOLDOUT)/mixtures.parquet | $(PY)
+	rm -rf $(VERIFY)
+	[ ! -f $(RESULTS)/holdout-4m.csv ] || $(MAKE) --no-print-directory -o build -o setup verify-target \
+	    VERIFY_TABLE=$(RESULTS)/holdout-4m.csv VERIFY_MODEL=m0=$(HOLDOUT)/mixtures.parquet#0 VERIFY_SEED=$(SEED)
+	for s in $(HORIZON_SEEDS); do [ ! -f $(RESULTS)/final-seed-$$s.csv ] || $(MAKE) --no-print-directory -o build -o setup \
+	    verify-target VERIFY_TABLE=$(RESULTS)/final-seed-$$s.csv VERIFY_MODEL=prior=prior VERIFY_SEED=$$s; done
+	[ ! -f $(PROXIES_TABLE) ] || $(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) verify-proxies
+
+verify-target:
+	mkdir -p $(VERIFY); d=$(VERIFY)/$(notdir $(basename $(VERIFY_TABLE))); step=$(call first_step,$(VERIFY_TABLE)); \
+	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $$d $(HORIZON_TARGET) --seed $(VERIFY_SEED) --threads 1 \
+	    --mixture $(VERIFY_MODEL) --stop-after $$step 2> $$d.log || grep -q "stopped after $$step steps" $$d.log || { cat $$d.log; exit 1; }; \
+	$(BIN)/collect --targets $$d --step $$step --output $$d.parquet; \
+	$(PY) scripts/experiments/export-results.py --verify $$d.parquet $(VERIFY_TABLE) --flags "$(HORIZON_TARGET) --seed $(VERIFY_SEED)"
+
+verify-proxies: $(DATA)/mixtures.parquet
+	mkdir -p $(VERIFY)
+	$(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(VERIFY)/proxies --ids 0 $(PROXY_TRAIN_FLAGS) --threads 1
+	$(BIN)/collect --runs $(VERIFY)/proxies --mixtures $(DATA)/mixtures.parquet --output $(VERIFY)/proxies.parquet
+	$(PY) scripts/experiments/export-results.py --verify $(VERIFY)/proxies.parquet $(PROXIES_TABLE) --flags "$(PROXY_TRAIN_FLAGS)"
 
 # collect → fit → optimize on the paper's published proxy runs (the golden data).
 $(PAPER_OUT)/train.parquet $(PAPER_OUT)/test_1m.parquet $(PAPER_OUT)/test_60m.parquet &: | build

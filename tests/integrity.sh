@@ -198,6 +198,39 @@ printf 'train:\n  train_code: 0.5\n  train_prose: 0.5\n' > "$work/two.yaml"
 expect_ok "a mixture file naming two of three domains says the third trains at weight 0" 'grep -q "names no weight for 1 of the shards. domains (config)" "$work/err"' -- \
     "${proxy[@]}" --mixtures "$work/two.yaml" --output "$work/r-two" --tokens 2048
 
+echo "== 6. a committed results table grows, and is skipped, only under its own settings"
+export_results=("$py" "$root/scripts/experiments/export-results.py")
+rt=(--mixtures "$work/mixtures.parquet" --tokens 4096 --eval-every 2 --checkpoint-every 2)
+"${proxy[@]}" "${rt[@]}" --output "$work/rt-runs" --ids 0,1 2>/dev/null
+"$bin/collect" --runs "$work/rt-runs" --mixtures "$work/mixtures.parquet" --output "$work/rt-a.parquet" 2>/dev/null
+expect_ok "a results table records the flags and the runs' settings beside it" \
+    'grep -q "\"flags\": \"A\"" "$work/results/t.settings.json" && grep -q "shards_sha256" "$work/results/t.settings.json"' -- \
+    "${export_results[@]}" "$work/rt-a.parquet" "$work/results/t.csv" --merge --flags A
+expect_error "a merge under other flags" "trained with other settings than the table" "flags: 'A' vs 'B'" -- \
+    "${export_results[@]}" "$work/rt-a.parquet" "$work/results/t.csv" --merge --flags B
+"${proxy[@]}" "${rt[@]}" --output "$work/rt-lr" --ids 2 --lr 1e-3 2>/dev/null
+"$bin/collect" --runs "$work/rt-lr" --mixtures "$work/mixtures.parquet" --output "$work/rt-lr.parquet" 2>/dev/null
+expect_error "a merge of a new run trained at another learning rate" "run_settings.train.lr" -- \
+    "${export_results[@]}" "$work/rt-lr.parquet" "$work/results/t.csv" --merge --flags A
+expect_ok "a refused merge leaves the table as it was" '[ "$(wc -l < "$work/results/t.csv")" = 3 ]' -- true
+expect_error "skipping a table's runs under other flags" "this target trains with 'B'" -- \
+    "${export_results[@]}" --check "$work/results/t.csv" --flags B --manifest "$work/shards/manifest.parquet"
+expect_ok "skipping a table's runs under its own settings" 'grep -q "settings are this target" "$work/out"' -- \
+    "${export_results[@]}" --check "$work/results/t.csv" --flags A --manifest "$work/shards/manifest.parquet"
+mkdir -p "$work/bare" && cp "$work/results/t.csv" "$work/results/t.trajectories.csv" "$work/bare/"
+expect_error "skipping the runs of a table that records no settings" "records no settings" -- \
+    "${export_results[@]}" --check "$work/bare/t.csv" --flags A --manifest "$work/shards/manifest.parquet"
+"${proxy[@]}" "${rt[@]}" --output "$work/rt-probe" --ids 0 --stop-after 4 2> "$work/err" || true
+"$bin/collect" --runs "$work/rt-probe" --mixtures "$work/mixtures.parquet" --step 4 --output "$work/rt-probe.parquet" 2>/dev/null
+expect_ok "a run trained again to step 4 reproduces the table, and the check is recorded" \
+    'grep -q "\"step\": 4" "$work/results/t.settings.json"' -- \
+    "${export_results[@]}" --verify "$work/rt-probe.parquet" "$work/results/t.csv" --flags A
+expect_ok "the probe records the settings of a table that had none" '[ -f "$work/bare/t.settings.json" ]' -- \
+    "${export_results[@]}" --verify "$work/rt-probe.parquet" "$work/bare/t.csv" --flags A
+awk -F, -v OFS=, 'NR == 2 { $6 = "9.5" } { print }' "$work/results/t.trajectories.csv" > "$work/bare/x" && mv "$work/bare/x" "$work/bare/t.trajectories.csv"
+expect_error "a table whose loss was changed is not reproduced" "re-trained here gives other values" "the table is not reproduced" -- \
+    "${export_results[@]}" --verify "$work/rt-probe.parquet" "$work/bare/t.csv" --flags A
+
 echo
 echo "== integrity battery: $((good + weak + bad)) cases: $good good, $weak weak, $bad bad =="
 for r in "${report[@]}"; do echo "  $r"; done

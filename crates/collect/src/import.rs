@@ -74,6 +74,11 @@ fn number(path: &Path, row: usize, col: &str, s: &str) -> Result<f64> {
     Ok(v)
 }
 
+/// A cell that must be a whole number ≥ 0 (tokens, steps), or an error naming file, row and column.
+fn whole(path: &Path, row: usize, col: &str, s: &str) -> Result<u64> {
+    s.parse::<u64>().map_err(|_| anyhow::anyhow!("{}: row {row}, column `{col}`: {s:?} is not a whole number ≥ 0", path.display()))
+}
+
 /// The run-id column: `run_id` or `run` (olmix writes the first, its loaders accept both).
 fn run_column(path: &Path, c: &Cells) -> Result<Option<usize>> {
     let found: Vec<usize> = c.header.iter().enumerate().filter(|(_, h)| *h == "run_id" || *h == "run").map(|(i, _)| i).collect();
@@ -209,12 +214,11 @@ fn positions_of(path: &Path, c: &Cells) -> Result<Vec<(u64, u64)>> {
     if t.is_none() && s.is_none() {
         return Ok(Vec::new());
     }
-    let whole = |line: usize, k: Option<usize>, row: &[String]| -> Result<u64> {
+    let at = |line: usize, k: Option<usize>, row: &[String]| -> Result<u64> {
         let Some(k) = k else { return Ok(0) };
-        let cell = row.get(k).map(String::as_str).unwrap_or("");
-        cell.parse::<u64>().map_err(|_| anyhow::anyhow!("{}: row {line}, column `{}`: {cell:?} is not a whole number ≥ 0", path.display(), c.header[k]))
+        whole(path, line, &c.header[k], row.get(k).map(String::as_str).unwrap_or(""))
     };
-    c.rows.iter().enumerate().map(|(r, row)| Ok((whole(r + 2, t, row)?, whole(r + 2, s, row)?))).collect()
+    c.rows.iter().enumerate().map(|(r, row)| Ok((at(r + 2, t, row)?, at(r + 2, s, row)?))).collect()
 }
 
 /// A wide table, one row per run (CSV, or Parquet by its extension): an optional `run_id` or
@@ -287,10 +291,7 @@ pub fn import_history(path: &Path, ds: &Dataset) -> Result<Trajectories> {
         let line = r + 2;
         let cell = |k: usize| row.get(k).map(String::as_str).unwrap_or("");
         let id = *ids.get(cell(run)).with_context(|| format!("{}: row {line}, column `{}`: run `{}` is not in the table", path.display(), c.header[run], cell(run)))?;
-        let whole = |k: usize| -> Result<u64> {
-            cell(k).parse::<u64>().map_err(|_| anyhow::anyhow!("{}: row {line}, column `{}`: {:?} is not a whole number ≥ 0", path.display(), c.header[k], cell(k)))
-        };
-        let (s, t) = (whole(step)?, whole(tokens)?);
+        let (s, t) = (whole(path, line, &c.header[step], cell(step))?, whole(path, line, &c.header[tokens], cell(tokens))?);
         if let Some(first) = seen.insert((id, s), line) {
             bail!("{}: row {line}: run `{}` at step {s} is also row {first}", path.display(), cell(run));
         }

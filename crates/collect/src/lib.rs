@@ -92,11 +92,24 @@ pub struct Dataset {
     pub status: Vec<String>,
     pub weights: Vec<Vec<f64>>,
     pub losses: Vec<Vec<Option<f64>>>,
+    /// What every run was trained with, less its mixture (checked alike): `null` for imports.
+    pub settings: serde_json::Value,
 }
 
 impl Dataset {
     pub fn empty(domains: Vec<String>, eval_domains: Vec<String>) -> Self {
-        Dataset { domains, eval_domains, ids: vec![], runs: vec![], tokens: vec![], steps: vec![], status: vec![], weights: vec![], losses: vec![] }
+        Dataset {
+            domains,
+            eval_domains,
+            ids: vec![],
+            runs: vec![],
+            tokens: vec![],
+            steps: vec![],
+            status: vec![],
+            weights: vec![],
+            losses: vec![],
+            settings: serde_json::Value::Null,
+        }
     }
 
     /// Writes the dataset; `trajectories` names the trajectories file written beside it, whose
@@ -108,7 +121,11 @@ impl Dataset {
             Some(p) => (p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(), digest::sha256_file(p)?),
             None => (String::new(), String::new()),
         };
-        let md = vec![("regmix.trajectories".to_string(), name), ("regmix.trajectories_sha256".to_string(), sha)];
+        let md = vec![
+            ("regmix.trajectories".to_string(), name),
+            ("regmix.trajectories_sha256".to_string(), sha),
+            ("regmix.run_settings".to_string(), self.settings.to_string()),
+        ];
         let mut cols = vec![
             col::u32(self.ids.clone()),
             col::str(&self.runs),
@@ -349,7 +366,8 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
     if ds.ids.is_empty() {
         bail!("no usable run in {} ({} runs)", root.display(), refs.len());
     }
-    let train = settings.first().map(|(_, s)| s["train"].clone()).unwrap_or(serde_json::Value::Null);
+    ds.settings = settings.first().map(|(_, s)| s.clone()).unwrap_or(serde_json::Value::Null);
+    let train = ds.settings["train"].clone();
     let traj = Trajectories { domains, eval_domains: ds.eval_domains.clone(), train, points };
     Ok((ds, traj))
 }

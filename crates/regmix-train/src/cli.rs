@@ -74,8 +74,11 @@ pub struct TrainArgs {
     /// another mixture (without it, such a run is an error that names the differences).
     #[arg(long)]
     pub retrain: bool,
-    /// Testing aid: exit with an error after N steps of this invocation, as if killed.
-    #[arg(long, hide = true, value_name = "N")]
+    /// Stop with an error after N steps of this invocation, as if killed: the last checkpoint
+    /// and the metrics so far stay and a rerun resumes. With N a multiple of --checkpoint-every,
+    /// a probe of a run's first steps (`collect --step N` reads it), as `make horizon-verify`
+    /// uses it.
+    #[arg(long, value_name = "N")]
     pub stop_after: Option<u64>,
 }
 
