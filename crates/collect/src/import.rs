@@ -23,6 +23,12 @@ use crate::{Dataset, IMPORTED};
 /// are rounded to a few decimals). Rows within it are renormalised.
 pub const SUM_TOLERANCE: f64 = 0.01;
 
+/// A row whose weights sum to 1 within this (the rounding of summing weights that are exactly a
+/// mixture, as our own datasets' are) is kept as written, not renormalised: dividing by a sum
+/// one ulp off 1 would change weights in their last bit, and a table exported from a dataset
+/// would no longer read back as that dataset (nor fit to the same model).
+pub const EXACT_SUM: f64 = 1e-12;
+
 /// A table read as text cells: header and rows (1-based row numbers in errors, as a
 /// spreadsheet shows them, the header being row 1).
 struct Cells {
@@ -131,7 +137,7 @@ fn weights_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize], domain
         if (sum - 1.0).abs() > SUM_TOLERANCE {
             bail!("{}: row {line}: the weights sum to {sum}, not 1 (within {SUM_TOLERANCE})", path.display());
         }
-        out.push((id, w.iter().map(|x| x / sum).collect()));
+        out.push((id, if (sum - 1.0).abs() <= EXACT_SUM { w } else { w.iter().map(|x| x / sum).collect() }));
     }
     if out.is_empty() {
         bail!("{}: no rows", path.display());

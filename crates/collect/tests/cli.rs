@@ -206,6 +206,20 @@ fn a_wide_table_imports_with_its_weight_prefix_and_named_metrics() {
 }
 
 #[test]
+fn weights_summing_to_1_up_to_float_rounding_import_as_written() {
+    // 0.7 + 0.2 + 0.1 is 0.9999999999999999 in f64: dividing by it would move 0.7 by one ulp, and
+    // an exported dataset would not read back as itself.
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(dir.path(), "t.csv", "run,weight.web,weight.code,weight.math,valid_loss.web\nm0,0.7,0.2,0.1,4.25\n");
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--import-table").arg(&p).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_parquet(&out, Schema::get("dataset")).unwrap();
+    let w: Vec<u64> = ["web", "code", "math"].iter().map(|d| t.f64_values(&format!("weight.{d}")).unwrap()[0].to_bits()).collect();
+    assert_eq!(w, [0.7f64.to_bits(), 0.2f64.to_bits(), 0.1f64.to_bits()]);
+}
+
+#[test]
 fn a_wide_tables_tokens_and_steps_columns_say_where_each_row_was_measured() {
     let dir = tempfile::tempdir().unwrap();
     let p = file(dir.path(), "targets.csv", "run,tokens,steps,weight.web,weight.code,valid_loss.web\nm0,4194304,1024,0.5,0.5,4.25\nm1,2097152,512,0.9,0.1,4.5\n");
