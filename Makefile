@@ -153,7 +153,8 @@ demo: $(DATA)/report.html | $(PY)
 # process fell to 1.5k: its threads wait on each other.
 EXPERIMENT := data-experiment
 EXPERIMENT_TARGET_TOKENS := 4194304
-EXPERIMENT_VARS := DATA=$(EXPERIMENT) MIXTURES=256 PROXY_TOKENS=262144 TARGET_TOKENS=$(EXPERIMENT_TARGET_TOKENS) \
+EXPERIMENT_MIXTURES := 256
+EXPERIMENT_VARS := DATA=$(EXPERIMENT) MIXTURES=$(EXPERIMENT_MIXTURES) PROXY_TOKENS=262144 TARGET_TOKENS=$(EXPERIMENT_TARGET_TOKENS) \
     PROXY_FLAGS="$(PROXY_FLAGS) --eval-at 28,40,48,56 --keep-checkpoints" RUN_JOBS=$(shell nproc)
 experiment: experiment-runs
 	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/report.html
@@ -228,6 +229,8 @@ experiment-results: experiment-shards | $(PY)
 # any machine, whether or not it trained the proxies.
 PLAIN := $(HORIZON)/plain
 $(HORIZON)/proxies.parquet: $(PROXIES_TABLE) | build
+	n=$$(($$(wc -l < $<) - 1)); [ $$n = $(EXPERIMENT_MIXTURES) ] || \
+	    { echo "$<: $$n of the $(EXPERIMENT_MIXTURES) proxies; \`make experiment-results\` trains the rest" >&2; exit 2; }
 	mkdir -p $(HORIZON)
 	$(BIN)/collect --import-table $< --import-history $(<:.csv=.trajectories.csv) --output $@
 
