@@ -148,7 +148,7 @@ demo: $(DATA)/report.html | $(PY)
 # The proxies also evaluate at steps 28-56 (six evaluations after warm-up in their first quarter,
 # for the horizon backtest) and keep their checkpoints. One process of one thread per core (a
 # run's result depends on neither): measured on 2 cores, about 5.0k tokens/s per process
-# (10.1k in all) against 10.9k for one process of two threads when nothing else runs, but a
+# (3.4-3.9k on another 2-core machine on 2026-12-02) (10.1k in all) against 10.9k for one process of two threads when nothing else runs, but a
 # compile beside them left each single-threaded process about 2k tokens/s where the two-thread
 # process fell to 1.5k: its threads wait on each other.
 EXPERIMENT := data-experiment
