@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-baselines horizon-train horizon-verify verify-target verify-proxies
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-train horizon-verify verify-target verify-proxies
 
 all: build
 
@@ -219,7 +219,7 @@ HOLDOUT := $(HORIZON)/holdout
 HOLDOUT_COUNT := 12
 CHECK_TABLE = $(PY) scripts/experiments/export-results.py --check $(1) --flags "$(2)" --manifest $(EXPERIMENT)/shards/manifest.parquet
 backtest-a: experiment-runs | $(PY)
-	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(EXPERIMENT)/runs $(EXPERIMENT)/mixtures.parquet $(HORIZON)/backtest-a
+	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(HORIZON)/backtest-a --runs $(EXPERIMENT)/runs --mixtures $(EXPERIMENT)/mixtures.parquet
 
 experiment-results: experiment-shards | $(PY)
 	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) RESULTS_TABLE=$(PROXIES_TABLE) results-table
@@ -243,23 +243,27 @@ $(PLAIN)/optimum/optimum.parquet: $(PLAIN)/fit/model.json | experiment-shards
 
 horizon-plain: $(PLAIN)/optimum/optimum.parquet
 
+# The prior and the plain optimum first (one target-train process each), then the missing ones
+# of mixtures 0-31 in rounds of one single-threaded proxy-train process per core; each round's
+# runs are merged into the committed table as it ends, so an interrupted session loses at most
+# one round (and a rerun resumes it from its last checkpoint).
+ANCHOR_NAMED_FLAGS := $(ANCHOR_FLAGS) --min-lr 3e-3
 horizon-anchors: $(PLAIN)/optimum/optimum.parquet | $(PY)
 	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/mixtures.parquet
 	$(call CHECK_TABLE,$(RESULTS)/anchors-2m.csv,$(ANCHOR_FLAGS))
-	$(call CHECK_TABLE,$(RESULTS)/anchors-named-2m.csv,$(ANCHOR_FLAGS) --min-lr 3e-3)
-	ids=$$(for i in $$(seq 0 31); do grep -q "^$$i," $(RESULTS)/anchors-2m.csv 2>/dev/null || echo $$i; done | paste -sd,); \
-	if [ -n "$$ids" ]; then pids=(); for i in $$(seq 0 $$(($(shell nproc) - 1))); do \
-	    $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids $$ids \
-	        --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1 --array-index $$i --array-count $(shell nproc) & pids+=($$!); \
-	done; for p in "$${pids[@]}"; do wait $$p; done; \
-	$(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet; \
-	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge --flags "$(ANCHOR_FLAGS)"; fi
+	$(call CHECK_TABLE,$(RESULTS)/anchors-named-2m.csv,$(ANCHOR_NAMED_FLAGS))
 	todo="$(call pending,prior=prior regmix=$(PLAIN)/optimum/optimum.parquet,$(RESULTS)/anchors-named-2m.csv)"; \
-	if [ -n "$$todo" ]; then $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(HORIZON)/anchors-named $(ANCHOR_FLAGS) \
-	    --min-lr 3e-3 $$(for m in $$todo; do echo --mixture $$m; done); \
-	$(BIN)/collect --targets $(HORIZON)/anchors-named --output $(HORIZON)/anchors-named.parquet; \
-	$(PY) scripts/experiments/export-results.py $(HORIZON)/anchors-named.parquet $(RESULTS)/anchors-named-2m.csv --merge \
-	    --flags "$(ANCHOR_FLAGS) --min-lr 3e-3"; fi
+	[ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
+	    TRAIN_DIR=$(HORIZON)/anchors-named TRAIN_FLAGS="$(ANCHOR_NAMED_FLAGS)" TRAIN_RESULTS=$(RESULTS)/anchors-named-2m.csv
+	ids=($$(for i in $$(seq 0 31); do grep -q "^$$i," $(RESULTS)/anchors-2m.csv 2>/dev/null || echo $$i; done)); n=$(shell nproc); \
+	for ((k = 0; k < $${#ids[@]}; k += n)); do pids=(); \
+	    for i in "$${ids[@]:k:n}"; do \
+	        $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids $$i \
+	            --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1 & pids+=($$!); \
+	    done; for p in "$${pids[@]}"; do wait $$p; done; \
+	    $(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet; \
+	    $(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge --flags "$(ANCHOR_FLAGS)"; \
+	done
 
 HORIZON_TARGET := --preset $(TARGET_PRESET) --tokens $(EXPERIMENT_TARGET_TOKENS) $(TARGET_FLAGS)
 
@@ -277,33 +281,78 @@ horizon-holdout: $(HOLDOUT)/mixtures.parquet | $(PY)
 	    TRAIN_DIR=$(HOLDOUT)/target TRAIN_SEED=$(SEED) TRAIN_RESULTS=$(RESULTS)/holdout-4m.csv; \
 	else echo "horizon-holdout: every model is in $(RESULTS)/holdout-4m.csv"; fi
 
+# Backtest B: the 256 proxies, seen to their end (262k tokens), predict the anchors (the same
+# runs continued to 2M) out of fold; the prior and the plain optimum at 2M are shown beside.
+# Reads the committed tables only: it scores the anchors committed so far.
+BACKTEST_B := $(HORIZON)/backtest-b
+backtest-b: $(HORIZON)/proxies.parquet | $(PY)
+	mkdir -p $(BACKTEST_B)
+	for t in anchors-2m anchors-named-2m; do $(BIN)/collect --import-table $(RESULTS)/$$t.csv \
+	    --import-history $(RESULTS)/$$t.trajectories.csv --output $(BACKTEST_B)/$$t.parquet || exit 1; done
+	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(BACKTEST_B) --seen $(HORIZON)/proxies.parquet \
+	    --truth $(BACKTEST_B)/anchors-2m.parquet --named $(BACKTEST_B)/anchors-named-2m.parquet
+
+# The horizon-aware optimum: the proxies with the anchors in place of their first 32 runs (the
+# same runs continued: extend-runs.py checks it) and the two named anchors, fitted by the law at
+# the target's tokens (fit --at-tokens) and searched with the plain optimum's settings. Fixed
+# before any target trains it. It needs every anchor.
+AT_TARGET := $(HORIZON)/at-target
+$(AT_TARGET)/runs.csv: $(PROXIES_TABLE) $(RESULTS)/anchors-2m.csv $(RESULTS)/anchors-named-2m.csv | $(PY)
+	n=$$(($$(wc -l < $(RESULTS)/anchors-2m.csv) - 1)); [ $$n = 32 ] || \
+	    { echo "$(RESULTS)/anchors-2m.csv: $$n of the 32 anchors; \`make horizon-anchors\` trains the rest" >&2; exit 2; }
+	mkdir -p $(AT_TARGET)
+	$(PY) scripts/experiments/extend-runs.py $^ --output $@
+
+$(AT_TARGET)/runs.parquet: $(AT_TARGET)/runs.csv | build
+	$(BIN)/collect --import-table $< --import-history $(<:.csv=.trajectories.csv) --output $@
+
+$(AT_TARGET)/fit/model.json: $(AT_TARGET)/runs.parquet | build
+	$(BIN)/fit --dataset $< $(FIT_FLAGS) --at-tokens $(EXPERIMENT_TARGET_TOKENS) --output $(AT_TARGET)/fit
+
+$(AT_TARGET)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
+$(AT_TARGET)/optimum/optimum.parquet: $(AT_TARGET)/fit/model.json | experiment-shards
+	$(BIN)/optimize --fit $(AT_TARGET)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(AT_TARGET)/optimum $(OPTIMIZE_FLAGS)
+
+horizon-optimum: $(AT_TARGET)/optimum/optimum.parquet
+
+# The final comparison, small targets × 4M tokens in each seed of HORIZON_SEEDS:
+# horizon-baselines trains the prior and uniform (they need no fit), horizon-final adds plain
+# RegMix's optimum and the horizon-aware one.
 HORIZON_SEEDS := 42 43
 FINAL := $(HORIZON)/final
+FINAL_BASELINES := prior=prior uniform=uniform
+FINAL_OPTIMA := regmix=$(PLAIN)/optimum/optimum.parquet horizon=$(AT_TARGET)/optimum/optimum.parquet
+define final_models
+for s in $(HORIZON_SEEDS); do \
+    $(call CHECK_TABLE,$(RESULTS)/final-seed-$$s.csv,$(HORIZON_TARGET) --seed $$s); \
+    todo="$(call pending,$(1),$(RESULTS)/final-seed-$$s.csv)"; \
+    [ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
+        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$(RESULTS)/final-seed-$$s.csv || exit 1; \
+done
+endef
 horizon-baselines: experiment-shards | $(PY)
-	for s in $(HORIZON_SEEDS); do \
-	    $(call CHECK_TABLE,$(RESULTS)/final-seed-$$s.csv,$(HORIZON_TARGET) --seed $$s); \
-	    todo="$(call pending,prior=prior uniform=uniform,$(RESULTS)/final-seed-$$s.csv)"; \
-	    [ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
-	        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$(RESULTS)/final-seed-$$s.csv; \
-	done
+	$(call final_models,$(FINAL_BASELINES))
 
-# Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_SEED in rounds of one model per
-# core (one thread each); after each round it collects the finished models and merges them into
+horizon-final: $(PLAIN)/optimum/optimum.parquet $(AT_TARGET)/optimum/optimum.parquet | $(PY)
+	$(call final_models,$(FINAL_BASELINES) $(FINAL_OPTIMA))
+
+# Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_FLAGS (the targets' flags and
+# TRAIN_SEED unless given) in rounds of one model per core (one thread each); after each round it collects the finished models and merges them into
 # the committed table TRAIN_RESULTS (export-results.py --merge: a model already there must have
 # the same values and the table's settings), so results land as they finish. A last pass trains
 # nothing and writes comparison.parquet over all of TRAIN_MODELS.
+TRAIN_FLAGS = $(HORIZON_TARGET) --seed $(TRAIN_SEED)
 horizon-train:
 	ms=($(TRAIN_MODELS)); n=$(shell nproc); \
 	for ((k = 0; k < $${#ms[@]}; k += n)); do pids=(); \
 	    for m in "$${ms[@]:k:n}"; do \
-	        $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(HORIZON_TARGET) --seed $(TRAIN_SEED) \
+	        $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
 	            --threads 1 --mixture "$$m" & pids+=($$!); \
 	    done; for p in "$${pids[@]}"; do wait $$p; done; \
 	    $(BIN)/collect --targets $(TRAIN_DIR) --output $(TRAIN_DIR).parquet; \
-	    $(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge \
-	        --flags "$(HORIZON_TARGET) --seed $(TRAIN_SEED)"; \
+	    $(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge --flags "$(TRAIN_FLAGS)"; \
 	done
-	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(HORIZON_TARGET) --seed $(TRAIN_SEED) \
+	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
 	    $$(for m in $(TRAIN_MODELS); do echo --mixture $$m; done)
 
 # Reproduces the committed tables on this machine: the first run of each (m0, the prior, the

@@ -231,6 +231,26 @@ awk -F, -v OFS=, 'NR == 2 { $6 = "9.5" } { print }' "$work/results/t.trajectorie
 expect_error "a table whose loss was changed is not reproduced" "re-trained here gives other values" "the table is not reproduced" -- \
     "${export_results[@]}" --verify "$work/rt-probe.parquet" "$work/bare/t.csv" --flags A
 
+echo "== 7. a longer run joins a table in place of its run only if it is that run continued"
+extend=("$py" "$root/scripts/experiments/extend-runs.py")
+long=(--mixtures "$work/mixtures.parquet" --tokens 16384 --eval-every 2 --checkpoint-every 2 --ids 0)
+"${proxy[@]}" "${long[@]}" --warmup-steps 0 --output "$work/rt-long" 2>/dev/null
+"$bin/collect" --runs "$work/rt-long" --mixtures "$work/mixtures.parquet" --output "$work/rt-long.parquet" 2>/dev/null
+"${export_results[@]}" "$work/rt-long.parquet" "$work/results/long.csv" --flags L > /dev/null
+mkdir -p "$work/joined"
+expect_ok "a run trained further replaces its shorter run, which it equals where both evaluated" \
+    '[ "$(awk -F, '"'"'$1 == 0 { print $2 }'"'"' "$work/joined/t.csv")" = 16384 ] && grep -q "2 runs: 1 continued" "$work/out"' -- \
+    "${extend[@]}" "$work/results/t.csv" "$work/results/long.csv" --output "$work/joined/t.csv"
+"${proxy[@]}" "${long[@]}" --warmup-steps 2 --output "$work/rt-warm" 2>/dev/null
+"$bin/collect" --runs "$work/rt-warm" --mixtures "$work/mixtures.parquet" --output "$work/rt-warm.parquet" 2>/dev/null
+"${export_results[@]}" "$work/rt-warm.parquet" "$work/results/warm.csv" --flags W > /dev/null
+expect_error "a longer run of the same mixture trained otherwise (another warm-up)" "not the same run continued" -- \
+    "${extend[@]}" "$work/results/t.csv" "$work/results/warm.csv" --output "$work/joined/w.csv"
+awk -F, -v OFS=, 'NR == 2 { $4 = ($4 == "0.0" ? "0.5" : "0.0") } { print }' "$work/results/long.csv" > "$work/joined/other.csv"
+cp "$work/results/long.trajectories.csv" "$work/joined/other.trajectories.csv"
+expect_error "a longer run under a table run's name but of another mixture" "not the same mixture" -- \
+    "${extend[@]}" "$work/results/t.csv" "$work/joined/other.csv" --output "$work/joined/o.csv"
+
 echo
 echo "== integrity battery: $((good + weak + bad)) cases: $good good, $weak weak, $bad bad =="
 for r in "${report[@]}"; do echo "  $r"; done
