@@ -165,6 +165,27 @@ mod tests {
     }
 
     #[test]
+    fn floats_read_back_from_a_document_bit_for_bit() {
+        // A finished run's settings are compared with a rerun's exactly, so a float must parse
+        // back to the value written: serde_json's default parser is up to an ulp off (it needs
+        // `float_roundtrip`), and a prior's weights then made a finished run "another run".
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values = vec![0.09857920103730371, 0.09611410340621189, 0.1 + 0.2, 1.0 / 3.0];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x >> 11) as f64 / (1u64 << 53) as f64);
+        }
+        let text = serde_json::to_string(&values).unwrap();
+        let back: Vec<f64> = serde_json::from_str(&text).unwrap();
+        let wrong = values.iter().zip(&back).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(wrong, 0, "{wrong} of {} floats came back changed", values.len());
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value, serde_json::to_value(&values).unwrap());
+    }
+
+    #[test]
     fn differences_name_each_leaf_that_changed() {
         let a = serde_json::json!({"train": {"tokens": 8192, "lr": 0.003}, "weights": [0.5, 0.5]});
         let b = serde_json::json!({"train": {"tokens": 16384, "lr": 0.003}, "weights": [0.25, 0.75]});
