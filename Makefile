@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-train horizon-verify verify-target verify-proxies
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-score horizon-train horizon-verify verify-target verify-proxies
 
 all: build
 
@@ -199,6 +199,7 @@ experiment-gpu: $(CORPUS)/.stamp | build
 #                         fit reads
 #   make horizon-baselines  the prior and uniform as small targets × 4M tokens in each seed of
 #                         HORIZON_SEEDS: the final comparison's baselines (the optima join them)
+#   make horizon-score    the held-out targets ranked by each fit (reads the committed tables)
 #   make horizon-verify   trains the first run of each committed table again, to its first
 #                         checkpointed evaluation, and checks it equals the table bit for bit
 # The targets train in rounds of one single-threaded target-train process per core (measured:
@@ -314,6 +315,18 @@ $(AT_TARGET)/optimum/optimum.parquet: $(AT_TARGET)/fit/model.json | experiment-s
 	$(BIN)/optimize --fit $(AT_TARGET)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(AT_TARGET)/optimum $(OPTIMIZE_FLAGS)
 
 horizon-optimum: $(AT_TARGET)/optimum/optimum.parquet
+
+# The held-out targets scored (the committed table so far): the horizon optimum's fit, plain
+# RegMix's and a plain fit on the anchors alone, each refitted as its optimum was and ranking
+# targets no fit read, beside each target's own loss at a quarter of its tokens.
+HELDOUT := $(HORIZON)/heldout
+horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet | $(PY)
+	mkdir -p $(HELDOUT)
+	$(BIN)/collect --import-table $(RESULTS)/holdout-4m.csv --import-history $(RESULTS)/holdout-4m.trajectories.csv --output $(HELDOUT)/holdout-4m.parquet
+	$(BIN)/collect --import-table $(RESULTS)/anchors-2m.csv --import-history $(RESULTS)/anchors-2m.trajectories.csv --output $(HELDOUT)/anchors-2m.parquet
+	$(PY) scripts/experiments/horizon-heldout.py $(BIN) $(HELDOUT) --heldout $(HELDOUT)/holdout-4m.parquet \
+	    --law $(AT_TARGET)/runs.parquet --proxies $(HORIZON)/proxies.parquet --anchors $(HELDOUT)/anchors-2m.parquet \
+	    --at-tokens $(EXPERIMENT_TARGET_TOKENS) --planned $(HOLDOUT_COUNT) --fit-flags "$(FIT_FLAGS)"
 
 # The final comparison, small targets × 4M tokens in each seed of HORIZON_SEEDS:
 # horizon-baselines trains the prior and uniform (they need no fit), horizon-final adds plain
