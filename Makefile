@@ -229,11 +229,18 @@ experiment-results: experiment-shards | $(PY)
 # with `make experiment`'s fit and search: what the anchors and the final comparison train, on
 # any machine, whether or not it trained the proxies.
 PLAIN := $(HORIZON)/plain
+# A committed table (CSV and its .trajectories.csv) read back into collect's contracts.
+import_table = $(BIN)/collect --import-table $(1) --import-history $(basename $(1)).trajectories.csv --output $(2)
+TABLES := $(HORIZON)/tables
+$(TABLES)/%.parquet: $(RESULTS)/%.csv $(RESULTS)/%.trajectories.csv | build
+	mkdir -p $(TABLES)
+	$(call import_table,$<,$@)
+
 $(HORIZON)/proxies.parquet: $(PROXIES_TABLE) | build
 	n=$$(($$(wc -l < $<) - 1)); [ $$n = $(EXPERIMENT_MIXTURES) ] || \
 	    { echo "$<: $$n of the $(EXPERIMENT_MIXTURES) proxies; \`make experiment-results\` trains the rest" >&2; exit 2; }
 	mkdir -p $(HORIZON)
-	$(BIN)/collect --import-table $< --import-history $(<:.csv=.trajectories.csv) --output $@
+	$(call import_table,$<,$@)
 
 $(PLAIN)/fit/model.json: $(HORIZON)/proxies.parquet | build
 	$(BIN)/fit --dataset $< $(FIT_FLAGS) --output $(PLAIN)/fit
@@ -286,12 +293,10 @@ horizon-holdout: $(HOLDOUT)/mixtures.parquet | $(PY)
 # runs continued to 2M) out of fold; the prior and the plain optimum at 2M are shown beside.
 # Reads the committed tables only: it scores the anchors committed so far.
 BACKTEST_B := $(HORIZON)/backtest-b
-backtest-b: $(HORIZON)/proxies.parquet | $(PY)
+backtest-b: $(HORIZON)/proxies.parquet $(TABLES)/anchors-2m.parquet $(TABLES)/anchors-named-2m.parquet | $(PY)
 	mkdir -p $(BACKTEST_B)
-	for t in anchors-2m anchors-named-2m; do $(BIN)/collect --import-table $(RESULTS)/$$t.csv \
-	    --import-history $(RESULTS)/$$t.trajectories.csv --output $(BACKTEST_B)/$$t.parquet || exit 1; done
 	$(PY) scripts/experiments/horizon-backtest.py $(BIN) $(BACKTEST_B) --seen $(HORIZON)/proxies.parquet \
-	    --truth $(BACKTEST_B)/anchors-2m.parquet --named $(BACKTEST_B)/anchors-named-2m.parquet
+	    --truth $(TABLES)/anchors-2m.parquet --named $(TABLES)/anchors-named-2m.parquet
 
 # The horizon-aware optimum: the proxies with the anchors in place of their first 32 runs (the
 # same runs continued: extend-runs.py checks it) and the two named anchors, fitted by the law at
@@ -305,7 +310,7 @@ $(AT_TARGET)/runs.csv: $(PROXIES_TABLE) $(RESULTS)/anchors-2m.csv $(RESULTS)/anc
 	$(PY) scripts/experiments/extend-runs.py $^ --output $@
 
 $(AT_TARGET)/runs.parquet: $(AT_TARGET)/runs.csv | build
-	$(BIN)/collect --import-table $< --import-history $(<:.csv=.trajectories.csv) --output $@
+	$(call import_table,$<,$@)
 
 $(AT_TARGET)/fit/model.json: $(AT_TARGET)/runs.parquet | build
 	$(BIN)/fit --dataset $< $(FIT_FLAGS) --at-tokens $(EXPERIMENT_TARGET_TOKENS) --output $(AT_TARGET)/fit
@@ -320,12 +325,10 @@ horizon-optimum: $(AT_TARGET)/optimum/optimum.parquet
 # RegMix's and a plain fit on the anchors alone, each refitted as its optimum was and ranking
 # targets no fit read, beside each target's own loss at a quarter of its tokens.
 HELDOUT := $(HORIZON)/heldout
-horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet | $(PY)
+horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet $(TABLES)/holdout-4m.parquet $(TABLES)/anchors-2m.parquet | $(PY)
 	mkdir -p $(HELDOUT)
-	$(BIN)/collect --import-table $(RESULTS)/holdout-4m.csv --import-history $(RESULTS)/holdout-4m.trajectories.csv --output $(HELDOUT)/holdout-4m.parquet
-	$(BIN)/collect --import-table $(RESULTS)/anchors-2m.csv --import-history $(RESULTS)/anchors-2m.trajectories.csv --output $(HELDOUT)/anchors-2m.parquet
-	$(PY) scripts/experiments/horizon-heldout.py $(BIN) $(HELDOUT) --heldout $(HELDOUT)/holdout-4m.parquet \
-	    --law $(AT_TARGET)/runs.parquet --proxies $(HORIZON)/proxies.parquet --anchors $(HELDOUT)/anchors-2m.parquet \
+	$(PY) scripts/experiments/horizon-heldout.py $(BIN) $(HELDOUT) --heldout $(TABLES)/holdout-4m.parquet \
+	    --law $(AT_TARGET)/runs.parquet --proxies $(HORIZON)/proxies.parquet --anchors $(TABLES)/anchors-2m.parquet \
 	    --at-tokens $(EXPERIMENT_TARGET_TOKENS) --planned $(HOLDOUT_COUNT) --fit-flags "$(FIT_FLAGS)"
 
 # The final comparison, small targets × 4M tokens in each seed of HORIZON_SEEDS:
@@ -334,6 +337,7 @@ horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet | $(PY)
 HORIZON_SEEDS := 42 43
 FINAL := $(HORIZON)/final
 FINAL_BASELINES := prior=prior uniform=uniform
+FINAL_OPTIMA := horizon=$(AT_TARGET)/optimum/optimum.parquet regmix=$(PLAIN)/optimum/optimum.parquet
 define final_models
 for s in $(HORIZON_SEEDS); do \
     $(call CHECK_TABLE,$(RESULTS)/final-seed-$$s.csv,$(HORIZON_TARGET) --seed $$s); \
@@ -345,10 +349,10 @@ endef
 horizon-baselines: experiment-shards | $(PY)
 	$(call final_models,$(FINAL_BASELINES))
 
-# The horizon optimum and the prior train first in each seed: that round alone answers whether
-# the horizon optimum beats the prior.
+# Each optimum beside a baseline (horizon prior regmix uniform): the horizon optimum and the
+# prior train first in each seed, so that round alone answers whether it beats the prior.
 horizon-final: $(PLAIN)/optimum/optimum.parquet $(AT_TARGET)/optimum/optimum.parquet | $(PY)
-	$(call final_models,horizon=$(AT_TARGET)/optimum/optimum.parquet prior=prior regmix=$(PLAIN)/optimum/optimum.parquet uniform=uniform)
+	$(call final_models,$(foreach i,1 2,$(word $(i),$(FINAL_OPTIMA)) $(word $(i),$(FINAL_BASELINES))))
 
 # Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_FLAGS (the targets' flags and
 # TRAIN_SEED unless given) in rounds of one model per core (one thread each); after each round it collects the finished models and merges them into
