@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-score horizon-train horizon-verify verify-target verify-proxies
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-hedge horizon-score horizon-train horizon-verify verify-target verify-proxies
 
 all: build
 
@@ -200,6 +200,8 @@ experiment-gpu: $(CORPUS)/.stamp | build
 #   make horizon-baselines  the prior and uniform as small targets × 4M tokens in each seed of
 #                         HORIZON_SEEDS: the final comparison's baselines (the optima join them)
 #   make horizon-score    the held-out targets ranked by each fit (reads the committed tables)
+#   make horizon-hedge    the horizon optimum pulled toward the prior (λ chosen on the held-out
+#                         targets), trained into the final comparison's tables
 #   make horizon-verify   trains the first run of each committed table again, to its first
 #                         checkpointed evaluation, and checks it equals the table bit for bit
 # The targets train in rounds of one single-threaded target-train process per core (measured:
@@ -331,6 +333,18 @@ horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet $(TABLES)/ho
 	    --law $(AT_TARGET)/runs.parquet --proxies $(HORIZON)/proxies.parquet --anchors $(TABLES)/anchors-2m.parquet \
 	    --at-tokens $(EXPERIMENT_TARGET_TOKENS) --planned $(HOLDOUT_COUNT) --fit-flags "$(FIT_FLAGS)"
 
+# The hedge: the horizon optimum's search again with a pull toward the prior, λ chosen by
+# `optimize --kl-to-prior auto` on the held-out targets (the λ whose objective ranks them best).
+# It needs all of them, reads only their measured losses (no fit reads them, so horizon-score
+# is untouched by it), and is fixed before horizon-hedge trains it beside the final comparison.
+HEDGED := $(HORIZON)/hedged
+$(HEDGED)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
+$(HEDGED)/optimum/optimum.parquet: $(AT_TARGET)/fit/model.json $(TABLES)/holdout-4m.parquet | experiment-shards
+	n=$$(($$(wc -l < $(RESULTS)/holdout-4m.csv) - 1)); [ $$n = $(HOLDOUT_COUNT) ] || \
+	    { echo "$(RESULTS)/holdout-4m.csv: $$n of the $(HOLDOUT_COUNT) held-out targets; \`make horizon-holdout\` trains the rest" >&2; exit 2; }
+	$(BIN)/optimize --fit $(AT_TARGET)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(HEDGED)/optimum $(OPTIMIZE_FLAGS) \
+	    --kl-to-prior auto --holdout $(TABLES)/holdout-4m.parquet
+
 # The final comparison, small targets × 4M tokens in each seed of HORIZON_SEEDS:
 # horizon-baselines trains the prior and uniform (they need no fit), horizon-final adds plain
 # RegMix's optimum and the horizon-aware one.
@@ -353,6 +367,9 @@ horizon-baselines: experiment-shards | $(PY)
 # prior train first in each seed, so that round alone answers whether it beats the prior.
 horizon-final: $(PLAIN)/optimum/optimum.parquet $(AT_TARGET)/optimum/optimum.parquet | $(PY)
 	$(call final_models,$(foreach i,1 2,$(word $(i),$(FINAL_OPTIMA)) $(word $(i),$(FINAL_BASELINES))))
+
+horizon-hedge: $(HEDGED)/optimum/optimum.parquet | $(PY)
+	$(call final_models,hedged=$<)
 
 # Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_FLAGS (the targets' flags and
 # TRAIN_SEED unless given) in rounds of one model per core (one thread each); after each round it collects the finished models and merges them into
