@@ -336,7 +336,8 @@ horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet $(TABLES)/ho
 # The hedge: the horizon optimum's search again with a pull toward the prior, λ chosen by
 # `optimize --kl-to-prior auto` on the held-out targets (the λ whose objective ranks them best).
 # It needs all of them, reads only their measured losses (no fit reads them, so horizon-score
-# is untouched by it), and is fixed before horizon-hedge trains it beside the final comparison.
+# is untouched by it), and is fixed before horizon-hedge trains it beside the final comparison
+# (unless it is the horizon optimum: λ = 0 or a pull too weak to move it).
 HEDGED := $(HORIZON)/hedged
 $(HEDGED)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
 $(HEDGED)/optimum/optimum.parquet: $(AT_TARGET)/fit/model.json $(TABLES)/holdout-4m.parquet | experiment-shards
@@ -369,7 +370,9 @@ horizon-final: $(PLAIN)/optimum/optimum.parquet $(AT_TARGET)/optimum/optimum.par
 	$(call final_models,$(foreach i,1 2,$(word $(i),$(FINAL_OPTIMA)) $(word $(i),$(FINAL_BASELINES))))
 
 horizon-hedge: $(HEDGED)/optimum/optimum.parquet | $(PY)
-	$(call final_models,hedged=$<)
+	if cmp -s $(HEDGED)/optimum/optimum.yaml $(AT_TARGET)/optimum/optimum.yaml; then \
+	    echo "horizon-hedge: the hedged optimum's weights are the horizon optimum's (optimum.yaml, six decimals): nothing new to train"; \
+	else $(call final_models,hedged=$<); fi
 
 # Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_FLAGS (the targets' flags and
 # TRAIN_SEED unless given) in rounds of one model per core (one thread each); after each round it collects the finished models and merges them into
