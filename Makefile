@@ -232,6 +232,9 @@ experiment-results: experiment-shards | $(PY)
 # any machine, whether or not it trained the proxies.
 PLAIN := $(HORIZON)/plain
 # A committed table (CSV and its .trajectories.csv) read back into collect's contracts.
+# require_rows TABLE,N,WHAT,TARGET: stop unless TABLE has all N runs (TARGET trains the rest).
+require_rows = n=$$(($$(wc -l < $(1)) - 1)); [ $$n = $(2) ] || \
+    { echo "$(1): $$n of the $(2) $(3); \`make $(4)\` trains the rest" >&2; exit 2; }
 import_table = $(BIN)/collect --import-table $(1) --import-history $(basename $(1)).trajectories.csv --output $(2)
 TABLES := $(HORIZON)/tables
 $(TABLES)/%.parquet: $(RESULTS)/%.csv $(RESULTS)/%.trajectories.csv | build
@@ -239,8 +242,7 @@ $(TABLES)/%.parquet: $(RESULTS)/%.csv $(RESULTS)/%.trajectories.csv | build
 	$(call import_table,$<,$@)
 
 $(HORIZON)/proxies.parquet: $(PROXIES_TABLE) | build
-	n=$$(($$(wc -l < $<) - 1)); [ $$n = $(EXPERIMENT_MIXTURES) ] || \
-	    { echo "$<: $$n of the $(EXPERIMENT_MIXTURES) proxies; \`make experiment-results\` trains the rest" >&2; exit 2; }
+	$(call require_rows,$<,$(EXPERIMENT_MIXTURES),proxies,experiment-results)
 	mkdir -p $(HORIZON)
 	$(call import_table,$<,$@)
 
@@ -306,8 +308,7 @@ backtest-b: $(HORIZON)/proxies.parquet $(TABLES)/anchors-2m.parquet $(TABLES)/an
 # before any target trains it. It needs every anchor.
 AT_TARGET := $(HORIZON)/at-target
 $(AT_TARGET)/runs.csv: $(PROXIES_TABLE) $(RESULTS)/anchors-2m.csv $(RESULTS)/anchors-named-2m.csv | $(PY)
-	n=$$(($$(wc -l < $(RESULTS)/anchors-2m.csv) - 1)); [ $$n = 32 ] || \
-	    { echo "$(RESULTS)/anchors-2m.csv: $$n of the 32 anchors; \`make horizon-anchors\` trains the rest" >&2; exit 2; }
+	$(call require_rows,$(RESULTS)/anchors-2m.csv,32,anchors,horizon-anchors)
 	mkdir -p $(AT_TARGET)
 	$(PY) scripts/experiments/extend-runs.py $^ --output $@
 
@@ -341,8 +342,7 @@ horizon-score: $(AT_TARGET)/runs.parquet $(HORIZON)/proxies.parquet $(TABLES)/ho
 HEDGED := $(HORIZON)/hedged
 $(HEDGED)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
 $(HEDGED)/optimum/optimum.parquet: $(AT_TARGET)/fit/model.json $(TABLES)/holdout-4m.parquet | experiment-shards
-	n=$$(($$(wc -l < $(RESULTS)/holdout-4m.csv) - 1)); [ $$n = $(HOLDOUT_COUNT) ] || \
-	    { echo "$(RESULTS)/holdout-4m.csv: $$n of the $(HOLDOUT_COUNT) held-out targets; \`make horizon-holdout\` trains the rest" >&2; exit 2; }
+	$(call require_rows,$(RESULTS)/holdout-4m.csv,$(HOLDOUT_COUNT),held-out targets,horizon-holdout)
 	$(BIN)/optimize --fit $(AT_TARGET)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(HEDGED)/optimum $(OPTIMIZE_FLAGS) \
 	    --kl-to-prior auto --holdout $(TABLES)/holdout-4m.parquet
 

@@ -28,6 +28,7 @@ out. Writes OUT_DIR/backtest.json and prints a table.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ def run(cmd):
     if r.returncode != 0:
         sys.exit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr[-4000:]}")
     return r.stderr
+
+
+def write_json(path, value):
+    """Writes value to path under a temporary name, renamed when complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def ranks(v):
@@ -201,7 +209,7 @@ def main():
         cut_named = loss_at(a.named, named.column("run").to_pylist(), cut_tokens, a.target)
         result["named"] = [{"run": n, "truth": true_named[n], "law": law_named.get(n), "regmix": reg_named.get(n),
                             "last_eval": cut_named.get(n)} for n in sorted(true_named)]
-    (out / "backtest.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out / "backtest.json", result)
     print(f"Backtest {backtest}: {len(ids)} runs, seen up to {cut_tokens} tokens, predicted at {end_tokens} (target {a.target})")
     print(f"{'method':<10} {'Spearman':>9} {'regret':>8} {f'regret top-{top}':>14} {'bias':>8}  how")
     for r in rows:

@@ -20,7 +20,6 @@ result and says so.
 """
 import argparse
 import importlib.util
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -84,8 +83,8 @@ def main():
                      "regret": truth[chosen] - best, "chosen": chosen,
                      "bias": sum(pred[i] - truth[i] for i in ids) / len(ids)})
     partial = len(ids) < a.planned
-    (out / "heldout.json").write_text(json.dumps({"targets": len(ids), "planned": a.planned, "partial": partial,
-                                                   "at_tokens": a.at_tokens, "target": a.target, "methods": rows}, indent=2) + "\n")
+    bt.write_json(out / "heldout.json", {"targets": len(ids), "planned": a.planned, "partial": partial,
+                                         "at_tokens": a.at_tokens, "target": a.target, "methods": rows})
     print(f"held-out targets: {len(ids)} of {a.planned}{' (a partial result)' if partial else ''}, target {a.target}")
     print(f"{'method':<10} {'Spearman':>9} {'regret':>8} {'bias':>8}  how")
     for r in rows:
