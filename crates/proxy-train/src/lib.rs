@@ -63,19 +63,28 @@ pub struct Args {
 
 /// Parses `0-63`, `0,5,9-12`.
 pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
+    parse_ids_at_most(s, 1 << 24, "a list of ids may name")
+}
+
+/// [`parse_ids`], refusing (before allocating) a list of more than `max` ids: `what` says
+/// where the bound comes from.
+fn parse_ids_at_most(s: &str, max: u64, what: &str) -> Result<Vec<u32>> {
     let mut out = Vec::new();
+    let mut count: u64 = 0;
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let num = |x: &str| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} in {s:?} is not a mixture id"));
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (num(a)?, num(b)?);
-                if a > b {
-                    bail!("--ids: range {part:?} is backwards");
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(num(part)?),
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(part)?, num(part)?),
+        };
+        if a > b {
+            bail!("--ids: range {part:?} is backwards");
         }
+        count += (b - a) as u64 + 1;
+        if count > max {
+            bail!("--ids {s:?} names {} mixtures or more, more than the {max} {what}", count);
+        }
+        out.extend(a..=b);
     }
     if out.is_empty() {
         bail!("--ids {s:?} selects nothing");
@@ -87,7 +96,7 @@ pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
 pub fn select(all: &[u32], ids: Option<&str>, array: Option<(usize, usize)>) -> Result<Vec<u32>> {
     let mut chosen: Vec<u32> = match ids {
         Some(s) => {
-            let want = parse_ids(s)?;
+            let want = parse_ids_at_most(s, all.len() as u64, "mixtures in the mixtures file")?;
             for w in &want {
                 if !all.contains(w) {
                     bail!("--ids: mixture {w} is not in the mixtures file");
@@ -205,6 +214,8 @@ mod tests {
         seen.sort();
         assert_eq!(seen, all);
         assert!(select(&all, Some("11"), None).is_err());
+        let e = select(&all, Some("0-4294967295"), None).unwrap_err().to_string();
+        assert!(e.contains("names 4294967296 mixtures or more, more than the 10 mixtures in the mixtures file"), "{e}");
         assert!(select(&all, None, Some((3, 3))).is_err());
     }
 }
