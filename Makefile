@@ -48,8 +48,14 @@ TARGET ?= valid_loss.pile_cc
 
 all: build
 
+# What each goal needs of the system (scripts/setup.sh --for): the build alone for `make build`;
+# the test-only packages (chromium, Slurm, munge) are named and their tests skipped without root.
 setup:
-	@bash scripts/setup.sh
+	@goals=" $(MAKECMDGOALS) "; g=build; \
+	if [[ $$goals == *" test "* ]]; then g+=,venv,test; fi; \
+	if [[ $$goals =~ \ (demo|corpus|shards|mixtures|runs|paper|experiment[a-z-]*|horizon-[a-z]*|backtest-[ab])\  ]]; then g+=,venv,demo; fi; \
+	if [[ $$goals == *" bench "* || $$goals == *" bench-lto "* ]]; then g+=,venv,demo,bench; fi; \
+	bash scripts/setup.sh --for $$g
 
 build: setup
 	cargo build --release --workspace $(CARGO_FLAGS)
