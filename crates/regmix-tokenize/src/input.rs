@@ -94,8 +94,31 @@ pub fn check_prefix_domains(inputs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an input that is not a regular file (a FIFO would block forever, a device such as
+/// `/dev/zero` never ends): an error naming it. Links are followed, so a link to a file is
+/// fine and a link to a device is not.
+pub fn check_regular(p: &Path) -> Result<()> {
+    let md = std::fs::metadata(p).with_context(|| format!("{}: cannot read input", p.display()))?;
+    if md.is_file() {
+        return Ok(());
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let t = md.file_type();
+    let what = if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    bail!("{}: refusing to read it as an input: it is {what}; give regular files or folders", p.display())
+}
+
 /// Expands folders into the input files under them (sorted), keeps files as given. An input
-/// given twice (itself, or inside a folder also given) is an error: it would count twice.
+/// given twice (itself, or inside a folder also given) is an error: it would count twice; so
+/// is an input that is not a regular file ([`check_regular`]).
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
@@ -113,6 +136,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     if e.file_type()?.is_dir() {
                         stack.push(path);
                     } else if kind_of(&path).is_ok() {
+                        check_regular(&path)?;
                         found.push(path);
                     }
                 }
@@ -121,6 +145,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             out.extend(found);
         } else {
             kind_of(p)?;
+            check_regular(p)?;
             out.push(p.clone());
         }
     }
@@ -153,12 +178,72 @@ fn json_path<'v>(v: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
-/// Streams the records of one input file to `sink`, in order. I/O errors end the stream with
-/// an error; a bad record is passed as [`Record::Bad`] for the caller to reject or count.
+/// The default bound on one record: a JSONL line, a Parquet text value or a `.txt` file, in
+/// bytes after decompression.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 256 << 20;
+
+fn too_long(max: usize) -> String {
+    format!("a record of more than {max} bytes after decompression (--max-record-bytes; split the document or raise the bound)")
+}
+
+/// Reads one line (through its `\n`, or to the end) into `buf`, keeping at most `max` bytes.
+/// Returns the bytes consumed (0 at the end) and whether the line was longer than `max`; with
+/// `stop_when_long` it returns as soon as it is, without reading the rest of the line.
+fn read_line_bounded(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize, stop_when_long: bool) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut long = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((consumed, long));
+        }
+        let (take, done) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        if !long {
+            if buf.len() + take > max + 1 {
+                long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&avail[..take]);
+            }
+        }
+        r.consume(take);
+        consumed += take;
+        if done || (long && stop_when_long) {
+            return Ok((consumed, long));
+        }
+    }
+}
+
+/// Streams the records of one input file to `sink`, in order, with the default bound on a
+/// record's size ([`read_records_bounded`]).
 pub fn read_records(
     path: &Path,
     text_field: &str,
     domain_from: &DomainFrom,
+    sink: impl FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    read_records_bounded(path, text_field, domain_from, DEFAULT_MAX_RECORD_BYTES, false, sink)
+}
+
+/// Streams the records of one input file to `sink`, in order. I/O errors end the stream with
+/// an error; a bad record is passed as [`Record::Bad`] for the caller to reject or count. A
+/// record longer than `max_record` bytes (after decompression) is a bad record: memory stays
+/// bounded whatever the input holds. With `skip_long`, the rest of a long line is read and
+/// dropped so the next record can follow; without it reading stops at the bound (the caller
+/// rejects the record anyway).
+pub fn read_records_bounded(
+    path: &Path,
+    text_field: &str,
+    domain_from: &DomainFrom,
+    max_record: usize,
+    skip_long: bool,
     mut sink: impl FnMut(Record) -> Result<()>,
 ) -> Result<()> {
     let file_domain = match domain_from {
@@ -167,9 +252,15 @@ pub fn read_records(
     };
     match kind_of(path)? {
         Kind::Txt => {
-            let mut bytes = Vec::new();
-            open_decompressed(path)?.read_to_end(&mut bytes).with_context(|| format!("{}: read error", path.display()))?;
             let d = file_domain.ok_or_else(|| anyhow!("{}: .txt input needs --domain-from prefix", path.display()))?;
+            let mut bytes = Vec::new();
+            open_decompressed(path)?
+                .take(max_record as u64 + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("{}: read error", path.display()))?;
+            if bytes.len() > max_record {
+                return sink(Record::Bad { line: 1, message: too_long(max_record) });
+            }
             match String::from_utf8(bytes) {
                 Ok(text) => sink(Record::Doc { line: 1, domain: d, text }),
                 Err(e) => sink(Record::Bad { line: 1, message: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()) }),
@@ -181,11 +272,19 @@ pub fn read_records(
             let mut line = 0u64;
             loop {
                 buf.clear();
-                let n = r.read_until(b'\n', &mut buf).with_context(|| format!("{}: read error after line {line}", path.display()))?;
+                let (n, long) = read_line_bounded(&mut r, &mut buf, max_record, !skip_long)
+                    .with_context(|| format!("{}: read error after line {line}", path.display()))?;
                 if n == 0 {
                     break;
                 }
                 line += 1;
+                if long {
+                    sink(Record::Bad { line, message: too_long(max_record) })?;
+                    if !skip_long {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 let trimmed = buf.trim_ascii();
                 if trimmed.is_empty() {
                     continue;
@@ -233,6 +332,10 @@ pub fn read_records(
                     };
                     if d.is_empty() {
                         sink(Record::Bad { line, message: "empty domain".into() })?;
+                        continue;
+                    }
+                    if texts.value(i).len() > max_record {
+                        sink(Record::Bad { line, message: too_long(max_record) })?;
                         continue;
                     }
                     sink(Record::Doc { line, domain: d, text: texts.value(i).to_string() })?;
@@ -328,5 +431,71 @@ mod tests {
         let r = collect(&p, &df);
         assert_eq!(r[0], (1, Ok(("pile_cc".into(), "a".into()))));
         assert!(matches!(&r[1], (2, Err(m)) if m.contains("meta.pile_set_name")));
+    }
+
+    fn collect_bounded(path: &Path, max: usize, skip_long: bool) -> Vec<(u64, Result<(String, String), String>)> {
+        let mut v = Vec::new();
+        read_records_bounded(path, "text", &DomainFrom::Prefix, max, skip_long, |r| {
+            v.push(match r {
+                Record::Doc { line, domain, text } => (line, Ok((domain, text))),
+                Record::Bad { line, message } => (line, Err(message)),
+            });
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_a_bad_record_and_the_next_line_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web-0.jsonl");
+        let long = format!("{{\"text\": \"{}\"}}\n", "x".repeat(5000));
+        std::fs::write(&p, format!("{{\"text\": \"a\"}}\n{long}{{\"text\": \"b\"}}\n")).unwrap();
+        let r = collect_bounded(&p, 1000, true);
+        assert_eq!(r.len(), 3);
+        assert!(matches!(&r[1], (2, Err(m)) if m.contains("more than 1000 bytes")));
+        assert_eq!(r[2], (3, Ok(("web".into(), "b".into()))));
+    }
+
+    #[test]
+    fn a_zstd_input_expanding_to_one_endless_line_stops_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web-0.jsonl.zst");
+        // 64 MB of one line without a newline, compressed to a few kB.
+        let bytes = zstd::encode_all(std::io::repeat(b'a').take(64 << 20), 3).unwrap();
+        assert!(bytes.len() < 1 << 20);
+        std::fs::write(&p, bytes).unwrap();
+        let r = collect_bounded(&p, 1 << 20, false);
+        assert_eq!(r.len(), 1);
+        assert!(matches!(&r[0], (1, Err(m)) if m.contains("more than 1048576 bytes")));
+    }
+
+    #[test]
+    fn a_txt_input_larger_than_the_bound_is_a_bad_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web-0.txt");
+        std::fs::write(&p, "y".repeat(2000)).unwrap();
+        let r = collect_bounded(&p, 1000, false);
+        assert!(matches!(&r[0], (1, Err(m)) if m.contains("more than 1000 bytes")));
+    }
+
+    #[test]
+    fn a_fifo_in_an_input_folder_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web-0.jsonl"), "{\"text\": \"a\"}\n").unwrap();
+        let fifo = dir.path().join("web-1.jsonl");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let e = expand_inputs(&[dir.path().to_path_buf()]).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: refusing to read it as an input: it is a FIFO; give regular files or folders", fifo.display()));
+    }
+
+    #[test]
+    fn a_link_to_dev_zero_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("web-0.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let e = expand_inputs(&[link.clone()]).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: refusing to read it as an input: it is a device", link.display())), "{e}");
     }
 }

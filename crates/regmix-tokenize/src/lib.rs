@@ -8,6 +8,16 @@
 //! `<output>/.done/<input stem>-<path hash>.json` records what it produced; a rerun skips
 //! inputs whose marker matches and redoes any input that was interrupted. Finally
 //! `manifest.parquet` lists every shard.
+//!
+//! Over a Slurm array, task I of K (`--array-index I --array-count K`) encodes input files
+//! I, I + K, I + 2K… of the sorted inputs into the same output folder and writes no manifest;
+//! `--merge` then writes `manifest.parquet` from every input's marker, the same rows a
+//! single process writes. A tokenizer to train is trained first, alone (`--train-only`).
+//!
+//! **Invariant:** a `manifest.parquet` never lists shards other than the ones in the folder:
+//! a run removes it before it replaces the first shard, and writes it again only when every
+//! input is done. Temporary files are cleaned only where they are this run's own (the shard
+//! and marker names of its inputs).
 
 pub mod input;
 pub mod tok;
@@ -72,6 +82,21 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// The longest record (a JSONL line, a Parquet text value, a .txt file), in bytes after decompression; a longer one is a bad record.
+    #[arg(long, value_name = "BYTES", default_value_t = input::DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
+    /// Train the BPE (--train-bpe) into <output>/tokenizer.json and stop: the step before an array of tasks.
+    #[arg(long, requires = "train_bpe", conflicts_with_all = ["merge", "array_index"])]
+    pub train_only: bool,
+    /// This task's index in an array of --array-count tasks: it encodes input files I, I+K, I+2K… (of the sorted inputs) and writes no manifest.
+    #[arg(long, value_name = "I", requires = "array_count")]
+    pub array_index: Option<usize>,
+    /// The number of array tasks K (with --array-index, or with --merge to name the task that owns a missing input).
+    #[arg(long, value_name = "K")]
+    pub array_count: Option<usize>,
+    /// Tokenize nothing: check that every input was encoded (by the array tasks) with these settings and write manifest.parquet.
+    #[arg(long, conflicts_with = "array_index")]
+    pub merge: bool,
 }
 
 /// What one input produced; stored as its completion marker.
@@ -141,8 +166,81 @@ const CHUNK_BYTES: usize = 8 << 20;
 /// The largest vocabulary --train-bpe trains (2^20; the largest in use are about 256k).
 pub const MAX_VOCAB: usize = 1 << 20;
 
+/// The share of array task `index` of `count`: inputs index, index + count, … of the sorted
+/// list, so a task's share depends only on the inputs, never on timing.
+pub fn array_share<T: Clone>(inputs: &[T], index: usize, count: usize) -> Vec<T> {
+    inputs.iter().skip(index).step_by(count).cloned().collect()
+}
+
+/// Removes the temporary files a killed run of this output left for `keys`' shards and
+/// markers (`<key>.arrow.tmp-<pid>…`, `.done/<key>.json.tmp-<pid>…`) whose process is not
+/// running here. Nothing else is touched: a file of the user's with `.tmp-` in its name stays.
+fn clean_own_temporaries(output: &Path, keys: &[String]) -> Result<usize> {
+    let mut dirs = vec![output.join(".done")];
+    if let Ok(rd) = std::fs::read_dir(output) {
+        for d in rd.flatten() {
+            if d.file_name().to_string_lossy().starts_with('.') || !d.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            for split in ["train", "valid"] {
+                dirs.push(d.path().join(split));
+            }
+        }
+    }
+    let prefixes: std::collections::HashSet<String> =
+        keys.iter().flat_map(|k| [format!("{k}.arrow.tmp-"), format!("{k}.json.tmp-")]).collect();
+    let mut removed = 0;
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(at) = name.find(".tmp-") else { continue };
+            if !prefixes.contains(&name[..at + 5]) || !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let rest = &name[at + 5..];
+            let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            let live = pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+            if pid.is_empty() || live {
+                continue;
+            }
+            std::fs::remove_file(e.path()).with_context(|| format!("{}: cannot remove", e.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 pub fn run(args: &Args) -> Result<Summary> {
-    let _lock = regmix_core::lock::Lock::output(&args.output, &format!("{} (tokenize-shard's output)", args.output.display()))?;
+    let array = match (args.array_index, args.array_count) {
+        (Some(i), Some(k)) if k == 0 || i >= k => bail!("--array-index {i} --array-count {k}: the index must be below the count"),
+        (Some(i), Some(k)) => Some((i, k)),
+        (None, Some(0)) => bail!("--array-count 0: at least one task"),
+        (None, Some(k)) if !args.merge => bail!("--array-count {k} without --array-index: give the task's index (or --merge)"),
+        _ => None,
+    };
+    if (array.is_some() || args.merge) && args.tokenizer.is_none() {
+        bail!(
+            "{} encodes with a tokenizer trained beforehand: give --tokenizer (e.g. {}/tokenizer.json after `tokenize-shard --train-bpe N --train-only`)",
+            if args.merge { "--merge" } else { "an array task" },
+            args.output.display()
+        );
+    }
+    // One writer per output, and per array task: the tasks share the folder, each writing the
+    // shards and markers of its own inputs.
+    let _lock = match array {
+        Some((i, k)) => {
+            std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
+            regmix_core::lock::Lock::at(
+                &args.output.join(format!(".task-{i}-of-{k}.lock")),
+                &format!("{} (tokenize-shard's array task {i} of {k})", args.output.display()),
+            )?
+        }
+        None => regmix_core::lock::Lock::output(&args.output, &format!("{} (tokenize-shard's output)", args.output.display()))?,
+    };
+    if args.max_record_bytes == 0 {
+        bail!("--max-record-bytes 0: a record of at least one byte");
+    }
     if let Some(n) = args.threads {
         regmix_core::cli::check_threads(n)?;
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
@@ -156,15 +254,28 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
     }
     let prov = Provenance::from_env("tokenize-shard", env!("CARGO_PKG_VERSION"));
-    let inputs = input::expand_inputs(&args.input)?;
+    let all_inputs = input::expand_inputs(&args.input)?;
     if args.domain_from == DomainFrom::Prefix {
-        input::check_prefix_domains(&inputs)?;
+        input::check_prefix_domains(&all_inputs)?;
     }
     std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
-    log::info!("{} input files", inputs.len());
-    let stale = atomic::clean_stale_recursive(&args.output)?;
-    if stale > 0 {
-        log::info!("removed {stale} temporary files left by an interrupted run");
+    let inputs = match array {
+        Some((i, k)) => {
+            let share = array_share(&all_inputs, i, k);
+            log::info!("array task {i} of {k}: {} of {} input files", share.len(), all_inputs.len());
+            share
+        }
+        None => {
+            log::info!("{} input files", all_inputs.len());
+            all_inputs.clone()
+        }
+    };
+    if !args.merge && !args.train_only {
+        let keys: Vec<String> = inputs.iter().map(|p| input_key(p)).collect();
+        let stale = clean_own_temporaries(&args.output, &keys)?;
+        if stale > 0 {
+            log::info!("removed {stale} temporary files left by an interrupted run");
+        }
     }
 
     // The tokenizer: given, or trained (once) on the inputs.
@@ -177,14 +288,21 @@ pub fn run(args: &Args) -> Result<Summary> {
             if reuse {
                 log::info!("reusing the BPE tokenizer trained earlier: {}", tok_path.display());
             } else {
-                train_tokenizer(args, &inputs, n, &tok_path)?;
+                train_tokenizer(args, &all_inputs, n, &tok_path)?;
+            }
+            if args.train_only {
+                log::info!("--train-only: the tokenizer is {}; encode with --tokenizer {0}", tok_path.display());
+                return Ok(Summary::default());
             }
             tok_path.clone()
         }
         (None, None) => bail!("give --tokenizer FILE or --train-bpe VOCAB_SIZE"),
     };
     let loaded = tok::load(&tok_src, args.eos_token.as_deref())?;
-    if tok_src != tok_path {
+    let same_file = std::fs::canonicalize(&tok_src).ok().is_some_and(|a| std::fs::canonicalize(&tok_path).ok() == Some(a));
+    // Array tasks leave tokenizer.json to --merge, which runs alone: two tasks copying it at
+    // once would race on its temporary.
+    if tok_src != tok_path && !same_file && array.is_none() {
         atomic::write_bytes(&tok_path, &std::fs::read(&tok_src)?)?;
     }
     log::info!(
@@ -204,7 +322,9 @@ pub fn run(args: &Args) -> Result<Summary> {
     let start = Instant::now();
     let mut summary = Summary { inputs: inputs.len(), ..Default::default() };
     let mut markers = Vec::new();
-    for path in &inputs {
+    let mut missing = Vec::new();
+    let mut manifest_removed = false;
+    for (j, path) in inputs.iter().enumerate() {
         let key = input_key(path);
         let marker_path = done_dir.join(format!("{key}.json"));
         let (size, mtime_ns) = file_identity(path)?;
@@ -225,7 +345,24 @@ pub fn run(args: &Args) -> Result<Summary> {
                 summary.skipped += 1;
                 m
             }
+            _ if args.merge => {
+                let owner = args.array_count.map(|k| format!(" (array task {} of {k})", j % k)).unwrap_or_default();
+                missing.push(format!("{}{owner}", path.display()));
+                pb.inc(size);
+                continue;
+            }
             _ => {
+                // The old manifest goes before the first shard it lists is replaced: a run
+                // killed from here on leaves no manifest, never one over other shards.
+                if !manifest_removed {
+                    let manifest = args.output.join("manifest.parquet");
+                    match std::fs::remove_file(&manifest) {
+                        Ok(()) => log::info!("removed {}: it is written again when every input is done", manifest.display()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e).with_context(|| format!("{}: cannot remove", manifest.display())),
+                    }
+                    manifest_removed = true;
+                }
                 let t = Instant::now();
                 let m = process_file(args, path, &key, &loaded, &encoder, &prov, (size, mtime_ns))?;
                 let toks: u64 = m.shards.iter().map(|s| s.tokens).sum();
@@ -254,6 +391,24 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     pb.finish_and_clear();
     summary.seconds = start.elapsed().as_secs_f64();
+    if !missing.is_empty() {
+        let k = missing.len();
+        missing.truncate(20);
+        bail!(
+            "--merge: {k} input files have no completion marker made with these settings (tokenizer, --valid-fraction, --text-field, --domain-from, the file's size and time): {}{}; run their array tasks (again) first",
+            missing.join(", "),
+            if k > 20 { ", …" } else { "" }
+        );
+    }
+    if let Some((i, k)) = array {
+        log::info!(
+            "array task {i} of {k} done: {} documents, {} tokens; {} inputs skipped as done. When every task is done: tokenize-shard --merge",
+            summary.documents,
+            summary.tokens,
+            summary.skipped
+        );
+        return Ok(summary);
+    }
     // An input with no document would drop its domain from the manifest without a word.
     if args.domain_from == DomainFrom::Prefix {
         if let Some(m) = markers.iter().find(|m| m.shards.is_empty()) {
@@ -305,7 +460,7 @@ fn for_each_chunk(
         let reader = s.spawn(|| -> Result<()> {
             let mut chunk = Vec::with_capacity(CHUNK_DOCS);
             let mut bytes = 0;
-            let res = input::read_records(path, &args.text_field, &args.domain_from, |r| {
+            let res = input::read_records_bounded(path, &args.text_field, &args.domain_from, args.max_record_bytes, args.skip_bad_records, |r| {
                 if let Record::Doc { text, .. } = &r {
                     bytes += text.len();
                 }

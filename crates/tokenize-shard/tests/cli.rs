@@ -94,12 +94,14 @@ fn rerun_skips_finished_inputs_and_redoes_interrupted_ones_identically() {
     // An interrupted input: its marker never got written, and a temporary file lies about.
     let done = out.join(".done");
     let marker = std::fs::read_dir(&done).unwrap().next().unwrap().unwrap().path();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    let half = out.join(format!("{}.tmp-999999", m["shards"][0]["file"].as_str().unwrap()));
     std::fs::remove_file(&marker).unwrap();
-    std::fs::write(out.join("web/train/junk.arrow.tmp-999"), b"half").unwrap();
+    std::fs::write(&half, b"half").unwrap();
     let o = run(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("2 inputs skipped") && err.contains("removed 1 temporary"), "{err}");
-    assert!(!out.join("web/train/junk.arrow.tmp-999").exists());
+    assert!(!half.exists());
     let after: Vec<Vec<u8>> = shard_files(&out).iter().map(|f| std::fs::read(f).unwrap()).collect();
     assert_eq!(before, after, "redone shards are identical");
 }
@@ -189,4 +191,143 @@ print("ok", m.num_rows)
 "#;
     let o = Command::new(py).arg("-c").arg(script).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Five inputs over three domains, for the array tests.
+fn corpus5(dir: &Path) -> PathBuf {
+    let input = corpus(dir, 120);
+    for (d, from) in [("web-1.jsonl", "code-0.jsonl"), ("books-1.jsonl", "web-0.jsonl")] {
+        let text = std::fs::read_to_string(input.join(from)).unwrap();
+        let lines: Vec<String> = text.lines().take(70).map(|l| l.replace(" doc ", " other doc ")).collect();
+        std::fs::write(input.join(d), lines.join("\n") + "\n").unwrap();
+    }
+    input
+}
+
+/// The manifest's rows (metadata aside) and every shard's tokens, in the manifest's order.
+fn rows_and_tokens(out: &Path) -> (Vec<String>, Vec<Vec<u32>>) {
+    let m = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
+    let (d, sp, f, src) = (m.str("domain").unwrap(), m.str("split").unwrap(), m.str("file").unwrap(), m.str("source").unwrap());
+    let (docs, toks, bytes, bad) = (m.u64("documents").unwrap(), m.u64("tokens").unwrap(), m.u64("bytes").unwrap(), m.u64("bad_records").unwrap());
+    let rows = (0..m.rows())
+        .map(|i| format!("{} {} {} {} {} {} {} {}", d.value(i), sp.value(i), f.value(i), src.value(i), docs.value(i), toks.value(i), bytes.value(i), bad.value(i)))
+        .collect();
+    let tokens = shard_files(out).iter().map(|f| TokenShard::open(f).unwrap().to_vec()).collect();
+    (rows, tokens)
+}
+
+#[test]
+fn array_tasks_then_merge_equal_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus5(dir.path());
+    let t = dir.path().join("t");
+    let o = run(&["--input", s(&input), "--output", s(&t), "--train-bpe", "500", "--train-only"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!t.join("manifest.parquet").exists(), "--train-only writes only the tokenizer");
+    let tok = t.join("tokenizer.json");
+    let one = dir.path().join("one");
+    assert!(run(&["--input", s(&input), "--output", s(&one), "--tokenizer", s(&tok), "--valid-fraction", "0.1"]).status.success());
+    let expected = rows_and_tokens(&one);
+    for k in 1..=3usize {
+        let out = dir.path().join(format!("k{k}"));
+        // The tasks run at once, as an array's do, into one folder.
+        let tasks: Vec<_> = (0..k)
+            .map(|i| {
+                bin()
+                    .args(["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--valid-fraction", "0.1"])
+                    .args(["--array-index", &i.to_string(), "--array-count", &k.to_string()])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in tasks {
+            assert!(c.wait().unwrap().success());
+        }
+        assert!(!out.join("manifest.parquet").exists(), "tasks write no manifest");
+        let o = run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--valid-fraction", "0.1", "--merge"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(rows_and_tokens(&out), expected, "K = {k}");
+    }
+}
+
+#[test]
+fn merge_names_each_input_whose_task_has_not_run_and_its_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus5(dir.path());
+    let t = dir.path().join("t");
+    assert!(run(&["--input", s(&input), "--output", s(&t), "--train-bpe", "400", "--train-only"]).status.success());
+    let tok = t.join("tokenizer.json");
+    let out = dir.path().join("out");
+    let task = |i: &str| run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--array-index", i, "--array-count", "2"]);
+    assert!(task("0").status.success());
+    let o = run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--merge", "--array-count", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Sorted inputs: books-0, books-1, code-0, web-0, web-1; task 1 of 2 owns books-1 and web-0.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("2 input files have no completion marker made with these settings (tokenizer, --valid-fraction, --text-field, --domain-from, the file's size and time): {} (array task 1 of 2), {} (array task 1 of 2)", input.join("books-1.jsonl").display(), input.join("web-0.jsonl").display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rerun_task_redoes_only_its_own_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus5(dir.path());
+    let t = dir.path().join("t");
+    assert!(run(&["--input", s(&input), "--output", s(&t), "--train-bpe", "400", "--train-only"]).status.success());
+    let tok = t.join("tokenizer.json");
+    let out = dir.path().join("out");
+    let task = |i: &str| run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--array-index", i, "--array-count", "2"]);
+    assert!(task("0").status.success() && task("1").status.success());
+    // Task 1 died before its markers were written: remove them; task 0's stay.
+    for m in std::fs::read_dir(out.join(".done")).unwrap() {
+        let p = m.unwrap().path();
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        if n.starts_with("books-1-") || n.starts_with("web-0-") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let err = String::from_utf8_lossy(&task("1").stderr).into_owned();
+    assert!(err.contains("array task 1 of 2 done") && err.contains("0 inputs skipped as done") && !err.contains("code-0"), "{err}");
+}
+
+#[test]
+fn a_failed_retokenization_leaves_no_manifest_over_replaced_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 60);
+    let out = dir.path().join("out");
+    let args = ["--input", s(&input), "--output", s(&out), "--train-bpe", "300"];
+    assert!(run(&args).status.success());
+    // code-0 changes (its shards are rewritten), then web-0 fails on a bad line.
+    let code = input.join("code-0.jsonl");
+    std::fs::write(&code, std::fs::read_to_string(&code).unwrap().lines().take(30).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let web = input.join("web-0.jsonl");
+    std::fs::write(&web, std::fs::read_to_string(&web).unwrap() + "{\"text\": broken\n").unwrap();
+    assert_eq!(run(&args).status.code(), Some(2));
+    assert!(!out.join("manifest.parquet").exists());
+}
+
+#[test]
+fn a_users_file_with_tmp_in_its_name_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 40);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("web/train")).unwrap();
+    std::fs::write(out.join("web/train/notes.tmp-1"), b"mine").unwrap();
+    std::fs::write(out.join("draft.tmp-2.txt"), b"mine").unwrap();
+    assert!(run(&["--input", s(&input), "--output", s(&out), "--train-bpe", "300"]).status.success());
+    assert!(out.join("web/train/notes.tmp-1").exists() && out.join("draft.tmp-2.txt").exists());
+}
+
+#[test]
+fn a_line_over_max_record_bytes_is_an_error_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path(), 30);
+    let web = input.join("web-0.jsonl");
+    std::fs::write(&web, std::fs::read_to_string(&web).unwrap() + &format!("{{\"text\": \"{}\"}}\n", "z".repeat(3000))).unwrap();
+    let o = run(&["--input", s(&web), "--output", s(&dir.path().join("o")), "--train-bpe", "300", "--max-record-bytes", "2000"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:31: a record of more than 2000 bytes", web.display())), "{err}");
 }
