@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The Slurm test (run by `make test`): on a one-node cluster started here,
-#  1. submit the whole pipeline at micro scale with submit.sh, wait, and check that its
-#     outputs (dataset, optimum, target comparison) hold the same numbers as the make-driven
-#     run of the same configuration;
+#  1. submit the whole pipeline at micro scale with submit.sh, as a user with their own data
+#     would: the tokenizer given (the one the make run trained), each document's domain from a
+#     field of its record (in files whose names say nothing of it), tokenization over a
+#     2-task array and a merge; wait, and check that its outputs (mixtures, dataset, optimum,
+#     target comparison) hold the same numbers as the make-driven run of the same
+#     configuration, and that the settings and commands were written beside $DATA;
 #  2. requeue a running proxy-train array task (scontrol requeue: the task is killed and put
 #     back in the queue) and check that it resumes from its checkpoint and ends with the
 #     same metrics as an uninterrupted run.
@@ -62,7 +65,22 @@ touch "$work/make/corpus/.stamp"
 make -C "$root" --no-print-directory -o build -o setup BIN="$REGMIX_BIN" DATA="$work/make" "${mkcfg[@]}" \
     "$work/make/report.html" > "$work/make.log" 2>&1 || { tail -30 "$work/make.log"; exit 1; }
 
-export DATA=$work/slurm CORPUS=$corpus CPUS=1 ARRAY_PARALLEL=2
+# The same documents, each file's domain in a field (meta.source) of every record and not in
+# its name: one file per domain keeps each domain's document order, so the shards equal the
+# make run's.
+field=$work/field-corpus
+mkdir -p "$field"
+"$py" - "$corpus" "$field" <<'PY'
+import json, pathlib, sys
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for i, f in enumerate(sorted(src.glob("*.jsonl"))):
+    with open(f) as a, open(dst / f"part_{i}-0.jsonl", "w") as b:
+        for line in a:
+            if line.strip():
+                b.write(json.dumps({"text": json.loads(line)["text"], "meta": {"source": f.stem}}) + "\n")
+PY
+export DATA=$work/slurm CORPUS=$field CPUS=1 ARRAY_PARALLEL=2
+export TOKENIZER=$work/make/shards/tokenizer.json DOMAIN_FROM=field:meta.source TEXT_FIELD=text TOKENIZE_TASKS=2
 ids=$(bash "$root/scripts/slurm/submit.sh")
 echo "$ids"
 wait_for() { # job ids...: until none is pending or running; fails unless all COMPLETED
@@ -87,6 +105,11 @@ for f in ["mixtures.parquet", "dataset.parquet", "optimum/optimum.parquet", "tar
     print(f"  {f}: identical ({x.num_rows} rows, {x.num_columns} columns)")
 PY
 test -s "$DATA/report.html" && echo "  report.html written"
+grep -qx "TOKENIZER=$TOKENIZER" "$DATA/submit/settings.env" && grep -qx "DOMAIN_FROM=field:meta.source" "$DATA/submit/settings.env" \
+    || { echo "settings.env lacks the run's settings" >&2; cat "$DATA/submit/settings.env" >&2; exit 1; }
+grep -q -- "--array-index \$SLURM_ARRAY_TASK_ID --array-count 2" "$DATA/submit/jobs.sh" && grep -q -- "--merge --array-count 2" "$DATA/submit/jobs.sh" \
+    || { echo "jobs.sh lacks the tokenization array's commands" >&2; cat "$DATA/submit/jobs.sh" >&2; exit 1; }
+echo "  settings.env and jobs.sh written beside \$DATA"
 
 echo "== 2. requeue a running proxy task: it resumes from its checkpoint =="
 export RUNS=$work/requeue-runs PROXY_TOKENS=65536
