@@ -12,7 +12,7 @@
 #   build   what `cargo build` needs: a C and C++ compiler with OpenMP, cmake, libclang, pkg-config
 #   venv    python3-venv: the .venv of the tests and of the demo's table
 #   demo    what the demo corpus needs: npm and groff
-#   bench   what `make bench` needs: bc, /usr/bin/time
+#   bench   what `make bench` needs: bc, /usr/bin/time, zstd
 #   test    what only some tests need: chromium (the report's render test), slurm-wlm and munge
 #           (the Slurm test). Without root they are named and the tests that need them skip,
 #           saying so; this never stops the build.
@@ -101,6 +101,7 @@ checks=(
     "demo|groff-base|the demo corpus (man pages rendered to text)|runs groff --version|module load groff"
     "bench|bc|the benchmarks' arithmetic|runs bc --version|module load bc"
     "bench|time|the benchmarks (/usr/bin/time)|runs /usr/bin/time -f %e true|(needs /usr/bin/time: ask your administrator)"
+    "bench|zstd|the tokenization benchmark's .zst input|runs zstd --version|module load zstd"
     "test|chromium|the report's render test (headless Chromium), which skips without it|runs chromium --version|put chromium, chromium-browser or google-chrome on PATH"
     "test|slurm-wlm|the Slurm test (a one-node cluster), which skips without it|runs slurmctld -V|(it also needs root, to start the daemons)"
     "test|munge|the Slurm test (authentication), which skips without it|runs munged --version|(it also needs root, to start the daemons)"
