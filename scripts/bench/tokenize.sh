@@ -5,6 +5,10 @@
 # Prints MB/s, tokens/s and peak RSS of each. The Python baseline is timed on encode_batch
 # alone (texts already parsed and in memory); tokenize-shard is timed end to end (reading
 # and parsing JSON, hashing the split, writing shards), so the comparison favours the baseline.
+# Then, at scale (tokenize_scale.py): JSONL of SCALE_GB gigabytes (default 1,5; 0 skips it)
+# generated from the corpus, one file of it .zst, tokenized with the same tokenizer; prints
+# MB/s, MB per CPU-second and peak RSS per size, so a memory that grows with the input shows.
+# It needs about 1.5 times the largest size of free disk under data/bench, deleted after.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 corpus=${1:-$root/data/corpus}
@@ -24,4 +28,6 @@ if [ ! -f "$tok" ]; then
     "$bin/tokenize-shard" --input "$corpus" --output "$work/train-bpe" --train-bpe "$vocab" 2>/dev/null
     cp "$work/train-bpe/tokenizer.json" "$tok"
 fi
-exec "$venv/bin/python" "$root/scripts/bench/tokenize_bench.py" "$bin/tokenize-shard" "$corpus" "$tok" "$work" "$threads"
+"$venv/bin/python" "$root/scripts/bench/tokenize_bench.py" "$bin/tokenize-shard" "$corpus" "$tok" "$work" "$threads"
+scale=${SCALE_GB:-1,5}
+[ "$scale" = 0 ] || python3 "$root/scripts/bench/tokenize_scale.py" "$bin/tokenize-shard" "$corpus" "$tok" "$work" "$threads" "$scale"
