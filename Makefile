@@ -44,7 +44,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-hedge horizon-score horizon-train horizon-verify verify-target verify-proxies
+.PHONY: all setup build corpus shards mixtures runs demo test bench bench-lto clean calibrate paper experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results results-table horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-hedge horizon-score horizon-train horizon-verify verify-target verify-proxies
 
 all: build
 
@@ -88,6 +88,12 @@ mixtures: $(DATA)/mixtures.parquet
 # training every RUN_JOBS-th mixture (--array-index/--array-count) on one thread.
 RUN_JOBS ?= 1
 RUN_THREADS = $(if $(filter 1,$(RUN_JOBS)),0,1)
+# per_core IDS,COMMAND: COMMAND --ids SHARE in one process per core, each taking every n-th id of
+# the comma-separated IDS; waits for all of them and fails if one failed.
+per_core = n=$(shell nproc); pids=(); for k in $$(seq 0 $$((n - 1))); do \
+    share=$$(echo "$(1)" | tr , '\n' | awk -v k=$$k -v n=$$n '(NR - 1) % n == k' | paste -sd,); \
+    [ -z "$$share" ] || { $(2) --ids $$share & pids+=($$!); }; \
+done; rc=0; for p in "$${pids[@]}"; do wait $$p || rc=1; done; [ $$rc = 0 ]
 PROXY_TRAIN_FLAGS = --preset $(PROXY_PRESET) --tokens $(PROXY_TOKENS) --seed $(SEED) $(PROXY_FLAGS)
 $(RUNS)/.stamp: $(DATA)/mixtures.parquet $(SHARDS)/manifest.parquet | build
 	pids=(); for i in $$(seq 0 $$(($(RUN_JOBS) - 1))); do \
@@ -466,5 +472,19 @@ bench: build $(CORPUS)/.stamp
 bench-lto: setup
 	bash scripts/bench/lto.sh
 
+# Calibration on your own target-scale runs (docs/calibration.md): do proxies of each recipe of
+# CALIBRATE_RECIPES rank the mixtures of CALIBRATE_TARGETS (datasets: collect --targets DIR or
+# collect --import-table TABLE) as those targets do? Resumable; writes
+# $(DATA)/calibration/calibration.parquet and the recommended recipe.
+CALIBRATE_RECIPES ?= scripts/calibrate-recipes.tsv
+CALIBRATE_TARGETS ?=
+calibrate: $(SHARDS)/manifest.parquet | build
+	@[ -n "$(CALIBRATE_TARGETS)" ] || { echo "make calibrate: give CALIBRATE_TARGETS=\"targets.parquet ...\" (collect --targets DIR --output targets.parquet)" >&2; exit 2; }
+	bash scripts/calibrate.sh --recipes $(CALIBRATE_RECIPES) --shards $(SHARDS) --work $(DATA)/calibration \
+	    --targets "$(CALIBRATE_TARGETS)" --bin $(BIN) --jobs $(RUN_JOBS)
+
 clean:
 	rm -rf $(DATA)
+
+include experiments/calibration.mk
+include experiments/calibrated.mk

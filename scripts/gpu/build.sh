@@ -20,6 +20,15 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])' |
     while read -r name exe; do cp "$exe" "$dist/tests/$name"; done
-strip "$dist/train-bench" "$dist"/tests/* 2>/dev/null || true
+# proxy-train, with the demo corpus's shards and mixtures, for scripts/gpu/proxy-resume.py.
+cargo build --release -p proxy-train
+cp "$CARGO_TARGET_DIR/release/proxy-train" "$dist/"
+shards=${SHARDS:-$root/data-experiment/shards} mixtures=${MIXTURES:-$root/data-experiment/mixtures.parquet}
+if [ -f "$shards/manifest.parquet" ] && [ -f "$mixtures" ]; then
+    cp -r "$shards" "$dist/shards" && cp "$mixtures" "$dist/mixtures.parquet"
+else
+    echo "build.sh: no $shards or $mixtures (make experiment-shards, then $root/data-experiment/mixtures.parquet): proxy-resume will be skipped" >&2
+fi
+strip "$dist/train-bench" "$dist/proxy-train" "$dist"/tests/* 2>/dev/null || true
 ls -la "$dist" "$dist/tests"
 du -sh "$dist"

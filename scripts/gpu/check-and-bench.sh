@@ -50,6 +50,14 @@ for t in kernels against_cpu nvrtc probe; do
     REGMIX_CUDA_SYNC=1 run_step "test-$t" 150 "$dist/tests/$t" --test-threads 1 --nocapture
 done
 
+# The stage itself: proxy-train on CUDA against the CPU backend, stopped and resumed.
+if [ -x "$dist/proxy-train" ] && [ -f "${SHARDS:-$dist/shards}/manifest.parquet" ]; then
+    run_step proxy-resume 120 "$py" "$root/scripts/gpu/proxy-resume.py" "$dist" "${SHARDS:-$dist/shards}" \
+        "${MIXTURES:-$dist/mixtures.parquet}" "$out/proxy-resume"
+else
+    order+=("proxy-resume"); outcome[proxy-resume]="skipped: no $dist/proxy-train or shards (scripts/gpu/build.sh)"
+fi
+
 # 2. Throughput of regmix-1m at the paper's batch: 512 sequences of 2048 tokens per step
 # (1,048,576 tokens), as 16 micro-batches of 32.
 bench=(--preset regmix-1m --vocab 50432 --micro-batch 32 --accumulation 16 --warmup 1 --steps 3)
@@ -68,6 +76,7 @@ echo "| step | outcome |"
 echo "| --- | --- |"
 for name in "${order[@]}"; do echo "| $name | ${outcome[$name]} |"; done
 echo
+[ ! -s "$out/proxy-resume.out" ] || { echo "proxy-resume: $(tail -1 "$out/proxy-resume.out")"; echo; }
 "$py" - "$out" <<'PY'
 import json, os, re, sys
 out = sys.argv[1]

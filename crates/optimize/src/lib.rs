@@ -7,6 +7,10 @@
 //! - [`bootstrap`]: refits on resampled runs: the spread of the weights and of the gain.
 //! - [`kl`]: the pull toward the prior (`--kl-to-prior`) and its choice on held-out runs.
 //! - [`output`]: the files written.
+//!
+//! The recommendation (`--recommend`): the optimum, or the prior when the optimum's gain is not
+//! clear of its bootstrap spread or a calibration (`--calibration`) says the fit's proxies rank
+//! mixtures wrongly; it is written into every output.
 
 pub mod bootstrap;
 pub mod constraints;
@@ -14,12 +18,13 @@ pub mod kl;
 pub mod output;
 pub mod search;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use regmix_calibrate::Regime;
 use regmix_core::Provenance;
-use regmix_mixture::{Gain, Optimum, Prior};
+use regmix_mixture::{Choice, Gain, Optimum, Prior, Recommendation};
 use regmix_regress::{predict_many, Model, SavedFit, Scorer};
 
 use crate::search::{optimum_of, search, Found, Kl, Space};
@@ -88,6 +93,24 @@ pub struct Args {
     /// that --kl-to-prior auto chooses λ on.
     #[arg(long, value_name = "FILE")]
     pub holdout: Option<PathBuf>,
+    /// What to recommend training the target on: `auto` (the optimum only when its gain over
+    /// the prior is clear of its bootstrap spread and no calibration says the proxies rank
+    /// wrongly; else the prior), or `optimum` or `prior` whatever the evidence.
+    #[arg(long, value_enum, default_value_t = Recommend::Auto)]
+    pub recommend: Recommend,
+    /// A calibration table (calibrate score): whether proxies of the fit's settings ranked its
+    /// target-scale mixtures as the targets did [without one: the published floor of about 15
+    /// tokens per parameter is checked, and only warned about].
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
+}
+
+/// `--recommend`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recommend {
+    Auto,
+    Optimum,
+    Prior,
 }
 
 /// The most bootstrap refits --bootstrap asks for (each is a fit and a search).
@@ -233,6 +256,12 @@ pub fn run(args: &Args) -> Result<()> {
         }
         _ => None,
     };
+    let regime = proxies_regime(&saved, args.calibration.as_deref())?;
+    let recommendation = recommend(args.recommend, &gain, regime.as_ref());
+    match recommendation.choice {
+        Choice::Optimum => log::info!("recommendation: train the target on the optimum ({})", recommendation.reason),
+        Choice::Prior => log::warn!("recommendation: train the target on the prior ({})", recommendation.reason),
+    }
     let optimum = Optimum {
         domains: doms.clone(),
         weights: w,
@@ -242,6 +271,7 @@ pub fn run(args: &Args) -> Result<()> {
         gain,
         target: saved.target.expr.clone(),
         prior: p,
+        recommendation,
     };
     let kl_json = kl.as_ref().map(|(k, c)| {
         serde_json::json!({
@@ -252,4 +282,37 @@ pub fn run(args: &Args) -> Result<()> {
         })
     });
     output::write(args, &optimum, &top, &caps, at_proxies.as_ref(), kl_json, &prov)
+}
+
+/// What is known of the fit's proxies (the settings its dataset's runs recorded): the
+/// guardrail, said once. None when the dataset is gone or was imported without settings.
+fn proxies_regime(saved: &SavedFit, calibration: Option<&Path>) -> Result<Option<Regime>> {
+    let Ok(t) = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset")) else {
+        log::info!("{}: the fit's dataset is not readable here: its proxies' settings are not checked", saved.dataset.display());
+        return Ok(None);
+    };
+    let settings: serde_json::Value = t.json_metadata("regmix.run_settings")?;
+    let tokens = t.u64("tokens")?.values().iter().copied().max().unwrap_or(0);
+    let regime = Regime::of_run_settings(&settings, tokens, calibration).with_context(|| saved.dataset.display().to_string())?;
+    match &regime {
+        None => log::info!("{}: imported results without training settings: the proxies' regime is not checked", saved.dataset.display()),
+        Some(r) if r.ranks_well() => log::info!("{}", r.message()),
+        Some(r) => log::warn!("{}", r.message()),
+    }
+    Ok(regime)
+}
+
+/// The recommendation `--recommend` asks for, with its reason.
+pub fn recommend(how: Recommend, gain: &Gain, regime: Option<&Regime>) -> Recommendation {
+    let auto = match regime {
+        Some(r @ Regime::Calibrated { .. }) if !r.ranks_well() => {
+            Recommendation { choice: Choice::Prior, reason: format!("the calibration says these proxies do not rank mixtures as the target does: {}", r.message()) }
+        }
+        _ => Recommendation::from_gain(gain),
+    };
+    match how {
+        Recommend::Auto => auto,
+        Recommend::Optimum => Recommendation { choice: Choice::Optimum, reason: format!("--recommend optimum (auto would say {}: {})", auto.choice.as_str(), auto.reason) },
+        Recommend::Prior => Recommendation { choice: Choice::Prior, reason: format!("--recommend prior (auto would say {}: {})", auto.choice.as_str(), auto.reason) },
+    }
 }

@@ -1,7 +1,9 @@
 //! optimize's outputs, written into the output folder: `optimum.parquet` (the contract,
 //! through [`regmix_mixture::Optimum`]), `top_candidates.parquet`, `optimum.yaml` (a regmix
 //! mixture config), `megatron_data_path.txt` (a Megatron-LM `--data-path` blend),
-//! `optimum.json` (the same facts for people and scripts) and `optimum_vs_prior.svg`.
+//! `optimum.json` (the same facts for people and scripts), `optimum_vs_prior.svg`, and the
+//! recommended mixture (the optimum or the prior: [`Optimum::recommendation`]) as
+//! `recommended.yaml` and `recommended_megatron_data_path.txt`, each opening with why.
 
 use anyhow::Result;
 use regmix_core::schema::{domains as dom_lists, Schema};
@@ -9,13 +11,22 @@ use regmix_core::table::{batch, col, write_parquet};
 use regmix_core::atomic::{self, OutputDir};
 use regmix_core::Provenance;
 use regmix_mixture::io::regmix_yaml;
-use regmix_mixture::Optimum;
+use regmix_mixture::{Choice, Optimum};
 
 use crate::search::Cand;
 use crate::Args;
 
 /// The files named in the module's documentation.
-pub const FILES: [&str; 6] = ["optimum.parquet", "top_candidates.parquet", "optimum.yaml", "megatron_data_path.txt", "optimum.json", "optimum_vs_prior.svg"];
+pub const FILES: [&str; 8] = [
+    "optimum.parquet",
+    "top_candidates.parquet",
+    "optimum.yaml",
+    "megatron_data_path.txt",
+    "optimum.json",
+    "optimum_vs_prior.svg",
+    "recommended.yaml",
+    "recommended_megatron_data_path.txt",
+];
 
 /// With a horizon model: the optimum the same model finds at the proxies' own horizon,
 /// written as `optimum_at_proxies.parquet` (the optimum contract, without a bootstrap).
@@ -60,14 +71,27 @@ pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], at_prox
     cols.extend((0..doms.len()).map(|j| col::f64(top.iter().map(|c| c.weights[j]).collect())));
     write_parquet(&out.join(FILES[1]), s, &lists, &batch(s, &lists, cols)?, &[], prov)?;
 
-    atomic::write_bytes(out.join(FILES[2]), regmix_yaml(doms, w, "train_", &[]).as_bytes())?;
-    let megatron: Vec<String> = doms.iter().zip(w).filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{x:.6} {}{d}", args.megatron_prefix)).collect();
-    atomic::write_bytes(out.join(FILES[3]), format!("{}\n", megatron.join(" ")).as_bytes())?;
+    let rec = &optimum.recommendation;
+    let note = format!("# recommendation: train on the {} ({})\n", rec.choice.as_str(), rec.reason.replace('\n', " "));
+    atomic::write_bytes(out.join(FILES[2]), format!("{note}{}", regmix_yaml(doms, w, "train_", &[])).as_bytes())?;
+    let megatron = |w: &[f64]| {
+        let pairs: Vec<String> = doms.iter().zip(w).filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{x:.6} {}{d}", args.megatron_prefix)).collect();
+        format!("{}\n", pairs.join(" "))
+    };
+    atomic::write_bytes(out.join(FILES[3]), megatron(w).as_bytes())?;
+    let recommended = match rec.choice {
+        Choice::Optimum => w,
+        Choice::Prior => &optimum.prior,
+    };
+    atomic::write_bytes(out.join(FILES[6]), format!("{note}{}", regmix_yaml(doms, recommended, "train_", &[])).as_bytes())?;
+    // Megatron reads the file's text as its --data-path: the reason stays in the YAML.
+    atomic::write_bytes(out.join(FILES[7]), megatron(recommended).as_bytes())?;
     let g = &optimum.gain;
     let json = serde_json::json!({
         "target": optimum.target, "predicted": optimum.predicted, "predicted_std": optimum.predicted_std,
         "predicted_prior": g.prior, "predicted_gain": g.gain, "predicted_gain_std": g.std,
         "bootstrap_win_share": g.win_share,
+        "recommendation": {"choice": rec.choice.as_str(), "reason": rec.reason, "weights": by_domain(recommended)},
         "weights": by_domain(w),
         "weight_std": optimum.weight_std.as_deref().map(by_domain),
         "prior": by_domain(&optimum.prior),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use regmix_calibrate::Regime;
 use regmix_core::Provenance;
 use regmix_mixture::io::Mixtures;
 use regmix_train::backends;
@@ -57,6 +58,15 @@ pub struct Args {
     /// / T, so the proxy repeats it as often as the target would; logged per run.
     #[arg(long, value_name = "T")]
     pub match_epochs_of: Option<u64>,
+    /// Decay the learning rate to this by the last step, on a cosine after the warmup (the
+    /// target's schedule) [default: no decay, the paper's constant rate].
+    #[arg(long, value_name = "LR")]
+    pub min_lr: Option<f64>,
+    /// A calibration table (calibrate score): whether proxies of these settings ranked its
+    /// target-scale mixtures as the targets did is said once at the start [without one: the
+    /// published floor of about 15 tokens per parameter is the check].
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -125,13 +135,18 @@ pub fn run(args: &Args) -> Result<()> {
         corpus.vocab_size
     );
     let mixtures = Mixtures::read_any(&args.mixtures)?.align_to(&corpus.domains, &args.mixtures)?;
-    let mut spec = args.train.spec(corpus.vocab_size, Schedule::Constant)?;
+    let schedule = match args.min_lr {
+        Some(min_lr) => Schedule::Cosine { min_lr },
+        None => Schedule::Constant,
+    };
+    let mut spec = args.train.spec(corpus.vocab_size, schedule)?;
     if let Some(t) = args.match_epochs_of {
         if t <= spec.tokens {
             bail!("--match-epochs-of {t} must be more than the proxies' --tokens {}: a target that trains no longer repeats nothing more", spec.tokens);
         }
         spec.match_epochs_of = Some(t);
     }
+    say_regime(&spec, args.calibration.as_deref())?;
     let ids = select(&mixtures.ids, args.ids.as_deref(), args.array_index.zip(args.array_count))?;
     log::info!(
         "read {}: {} mixtures, training {} ({} params, {} steps of {} tokens, micro-batch {})",
@@ -194,6 +209,20 @@ pub fn run(args: &Args) -> Result<()> {
         log::warn!("{} runs diverged: {diverged:?}", diverged.len());
     }
     log::info!("wrote {} runs under {}", ids.len(), args.output.display());
+    Ok(())
+}
+
+/// The guardrail, said once: do proxies of `spec` rank mixtures as the target does, by the
+/// calibration table given or by the published tokens-per-parameter floor?
+fn say_regime(spec: &train::TrainSpec, calibration: Option<&std::path::Path>) -> Result<()> {
+    let train = serde_json::to_value(spec).context("the training settings serialise")?;
+    let tokens = spec.steps() * (spec.sequences_per_step() * spec.context()) as u64;
+    let regime = Regime::assess(&train, tokens, spec.model.n_params() as u64, calibration)?;
+    if regime.ranks_well() {
+        log::info!("{}", regime.message());
+    } else {
+        log::warn!("{}", regime.message());
+    }
     Ok(())
 }
 

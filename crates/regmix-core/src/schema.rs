@@ -28,6 +28,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("fit_model", include_str!("../../../schemas/fit_model.json")),
     ("run_done", include_str!("../../../schemas/run_done.json")),
     ("trajectories", include_str!("../../../schemas/trajectories.json")),
+    ("calibration", include_str!("../../../schemas/calibration.json")),
 ];
 
 /// The storage format of a kind of file.
@@ -56,6 +57,9 @@ struct ColumnJson {
     ty: TypeSpec,
     #[serde(default)]
     nullable: bool,
+    /// The contract version that added the column (absent: the first); older files lack it.
+    #[serde(default)]
+    since: Option<u32>,
     #[allow(dead_code)]
     description: String,
 }
@@ -109,6 +113,10 @@ pub struct FieldSpec {
 struct SchemaJson {
     schema: String,
     version: u32,
+    /// The oldest version readers still accept (absent: only `version`). A file of an older
+    /// version lacks the columns added since (their `since`); its readers say what it lacks.
+    #[serde(default)]
+    reads_from: Option<u32>,
     format: Format,
     producer: String,
     description: String,
@@ -134,6 +142,8 @@ pub struct ColumnSpec {
     /// Allowed types; the first is the default the writer uses.
     pub types: Vec<DataType>,
     pub nullable: bool,
+    /// The contract version that added the column (1: always there).
+    pub since: u32,
 }
 
 /// One kind of file between stages.
@@ -141,6 +151,8 @@ pub struct ColumnSpec {
 pub struct Schema {
     pub name: String,
     pub version: u32,
+    /// The oldest version of the contract its readers accept.
+    pub reads_from: u32,
     pub format: Format,
     pub producer: String,
     pub description: String,
@@ -224,13 +236,14 @@ impl Schema {
                     TypeSpec::One(s) => vec![parse_type(&s)],
                     TypeSpec::Any(v) => v.iter().map(|s| parse_type(s)).collect(),
                 };
-                ColumnSpec { kind, types, nullable: c.nullable }
+                ColumnSpec { kind, types, nullable: c.nullable, since: c.since.unwrap_or(1) }
             })
             .collect();
         let fields = j.fields.into_iter().map(|f| FieldSpec { name: f.name, ty: f.ty, nullable: f.nullable }).collect();
         Schema {
             name: j.schema,
             version: j.version,
+            reads_from: j.reads_from.unwrap_or(j.version),
             format: j.format,
             producer: j.producer,
             description: j.description,
@@ -315,13 +328,14 @@ impl Schema {
             _ => {}
         }
         let v = md.get(KEY_SCHEMA_VERSION).map(String::as_str).unwrap_or("");
-        if v != self.version.to_string() {
-            return Err(Error::metadata(
-                path,
-                KEY_SCHEMA_VERSION,
-                format!("version `{v}` of `{}`, this build reads version {}", self.name, self.version),
-            ));
-        }
+        let Some(file_version) = v.parse::<u32>().ok().filter(|n| (self.reads_from..=self.version).contains(n)) else {
+            let reads = if self.reads_from == self.version {
+                format!("version {}", self.version)
+            } else {
+                format!("versions {} to {}", self.reads_from, self.version)
+            };
+            return Err(Error::metadata(path, KEY_SCHEMA_VERSION, format!("version `{v}` of `{}`, this build reads {reads}", self.name)));
+        };
         for k in self.required_keys() {
             if !md.contains_key(&k) {
                 return Err(Error::metadata(path, &k, "required key is missing"));
@@ -332,6 +346,9 @@ impl Schema {
         let mut lists = Lists::new();
         let mut i = 0;
         for (ci, c) in self.columns.iter().enumerate() {
+            if c.since > file_version {
+                continue;
+            }
             match &c.kind {
                 ColumnKind::Fixed(name) => {
                     let Some(f) = fields.get(i) else {

@@ -126,8 +126,9 @@ pub fn read_parquet(path: &Path, schema: &Schema) -> Result<Table> {
         .map_err(|e| Error::format(path, "parquet", e))?;
     // Nulls where the contract has none.
     let expected = schema.arrow_schema(&lists);
-    for (i, f) in expected.fields().iter().enumerate() {
-        let col = batch.column(i);
+    for f in expected.fields().iter() {
+        // A column added after the file's version is absent: Schema::check allowed that.
+        let Some(col) = batch.column_by_name(f.name()) else { continue };
         if !f.is_nullable() && col.null_count() > 0 {
             let row = (0..col.len()).find(|&r| col.is_null(r)).unwrap_or(0);
             return Err(Error::value(path, row, f.name(), "null in a column that allows none"));

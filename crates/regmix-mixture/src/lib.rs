@@ -17,6 +17,6 @@ pub mod prior;
 pub mod sampler;
 
 pub use io::Mixtures;
-pub use optimum::{Gain, Optimum};
+pub use optimum::{Choice, Gain, Optimum, Recommendation};
 pub use prior::Prior;
 pub use sampler::{Sampler, SamplerParams};

@@ -47,6 +47,51 @@ impl Gain {
     }
 }
 
+/// What to train the target on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The optimum's weights.
+    Optimum,
+    /// The proportional prior (`regmix.prior`).
+    Prior,
+}
+
+impl Choice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::Optimum => "optimum",
+            Choice::Prior => "prior",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Choice> {
+        [Choice::Optimum, Choice::Prior].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The recommendation: the optimum, or the prior, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub choice: Choice,
+    pub reason: String,
+}
+
+impl Recommendation {
+    /// From the gain alone: the optimum only when its gain is clear of its bootstrap spread
+    /// ([`Gain::is_clear`]). What a version-2 `optimum.parquet` (written before optimize made
+    /// recommendations) implies.
+    pub fn from_gain(g: &Gain) -> Recommendation {
+        if g.is_clear() {
+            Recommendation { choice: Choice::Optimum, reason: format!("the predicted gain over the prior is clear: {}", g.describe()) }
+        } else {
+            Recommendation {
+                choice: Choice::Prior,
+                reason: format!("the predicted gain over the prior is not clear of its bootstrap spread: {}", g.describe()),
+            }
+        }
+    }
+}
+
 /// One optimum: its weights (with their bootstrap spread), the prediction there, the gain over
 /// the prior, and the prior it was searched from.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +107,8 @@ pub struct Optimum {
     pub target: String,
     /// The prior searched, in `domains` order.
     pub prior: Vec<f64>,
+    /// What to train the target on.
+    pub recommendation: Recommendation,
 }
 
 impl Optimum {
@@ -87,20 +134,31 @@ impl Optimum {
             .map(|d| prior_map.get(d).and_then(|v| v.as_f64()).ok_or_else(|| Error::metadata(&t.path, KEY_PRIOR, format!("no weight for domain `{d}`"))))
             .collect::<Result<Vec<f64>>>()?;
         let opt = |c: &str| -> Result<Option<f64>> { Ok(t.f64_opt_values(c)?[0]) };
+        let gain = Gain {
+            prior: t.f64_values("predicted_prior")?[0],
+            gain: t.f64_values("predicted_gain")?[0],
+            std: opt("predicted_gain_std")?,
+            win_share: opt("bootstrap_win_share")?,
+        };
+        // A version-2 file has no recommendation: the one its gain implies.
+        let recommendation = if t.batch.schema().index_of("recommendation").is_ok() {
+            let text = t.str("recommendation")?.value(0).to_string();
+            let choice = Choice::parse(&text)
+                .ok_or_else(|| Error::value(&t.path, 0, "recommendation", format!("`{text}` is neither `optimum` nor `prior`")))?;
+            Recommendation { choice, reason: t.str("recommendation_reason")?.value(0).to_string() }
+        } else {
+            Recommendation::from_gain(&gain)
+        };
         Ok(Optimum {
             weights,
             weight_std,
             predicted: t.f64_values("predicted")?[0],
             predicted_std: opt("predicted_std")?,
-            gain: Gain {
-                prior: t.f64_values("predicted_prior")?[0],
-                gain: t.f64_values("predicted_gain")?[0],
-                std: opt("predicted_gain_std")?,
-                win_share: opt("bootstrap_win_share")?,
-            },
+            gain,
             target: t.metadata.get(KEY_TARGET).cloned().unwrap_or_default(),
             prior,
             domains,
+            recommendation,
         })
     }
 
@@ -116,6 +174,8 @@ impl Optimum {
             col::f64(vec![self.gain.gain]),
             col::f64_opt(vec![self.gain.std]),
             col::f64_opt(vec![self.gain.win_share]),
+            col::str(&[self.recommendation.choice.as_str()]),
+            col::str(&[self.recommendation.reason.as_str()]),
         ];
         cols.extend(self.weights.iter().map(|x| col::f64(vec![*x])));
         cols.extend((0..d.len()).map(|j| col::f64_opt(vec![self.weight_std.as_ref().map(|s| s[j])])));
@@ -158,11 +218,43 @@ mod tests {
             gain: Gain { prior: 4.6, gain: 0.1, std: Some(0.03), win_share: Some(1.0) },
             target: "valid_loss.a".into(),
             prior: vec![0.5, 0.5],
+            recommendation: Recommendation { choice: Choice::Prior, reason: "because".into() },
         };
         o.write(&p, &serde_json::json!({}), &Provenance::new("optimize", "0", &[])).unwrap();
         assert_eq!(Optimum::read(&p).unwrap(), o);
         let plain = Optimum { weight_std: None, predicted_std: None, gain: Gain { std: None, win_share: None, ..o.gain }, ..o };
         plain.write(&p, &serde_json::json!({}), &Provenance::new("optimize", "0", &[])).unwrap();
         assert_eq!(Optimum::read(&p).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_version_2_optimum_reads_with_the_recommendation_its_gain_implies() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("optimum.parquet");
+        // Written as optimize wrote version 2: no recommendation columns.
+        let mut v2 = Schema::get("optimum").clone();
+        v2.version = 2;
+        v2.columns.retain(|c| c.since <= 2);
+        let lists = dom_lists(&["a".to_string(), "b".to_string()]);
+        let cols = vec![
+            col::f64(vec![4.5]),
+            col::f64_opt(vec![None]),
+            col::f64(vec![4.6]),
+            col::f64(vec![0.1]),
+            col::f64_opt(vec![Some(0.01)]),
+            col::f64_opt(vec![Some(1.0)]),
+            col::f64(vec![0.25]),
+            col::f64(vec![0.75]),
+            col::f64_opt(vec![None]),
+            col::f64_opt(vec![None]),
+        ];
+        let md = vec![
+            (KEY_CONSTRAINTS.to_string(), "{}".to_string()),
+            (KEY_TARGET.to_string(), "valid_loss.a".to_string()),
+            (KEY_PRIOR.to_string(), r#"{"a": 0.5, "b": 0.5}"#.to_string()),
+        ];
+        write_parquet(&p, &v2, &lists, &batch(&v2, &lists, cols).unwrap(), &md, &Provenance::new("optimize", "0", &[])).unwrap();
+        let o = Optimum::read(&p).unwrap();
+        assert_eq!(o.recommendation.choice, Choice::Optimum, "a gain of 0.1 ± 0.01 in every refit is clear");
     }
 }

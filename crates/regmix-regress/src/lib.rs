@@ -13,6 +13,9 @@
 //! - [`saved`]: the fitted-model contract, `model.json` ([`SavedFit`]), and a dataset's rows
 //!   as the regression sees them ([`saved::load_xy`]).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
+//! - [`agreement`]: how one ranking of mixtures agrees with another (pairwise accuracy, the
+//!   decisions against the prior, a paired bootstrap) and the recommended proxy recipe, for
+//!   `calibrate`. It depends on [`metrics`] only.
 //!
 //! Modules depend one way: `cv` and `saved` on `score` and `model`, `score` on `model` and
 //! `horizon`, `horizon` on `model` and `score`'s regressor scorers, `model` on the regressors.
@@ -20,6 +23,7 @@
 //! **Invariant:** the only file this crate reads or writes is its own contract, `model.json`
 //! ([`saved`]); datasets come in as tables the stages have read.
 
+pub mod agreement;
 pub mod cv;
 pub mod gp;
 pub mod horizon;

@@ -3,7 +3,9 @@
 /// Ranks with ties averaged (1-based), as scipy's `rankdata`.
 pub fn ranks(x: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..x.len()).collect();
-    idx.sort_by(|&a, &b| x[a].partial_cmp(&x[b]).unwrap());
+    // total_cmp: a NaN sorts last instead of panicking (its rank is then meaningless, and
+    // pearson of such ranks is what the caller's NaN check sees).
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
     let mut r = vec![0.0; x.len()];
     let mut i = 0;
     while i < idx.len() {

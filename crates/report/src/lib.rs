@@ -224,9 +224,11 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&SavedFit>) -> Re
     let (predicted, gain, verdict) = (o.predicted, o.gain, verdict(&o.gain));
     page.section(
         "optimum",
-        "The recommended mixture",
+        "The optimum and the recommendation",
         &format!(
-            "Predicted <code>{}</code> at the optimum: <b>{predicted:.4}{spread}</b>; {}. {verdict} {}",
+            "<b>Recommendation: train the target on the {}</b> ({}). Predicted <code>{}</code> at the optimum: <b>{predicted:.4}{spread}</b>; {}. {verdict} {}",
+            o.recommendation.choice.as_str(),
+            esc(&o.recommendation.reason),
             esc(&target),
             esc(&gain.describe()),
             if sd.is_some() { "Error bars: one standard deviation over bootstrap refits of the regression." } else { "No bootstrap was run (optimize --bootstrap B gives error bars)." }

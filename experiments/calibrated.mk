@@ -1,0 +1,42 @@
+# RegMix at the calibrated recipe (issue 25, step 4): the calibration (experiments/calibration.mk)
+# recommends recipe `lr-3e-4` (micro, 262,144 tokens, constant 3e-4: the default's cost, a 10×
+# lower rate). Its proxies on the experiment's first CALIBRATED_COUNT mixtures (the same
+# mixtures as results/horizon/proxies-262k.csv), plain RegMix's fit and search on them, and the
+# optimum trained as a small × 4M target in seeds 42 and 43 beside the committed prior, uniform
+# and earlier optima (results/horizon/final-seed-*.csv). Each step is resumable and lands in
+# results/ as it finishes. Included by the Makefile.
+#   make calibrated-proxies   train the proxies results/calibrated/ lacks (finished runs reused)
+#   make calibrated-optimum   fit and search on the committed table (fixed before any target)
+#   make calibrated-final     the optimum as small × 4M targets in seeds 42 and 43
+CALIBRATED := $(EXPERIMENT)/calibrated
+CALIBRATED_COUNT ?= 64
+CALIBRATED_FLAGS := --preset micro --tokens 262144 --seed $(SEED) --batch-tokens 1024 --eval-windows 16 --lr 3e-4 --eval-every 32
+CALIBRATED_TABLE := results/calibrated/proxies-262k-lr3e-4.csv
+
+.PHONY: calibrated-proxies calibrated-optimum calibrated-final
+calibrated-proxies: experiment-shards | $(PY)
+	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/mixtures.parquet
+	mkdir -p $(dir $(CALIBRATED_TABLE))
+	[ ! -f $(CALIBRATED_TABLE) ] || $(call CHECK_TABLE,$(CALIBRATED_TABLE),$(CALIBRATED_FLAGS))
+	ids=$$(for i in $$(seq 0 $$(($(CALIBRATED_COUNT) - 1))); do grep -q "^$$i," $(CALIBRATED_TABLE) 2>/dev/null || echo $$i; done | paste -sd,); \
+	if [ -n "$$ids" ]; then $(call per_core,$$ids,$(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet \
+	    --output $(CALIBRATED)/runs $(CALIBRATED_FLAGS) --threads 1); fi
+	$(BIN)/collect --runs $(CALIBRATED)/runs --mixtures $(EXPERIMENT)/mixtures.parquet --output $(CALIBRATED)/proxies.parquet
+	$(PY) scripts/experiments/export-results.py $(CALIBRATED)/proxies.parquet $(CALIBRATED_TABLE) --merge --flags "$(CALIBRATED_FLAGS)"
+
+$(CALIBRATED)/table.parquet: $(CALIBRATED_TABLE) | build
+	$(call require_rows,$<,$(CALIBRATED_COUNT),proxies,calibrated-proxies)
+	mkdir -p $(CALIBRATED)
+	$(call import_table,$<,$@)
+
+$(CALIBRATED)/fit/model.json: $(CALIBRATED)/table.parquet | build
+	$(BIN)/fit --dataset $< $(FIT_FLAGS) --output $(CALIBRATED)/fit
+
+$(CALIBRATED)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
+$(CALIBRATED)/optimum/optimum.parquet: $(CALIBRATED)/fit/model.json | experiment-shards
+	$(BIN)/optimize --fit $(CALIBRATED)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(CALIBRATED)/optimum $(OPTIMIZE_FLAGS)
+
+calibrated-optimum: $(CALIBRATED)/optimum/optimum.parquet
+
+calibrated-final: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
+	$(call final_models,calibrated=$<)
