@@ -12,7 +12,15 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ! {
                     std::process::exit(0);
                 }
             }
-            eprintln!("error: {e}");
+            // A full disk reached through a library that kept only its text (an anyhow chain,
+            // a writer's error) is still said as a full disk.
+            let full = e.chain().any(|c| crate::error::is_disk_full(&c.to_string()));
+            let said = e.chain().any(|c| c.to_string().contains("the disk is full"));
+            if full && !said {
+                eprintln!("error: the disk is full (no space left on device): {e}");
+            } else {
+                eprintln!("error: {e}");
+            }
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }

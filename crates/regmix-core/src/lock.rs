@@ -42,10 +42,9 @@ impl Lock {
 
     /// Takes the lock file `path` itself (e.g. `runs/<id>/.lock`).
     pub fn at(path: &Path, what: &str) -> Result<Lock> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::io(path, e))?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| unwritable(dir, path, e))?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| unwritable(dir, path, e))?;
         // SAFETY: flock on a descriptor this function owns; LOCK_NB makes it return at once.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r != 0 {
@@ -69,6 +68,19 @@ impl Lock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The error of a lock file that cannot be created: a folder the process may not write to
+/// says so, since the lock (and the output) need it writable.
+fn unwritable(dir: &Path, lock: &Path, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => Error::Invalid(format!(
+            "{}: cannot create the lock file {} ({e}): the folder must be writable, since the output and its lock are written there",
+            dir.display(),
+            lock.display()
+        )),
+        _ => Error::io(lock, e),
     }
 }
 

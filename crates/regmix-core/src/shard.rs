@@ -128,10 +128,22 @@ impl ShardWriter {
     }
 }
 
+/// What an index (the manifest) says of one shard, for [`TokenShard::check_row`].
+pub struct ShardRow<'a> {
+    pub domain: &'a str,
+    pub split: &'a str,
+    pub tokens: u64,
+    pub tokenizer_sha256: &'a str,
+    /// `uint16` or `uint32`, where the index records it.
+    pub token_type: Option<&'a str>,
+}
+
 /// A shard, memory-mapped: the token stream is the concatenation of its batches.
 pub struct TokenShard {
     pub path: PathBuf,
     pub metadata: HashMap<String, String>,
+    /// The type of the `tokens` column (uint16 or uint32).
+    pub dtype: DataType,
     chunks: Vec<ArrayRef>,
     starts: Vec<u64>,
     len: u64,
@@ -139,6 +151,12 @@ pub struct TokenShard {
 
 impl TokenShard {
     pub fn open(path: &Path) -> Result<Self> {
+        // A FIFO would block the open forever, a device map without end: only a regular file
+        // (or a link to one) is a shard.
+        let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !md.is_file() {
+            return Err(Error::format(path, "token shard", "not a regular file (a folder, FIFO or device where a shard should be)"));
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the file is opened read-only and regmix never rewrites a shard in place
         // (writers create a new file and rename it), so the mapping stays valid and unchanged.
@@ -164,6 +182,7 @@ impl TokenShard {
         let schema = try_fb_to_schema(fb_schema).map_err(|e| bad(e.to_string()))?;
         let metadata: HashMap<String, String> = schema.metadata().clone().into();
         Schema::get("token_shard").check(path, &schema, &metadata)?;
+        let dtype = schema.field(0).data_type().clone();
         let decoder = FileDecoder::new(Arc::new(schema), footer.version());
         let blocks: Vec<Block> = footer.recordBatches().map(|b| b.iter().copied().collect()).unwrap_or_default();
         let mut chunks = Vec::with_capacity(blocks.len());
@@ -184,7 +203,46 @@ impl TokenShard {
             total += col.len() as u64;
             chunks.push(col);
         }
-        Ok(TokenShard { path: path.to_path_buf(), metadata, chunks, starts, len: total })
+        Ok(TokenShard { path: path.to_path_buf(), metadata, dtype, chunks, starts, len: total })
+    }
+
+    /// Checks the shard against the row of the index that lists it (a manifest): its length,
+    /// and the domain, split, token type and tokenizer its own metadata records. A shard that
+    /// another re-tokenization replaced, or another domain's shard copied in its place, is an
+    /// error naming the file and what differs. Costs nothing beyond [`TokenShard::open`].
+    pub fn check_row(&self, index: &Path, row: &ShardRow<'_>) -> Result<()> {
+        let differs = |what: &str, found: &str, listed: &str| {
+            Error::Invalid(format!(
+                "{}: {what} {found}, but {} lists it with {what} {listed}: the shard is not the one the manifest describes \
+                 (replaced or damaged after tokenization): tokenize again",
+                self.path.display(),
+                index.display()
+            ))
+        };
+        for (key, what, listed) in [
+            ("regmix.domain", "domain", row.domain),
+            ("regmix.split", "split", row.split),
+            ("regmix.tokenizer_sha256", "tokenizer sha256", row.tokenizer_sha256),
+        ] {
+            let found = self.metadata.get(key).map(String::as_str).unwrap_or("");
+            if found != listed {
+                return Err(differs(what, found, listed));
+            }
+        }
+        if let Some(t) = row.token_type {
+            let found = match self.dtype {
+                DataType::UInt16 => "uint16",
+                DataType::UInt32 => "uint32",
+                _ => "another type",
+            };
+            if found != t {
+                return Err(differs("token type", found, t));
+            }
+        }
+        if self.len != row.tokens {
+            return Err(differs("tokens", &self.len.to_string(), &row.tokens.to_string()));
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
@@ -274,6 +332,25 @@ mod tests {
         w.push(&[70_000]).unwrap();
         assert!(w.finish().is_err());
         assert!(!p.exists(), "no shard may be left under its final name");
+    }
+
+    #[test]
+    fn a_shard_that_is_not_the_one_its_manifest_row_lists_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.arrow");
+        let mut w = ShardWriter::create(&p, DataType::UInt16, &md(), &Provenance::new("t", "0", &[])).unwrap();
+        w.push(&[1, 2, 3]).unwrap();
+        w.finish().unwrap();
+        let s = TokenShard::open(&p).unwrap();
+        let idx = dir.path().join("manifest.parquet");
+        let row = ShardRow { domain: "web", split: "train", tokens: 3, tokenizer_sha256: "00", token_type: Some("uint16") };
+        s.check_row(&idx, &row).unwrap();
+        let e = |r: ShardRow| s.check_row(&idx, &r).unwrap_err().to_string();
+        assert!(e(ShardRow { tokens: 4, ..row }).contains("s.arrow: tokens 3, but"), "{}", e(ShardRow { tokens: 4, ..row }));
+        assert!(e(ShardRow { domain: "code", ..row }).contains("domain web, but"));
+        assert!(e(ShardRow { split: "valid", ..row }).contains("split train, but"));
+        assert!(e(ShardRow { tokenizer_sha256: "ff", ..row }).contains("tokenizer sha256 00, but"));
+        assert!(e(ShardRow { token_type: Some("uint32"), ..row }).contains("token type uint16, but"));
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub fn write_parquet(
 /// the reader, ready to read the data, with the template lists and key-value metadata.
 fn open_checked(path: &Path, schema: &Schema) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    open_checked_file(path, file, schema)
+}
+
+fn open_checked_file(path: &Path, file: File, schema: &Schema) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, "parquet", e))?;
     let metadata: HashMap<String, String> = builder
         .metadata()
@@ -115,7 +119,32 @@ pub fn check_parquet(path: &Path, schema: &Schema) -> Result<(Lists, HashMap<Str
 
 /// Reads the Parquet file at `path` and checks it against `schema`.
 pub fn read_parquet(path: &Path, schema: &Schema) -> Result<Table> {
-    let (builder, lists, metadata) = open_checked(path, schema)?;
+    read_checked(path, open_checked(path, schema)?, schema)
+}
+
+/// [`read_parquet`], and the sha256 of exactly the bytes read: the file is opened once, hashed
+/// through that descriptor and parsed from it, so a writer that renames a new file over
+/// `path` meanwhile changes neither (what a record of "the data this was computed from" needs).
+pub fn read_parquet_hashed(path: &Path, schema: &Schema) -> Result<(Table, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek};
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    file.rewind().map_err(|e| Error::io(path, e))?;
+    let t = read_checked(path, open_checked_file(path, file, schema)?, schema)?;
+    Ok((t, hex::encode(h.finalize())))
+}
+
+fn read_checked(path: &Path, opened: (ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>), schema: &Schema) -> Result<Table> {
+    let (builder, lists, metadata) = opened;
     let arrow_schema = builder.schema().clone();
     let reader = builder.build().map_err(|e| Error::format(path, "parquet", e))?;
     let mut batches = Vec::new();
