@@ -156,6 +156,19 @@ impl Dataset {
 
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("collect", env!("CARGO_PKG_VERSION"));
+    // The dataset and its trajectories never replace (or sit inside) what collect reads.
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    inputs.extend(args.runs.as_deref().map(|p| ("--runs", p)));
+    inputs.extend(args.targets.as_deref().map(|p| ("--targets", p)));
+    inputs.extend(args.mixtures.as_deref().map(|p| ("--mixtures", p)));
+    inputs.extend(args.import_table.as_deref().map(|p| ("--import-table", p)));
+    inputs.extend(args.import_history.as_deref().map(|p| ("--import-history", p)));
+    inputs.extend(args.import_olmix.iter().map(|p| ("--import-olmix", p.as_path())));
+    inputs.extend(args.import_regmix_csv.iter().map(|p| ("--import-regmix-csv", p.as_path())));
+    regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
+    if let Some(t) = &args.trajectories {
+        regmix_core::atomic::refuse_overlap(t, "--trajectories", &inputs)?;
+    }
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let (ds, traj) = if !args.import_regmix_csv.is_empty() {
         (import_paper(&args.import_regmix_csv[0], &args.import_regmix_csv[1])?, None)
@@ -352,10 +365,11 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
             left_out.push((r.id, if f.evaluated { format!("non-finite final evaluation{at}") } else { format!("no evaluation{at}") }));
             continue;
         };
-        ds.push(r.id, r.name.clone(), e.tokens, e.step, f.status.as_str(), r.weights.clone(), e.losses.iter().map(|l| Some(*l)).collect());
+        ds.push(r.id, r.name.clone(), e.tokens, e.step, f.status.as_str(), r.weights.clone(), e.losses.clone());
         points.extend(f.points.into_iter().map(|p| Point { mixture_id: r.id, ..p }));
     }
     pb.finish_and_clear();
+    drop_unevaluated(&mut ds, &mut points);
     // The runs that go into the dataset must have been trained alike (a diverged run, left out,
     // may have had another learning rate).
     settings.retain(|(id, _)| ds.ids.contains(id));
@@ -370,6 +384,26 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
     let train = ds.settings["train"].clone();
     let traj = Trajectories { domains, eval_domains: ds.eval_domains.clone(), train, points };
     Ok((ds, traj))
+}
+
+/// A domain no run has a validation loss for (no validation text: runs written before such a
+/// domain became no column at all recorded it as a column of nulls) is not a validation
+/// column of the dataset: dropped, with its trajectories' entries, and said once.
+fn drop_unevaluated(ds: &mut Dataset, points: &mut [Point]) {
+    let keep: Vec<bool> = (0..ds.eval_domains.len()).map(|j| ds.losses.iter().any(|l| l[j].is_some())).collect();
+    if ds.losses.is_empty() || keep.iter().all(|&k| k) {
+        return;
+    }
+    let dropped: Vec<&str> = ds.eval_domains.iter().zip(&keep).filter(|(_, k)| !**k).map(|(d, _)| d.as_str()).collect();
+    log::info!("no run has a validation loss for {}: no validation text, so not a validation column", dropped.join(", "));
+    let pick = |v: &[Option<f64>]| -> Vec<Option<f64>> { v.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect() };
+    ds.eval_domains = ds.eval_domains.iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d.clone()).collect();
+    for l in &mut ds.losses {
+        *l = pick(l);
+    }
+    for p in points.iter_mut() {
+        p.losses = pick(&p.losses);
+    }
 }
 
 /// Checks that the run in `path` is of mixture `id` with the mixtures file's weights `w` (over
@@ -457,7 +491,8 @@ struct Final {
 struct Eval {
     step: u64,
     tokens: u64,
-    losses: Vec<f64>,
+    /// `None` for a domain this run never evaluated (no validation text).
+    losses: Vec<Option<f64>>,
 }
 
 /// Each run's file (`files`: index into `refs`, warm-up steps) read with polars' Parquet
@@ -493,18 +528,22 @@ fn final_of(path: &Path, loss: &[String], step: Option<u64>, warmup: u64) -> Res
         }
     }
     // The evaluation used: the one at `step`, else the last (a row with any loss). It is used
-    // only if every domain's loss there is finite: an earlier evaluation never stands in for a
-    // final one that failed.
+    // only if every evaluated domain's loss there is finite: an earlier evaluation never stands
+    // in for a final one that failed. A domain the run never evaluated (a column of nulls, as
+    // runs wrote a domain without validation text before it became no column) is not one.
     let evaluated = |r: usize| losses.iter().any(|c| c.get(r).is_some());
+    let has_values: Vec<bool> = losses.iter().map(|c| c.null_count() < c.len()).collect();
     let chosen = match step {
         Some(s) => order.iter().copied().find(|&r| steps[r] == Some(s) && evaluated(r)),
         None => order.iter().rev().copied().find(|&r| evaluated(r)),
     };
-    let eval = chosen.filter(|&r| losses.iter().all(|c| c.get(r).is_some_and(f64::is_finite))).map(|r| Eval {
-        step: steps[r].unwrap_or(0),
-        tokens: tokens.get(r).unwrap_or(0),
-        losses: losses.iter().map(|c| c.get(r).unwrap_or(f64::NAN)).collect(),
-    });
+    let eval = chosen
+        .filter(|&r| losses.iter().zip(&has_values).all(|(c, &h)| !h || c.get(r).is_some_and(f64::is_finite)))
+        .map(|r| Eval {
+            step: steps[r].unwrap_or(0),
+            tokens: tokens.get(r).unwrap_or(0),
+            losses: losses.iter().zip(&has_values).map(|(c, &h)| if h { c.get(r) } else { None }).collect(),
+        });
     let points = order
         .iter()
         .copied()

@@ -4,8 +4,15 @@
 //! ```text
 //! <output>/<domain>.bin, <domain>.idx              the train split (what the blend names)
 //! <output>/valid/<domain>.bin, <domain>.idx        the validation split
-//! <output>/.done/<split>-<domain>.json             completion marker (the shards' identity)
+//! <output>/.done/<split>-<domain>.json             completion marker (the shards' identity, each file's sha256)
 //! ```
+//!
+//! A domain's pair commits as a unit: its marker is removed first, both files are written under
+//! temporary names and renamed, and the marker, written last, records both files' sha256. A
+//! rerun skips a pair only if its marker names these shards and both files still have the
+//! recorded hashes; a pair from two exports (one killed between its renames) has no marker and
+//! is written again. A split with no text (a small domain's validation split) writes no files:
+//! an empty indexed dataset is one no memory-mapping reader (numpy's, megatron-core's) opens.
 //!
 //! One document is one sequence: its tokens up to and including the end-of-document token (as
 //! Megatron's `preprocess_data.py --append-eod` writes them). `.bin` holds the tokens in the
@@ -22,6 +29,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use regmix_core::atomic::AtomicFile;
+use regmix_core::digest::Hasher;
 use regmix_train::data::{Corpus, Stream};
 
 /// Write the token shards as Megatron indexed datasets (.bin + .idx per domain and split).
@@ -92,13 +100,34 @@ fn marker(output: &Path, split: &str, domain: &str) -> PathBuf {
 pub struct Exported {
     pub documents: u64,
     pub tokens: u64,
+    /// sha256 of the `.bin` and the `.idx` written.
+    pub bin_sha256: String,
+    pub idx_sha256: String,
 }
 
-/// Writes one stream as `<prefix>.bin` and `<prefix>.idx`.
+/// A writer that hashes what goes through it.
+struct Hashing<W: Write> {
+    inner: W,
+    hash: Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes one stream as `<prefix>.bin` and `<prefix>.idx`: both under temporary names first,
+/// then renamed, the index last.
 pub fn export_stream(stream: &Stream, eos: u32, ty: TokenType, prefix: &Path) -> Result<Exported> {
     let bin_path = prefix.with_extension("bin");
     let idx_path = prefix.with_extension("idx");
-    let mut bin = std::io::BufWriter::with_capacity(1 << 20, AtomicFile::create(&bin_path)?);
+    let mut bin = std::io::BufWriter::with_capacity(1 << 20, Hashing { inner: AtomicFile::create(&bin_path)?, hash: Hasher::default() });
     let mut lengths: Vec<i32> = Vec::new();
     let mut current: u64 = 0;
     let mut buf = vec![0u32; 1 << 16];
@@ -128,8 +157,7 @@ pub fn export_stream(stream: &Stream, eos: u32, ty: TokenType, prefix: &Path) ->
         lengths.push(i32::try_from(current).map_err(|_| too_long(current))?);
     }
     let bin = bin.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", bin_path.display(), e.error()))?;
-    bin.commit()?;
-    let mut idx = std::io::BufWriter::new(AtomicFile::create(&idx_path)?);
+    let mut idx = std::io::BufWriter::new(Hashing { inner: AtomicFile::create(&idx_path)?, hash: Hasher::default() });
     let n = lengths.len() as u64;
     let mut head = Vec::with_capacity(34);
     head.extend_from_slice(INDEX_HEADER);
@@ -150,11 +178,36 @@ pub fn export_stream(stream: &Stream, eos: u32, ty: TokenType, prefix: &Path) ->
         idx.write_all(&d.to_le_bytes())?;
     }
     let idx = idx.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", idx_path.display(), e.error()))?;
-    idx.commit()?;
-    Ok(Exported { documents: n, tokens: stream.len() })
+    let (bin_sha256, idx_sha256) = (bin.hash.finish(), idx.hash.finish());
+    bin.inner.commit()?;
+    idx.inner.commit()?;
+    Ok(Exported { documents: n, tokens: stream.len(), bin_sha256, idx_sha256 })
+}
+
+/// Whether the pair at `prefix` is the one `marker` records: both files there with their
+/// recorded sha256. Anything else (a file missing, replaced, or from another export) is not.
+fn pair_matches(prefix: &Path, marker: &serde_json::Value) -> Result<bool> {
+    for (ext, key) in [("bin", "bin_sha256"), ("idx", "idx_sha256")] {
+        let p = prefix.with_extension(ext);
+        let Some(want) = marker[key].as_str() else { return Ok(false) };
+        if !p.is_file() || regmix_core::digest::sha256_file(&p)? != want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Removes `path` if it is there.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    regmix_core::atomic::refuse_overlap(&args.output, "--output", &[("--shards", args.shards.as_path())])?;
     let corpus = Corpus::open(&args.shards)?;
     let _lock = regmix_core::lock::Lock::output(&args.output.join("index"), &format!("{} (export-megatron's output)", args.output.display()))?;
     let ty = TokenType::for_vocabulary(corpus.vocab_size);
@@ -170,18 +223,34 @@ pub fn run(args: &Args) -> Result<()> {
         for (split, stream) in [("train", &corpus.train[d]), ("valid", &corpus.valid[d])] {
             let p = prefix(&args.output, split, domain);
             let m = marker(&args.output, split, domain);
-            let want = serde_json::json!({"shards_sha256": corpus.shards_sha256, "tokens": stream.len(), "token_type_code": ty.code()});
             let done = std::fs::read_to_string(&m).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-            if done.as_ref().is_some_and(|v| v["shards_sha256"] == want["shards_sha256"] && v["token_type_code"] == want["token_type_code"])
-                && p.with_extension("bin").exists()
-                && p.with_extension("idx").exists()
-            {
+            if stream.is_empty() {
+                // No text in this split (a small domain's validation): no files, and none of
+                // an earlier export left behind.
+                if done.is_some() {
+                    for f in [p.with_extension("bin"), p.with_extension("idx"), m.clone()] {
+                        remove_if_present(&f)?;
+                    }
+                }
+                log::warn!("{domain} ({split}): no {split} text, so no {}.{{bin,idx}} (an empty indexed dataset is one Megatron cannot open)", p.display());
+                continue;
+            }
+            let want = serde_json::json!({"shards_sha256": corpus.shards_sha256, "tokens": stream.len(), "token_type_code": ty.code()});
+            let same_shards = done.as_ref().is_some_and(|v| ["shards_sha256", "tokens", "token_type_code"].iter().all(|k| v[*k] == want[*k]));
+            if same_shards && pair_matches(&p, done.as_ref().expect("checked"))? {
                 log::info!("{domain} ({split}): already exported from these shards, skipped");
                 continue;
             }
+            if same_shards {
+                log::warn!("{domain} ({split}): {}.{{bin,idx}} are not the files its marker records (replaced, or left by a killed export): exporting again", p.display());
+            }
+            // The marker goes first: until the pair is whole again, nothing claims it is.
+            remove_if_present(&m)?;
             let e = export_stream(stream, corpus.eos_id, ty, &p)?;
             let mut v = want;
             v["documents"] = e.documents.into();
+            v["bin_sha256"] = e.bin_sha256.into();
+            v["idx_sha256"] = e.idx_sha256.into();
             regmix_core::atomic::write_bytes(&m, v.to_string().as_bytes())?;
             log::info!("{domain} ({split}): {} documents, {} tokens → {}.{{bin,idx}}", e.documents, e.tokens, p.display());
         }

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use regmix_core::schema::Schema;
-use regmix_core::shard::TokenShard;
+use regmix_core::shard::{ShardRow, TokenShard};
 use regmix_core::table::read_parquet;
 
 /// One domain's stream in one split: shards in manifest order, concatenated.
@@ -63,10 +63,16 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Opens `dir/manifest.parquet` and memory-maps every shard it lists.
+    /// Opens `dir/manifest.parquet` and memory-maps every shard it lists, each checked against
+    /// its manifest row (length, domain, split, token type, tokenizer: see
+    /// [`TokenShard::check_row`]), so a manifest left over shards it no longer describes is an
+    /// error naming the shard.
     pub fn open(dir: &Path) -> Result<Corpus> {
         let manifest = dir.join("manifest.parquet");
         let t = read_parquet(&manifest, Schema::get("shard_manifest"))?;
+        if t.rows() == 0 {
+            bail!("{}: the manifest is empty: it lists no shards (tokenize again)", manifest.display());
+        }
         let md = |k: &str| -> Result<String> {
             t.metadata.get(k).cloned().with_context(|| format!("{}: metadata key {k} missing", manifest.display()))
         };
@@ -81,11 +87,22 @@ impl Corpus {
         domains.dedup();
         let mut train: Vec<Vec<TokenShard>> = domains.iter().map(|_| Vec::new()).collect();
         let mut valid: Vec<Vec<TokenShard>> = domains.iter().map(|_| Vec::new()).collect();
+        let tokenizer_sha256 = md("regmix.tokenizer_sha256")?;
+        let token_type = md("regmix.token_type")?;
+        let listed = t.u64("tokens")?;
         for i in 0..t.rows() {
             let d = domains.binary_search(&dom.value(i).to_string()).expect("collected above");
             let path = dir.join(file.value(i));
             let shard = TokenShard::open(&path)
                 .with_context(|| format!("{} row {i}: shard {}", manifest.display(), path.display()))?;
+            let row = ShardRow {
+                domain: dom.value(i),
+                split: split.value(i),
+                tokens: listed.value(i),
+                tokenizer_sha256: &tokenizer_sha256,
+                token_type: Some(&token_type),
+            };
+            shard.check_row(&manifest, &row).with_context(|| format!("{} row {i}", manifest.display()))?;
             match split.value(i) {
                 "train" => train[d].push(shard),
                 "valid" => valid[d].push(shard),
@@ -103,7 +120,6 @@ impl Corpus {
         };
         // The tokenizer beside the shards must be the one they were made with: a replaced
         // tokenizer.json would give every export the wrong vocabulary.
-        let tokenizer_sha256 = md("regmix.tokenizer_sha256")?;
         let tok_path = dir.join("tokenizer.json");
         let found = regmix_core::digest::sha256_file(&tok_path)?;
         if found != tokenizer_sha256 {
@@ -285,7 +301,7 @@ impl MixtureSampler {
 pub struct EvalSet {
     pub window: usize,
     /// `starts[d]`: window starts in domain d's validation stream (empty: no validation
-    /// text long enough; its loss is reported as null).
+    /// text long enough; the domain is not evaluated, see [`EvalSet::evaluated`]).
     pub starts: Vec<Vec<u64>>,
 }
 
@@ -301,9 +317,10 @@ impl EvalSet {
                 let n = fit.min(per_domain);
                 if n == 0 {
                     log::warn!(
-                        "domain {}: {} validation tokens, fewer than one window of {window}; its validation loss will be null",
+                        "domain {}: {} validation tokens, fewer than one window of {window}: it trains as usual but is not evaluated (no valid_loss.{} column)",
                         corpus.domains[d],
-                        s.len()
+                        s.len(),
+                        corpus.domains[d]
                     );
                     return Vec::new();
                 }
@@ -316,5 +333,12 @@ impl EvalSet {
 
     pub fn tokens(&self) -> usize {
         self.starts.iter().map(|s| s.len()).sum::<usize>() * (self.window - 1)
+    }
+
+    /// Per domain (corpus order): whether it has validation windows. A domain without any (no
+    /// validation text, or less than one window of it) is not a validation column: runs
+    /// write no `valid_loss.<domain>` for it, and every later stage sees the domains that have one.
+    pub fn evaluated(&self) -> Vec<bool> {
+        self.starts.iter().map(|s| !s.is_empty()).collect()
     }
 }

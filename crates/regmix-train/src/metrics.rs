@@ -50,7 +50,7 @@ impl Row {
 }
 
 /// Writes `rows` as `path`; every row's status is running except the last, which is
-/// `last_status`.
+/// `last_status`. Every domain is a validation column.
 pub fn write(
     path: &Path,
     domain_names: &[String],
@@ -59,8 +59,31 @@ pub fn write(
     extra: &[(String, String)],
     prov: &Provenance,
 ) -> Result<()> {
+    write_evaluated(path, domain_names, &vec![true; domain_names.len()], rows, last_status, extra, prov)
+}
+
+/// [`write`] with a `valid_loss.<domain>` column only for the domains `evaluated` marks (corpus
+/// order): a domain without validation windows is not a column, rather than a column of
+/// nulls that reads as a run that failed to evaluate.
+pub fn write_evaluated(
+    path: &Path,
+    domain_names: &[String],
+    evaluated: &[bool],
+    rows: &[Row],
+    last_status: RunStatus,
+    extra: &[(String, String)],
+    prov: &Provenance,
+) -> Result<()> {
+    anyhow::ensure!(evaluated.len() == domain_names.len(), "{}: {} domains, {} evaluation flags", path.display(), domain_names.len(), evaluated.len());
+    let keep: Vec<usize> = (0..domain_names.len()).filter(|&d| evaluated[d]).collect();
+    anyhow::ensure!(
+        !keep.is_empty(),
+        "{}: no domain has validation text (at least one window of context + 1 tokens): nothing to evaluate; tokenize with a larger --valid-fraction",
+        path.display()
+    );
     let schema = Schema::get("run_metrics");
-    let lists = domains(domain_names);
+    let names: Vec<String> = keep.iter().map(|&d| domain_names[d].clone()).collect();
+    let lists = domains(&names);
     let n = rows.len();
     let status: Vec<&str> = (0..n).map(|i| if i + 1 == n { last_status } else { RunStatus::Running }.as_str()).collect();
     let mut cols = vec![
@@ -72,7 +95,7 @@ pub fn write(
         col::f64(rows.iter().map(|r| r.elapsed_s).collect()),
         col::str(&status),
     ];
-    for d in 0..domain_names.len() {
+    for &d in &keep {
         cols.push(col::f64_opt(rows.iter().map(|r| r.valid[d]).collect()));
     }
     let b = batch(schema, &lists, cols)?;

@@ -259,6 +259,15 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     atomic::clean_stale(&run.dir.dir)?;
     let spec_json = serde_json::to_string(&run_spec)?;
     let domains = &run.corpus.domains;
+    // Domains without validation windows are not validation columns of the metrics.
+    let evaluated = run.eval.evaluated();
+    if !evaluated.iter().any(|&e| e) {
+        bail!(
+            "{}: no domain has validation text of at least one window ({} tokens): nothing to evaluate; tokenize with a larger --valid-fraction",
+            run.corpus.dir.display(),
+            run.eval.window
+        );
+    }
     let width = Row::width(domains.len());
     let mut sampler = MixtureSampler::new(run.corpus, run.weights, spec.context(), spec.seed, run.mixture_id)?;
     if let Some(target) = spec.match_epochs_of {
@@ -370,7 +379,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             rows.iter().for_each(|r| r.to_f64(&mut flat));
             let st = LoopState { step: s, elapsed_s: elapsed0 + started.elapsed().as_secs_f64(), spec: spec_json.clone(), metrics: flat, metrics_cols: width };
             checkpoint::save(&ckpt, backend, &st)?;
-            metrics::write(&run.dir.metrics(), domains, &rows, RunStatus::Running, &extra, run.prov)?;
+            metrics::write_evaluated(&run.dir.metrics(), domains, &evaluated, &rows, RunStatus::Running, &extra, run.prov)?;
             log::debug!("mixture {}: checkpoint at step {s}", run.mixture_id);
         }
     }
@@ -379,7 +388,7 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         // Zero steps to run (already at the end): cannot happen, a finished run has its marker.
         bail!("mixture {}: ended without finishing", run.mixture_id);
     }
-    metrics::write(&run.dir.metrics(), domains, &rows, status, &extra, run.prov)?;
+    metrics::write_evaluated(&run.dir.metrics(), domains, &evaluated, &rows, status, &extra, run.prov)?;
     let last = rows.last().expect("at least one step ran");
     let final_valid = rows.iter().rev().find(|r| r.valid.iter().any(|v| v.is_some())).map(|r| r.valid.clone());
     let outcome = Outcome {

@@ -151,7 +151,7 @@ pub fn run(args: &Args) -> Result<()> {
         outcomes.push(outcome);
     }
     let path = args.output.join("comparison.parquet");
-    write_comparison(&path, &corpus.domains, &named, &outcomes, &prov)?;
+    write_comparison(&path, &corpus.domains, &eval.evaluated(), &named, &outcomes, &prov)?;
     log::info!("wrote {}", path.display());
     for (m, o) in named.iter().zip(&outcomes) {
         let mean = mean_loss(&o.valid);
@@ -171,9 +171,13 @@ fn mean_loss(v: &[Option<f64>]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
-pub fn write_comparison(path: &Path, domains: &[String], named: &[Named], outcomes: &[Outcome], prov: &Provenance) -> Result<()> {
+/// `evaluated` (corpus order) marks the domains with validation windows: only those are
+/// validation columns.
+pub fn write_comparison(path: &Path, domains: &[String], evaluated: &[bool], named: &[Named], outcomes: &[Outcome], prov: &Provenance) -> Result<()> {
     let schema = Schema::get("comparison");
-    let lists = domains_and_eval(domains, domains);
+    let evals: Vec<usize> = (0..domains.len()).filter(|&d| evaluated[d]).collect();
+    let eval_names: Vec<String> = evals.iter().map(|&d| domains[d].clone()).collect();
+    let lists = domains_and_eval(domains, &eval_names);
     let mut cols = vec![
         col::str(&named.iter().map(|m| m.name.as_str()).collect::<Vec<_>>()),
         col::u64(outcomes.iter().map(|o| o.tokens).collect()),
@@ -182,7 +186,7 @@ pub fn write_comparison(path: &Path, domains: &[String], named: &[Named], outcom
     for d in 0..domains.len() {
         cols.push(col::f64(named.iter().map(|m| m.weights[d]).collect()));
     }
-    for d in 0..domains.len() {
+    for &d in &evals {
         cols.push(col::f64_opt(outcomes.iter().map(|o| o.valid[d]).collect()));
     }
     let b = batch(schema, &lists, cols)?;
