@@ -11,10 +11,10 @@ use anyhow::{bail, Context, Result};
 use arrow_schema::DataType;
 use clap::Parser;
 use regmix_core::schema::{Lists, Schema};
-use regmix_core::table::{batch, col, read_parquet, write_parquet};
+use regmix_core::table::{batch, col, read_parquet, read_parquet_hashed, write_parquet};
 use regmix_core::atomic::{self, OutputDir};
 use regmix_core::lock::Lock;
-use regmix_core::{digest, Provenance};
+use regmix_core::Provenance;
 use regmix_plot as plot;
 use regmix_regress::metrics::score;
 use regmix_regress::saved::{load_xy, Xy};
@@ -118,10 +118,60 @@ pub(crate) struct Outcome {
     pub horizon: String,
 }
 
+/// Whether `dir` holds a fit of ours: a model.json of the fit_model contract. Only such a
+/// folder (or an empty one) is replaced by `fit --output`.
+pub fn is_fit_folder(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join(regmix_regress::saved::FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["regmix"]["schema"] == "fit_model")
+}
+
+/// Every row's weights must be a mixture: finite, none negative, summing to 1 (within
+/// [`SUM_TOLERANCE`]). A NaN would stall or break a regressor; a row summing to 4 is not a
+/// mixture, and a fit over it would be fitted silently to something else. Names the row.
+pub fn check_mixtures(t: &Table) -> Result<()> {
+    let domains = t.list("domain")?.to_vec();
+    let rows = t.wide_rows(regmix_core::columns::WEIGHT, &domains)?;
+    for (r, w) in rows.iter().enumerate() {
+        let col = |j: usize| regmix_core::columns::wide(regmix_core::columns::WEIGHT, &domains[j]);
+        if let Some(j) = w.iter().position(|v| !v.is_finite()) {
+            bail!("{}: row {r}, field `{}`: {} is not a weight (finite, in [0, 1]): every row must be a mixture", t.path.display(), col(j), w[j]);
+        }
+        if let Some(j) = w.iter().position(|v| *v < 0.0) {
+            bail!("{}: row {r}, field `{}`: {} is negative: every row must be a mixture", t.path.display(), col(j), w[j]);
+        }
+        let sum: f64 = w.iter().sum();
+        if (sum - 1.0).abs() > SUM_TOLERANCE {
+            bail!("{}: row {r}: the weights sum to {sum}, not 1 (tolerance {SUM_TOLERANCE}): every row must be a mixture", t.path.display());
+        }
+    }
+    Ok(())
+}
+
+/// How far from 1 a row's weights may sum: loose enough for a hand-made table rounded to a few
+/// decimals (collect's imports renormalise theirs), tight enough that a row that is not a
+/// mixture (one summing to 4) is refused.
+pub const SUM_TOLERANCE: f64 = 1e-2;
+
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("fit", env!("CARGO_PKG_VERSION"));
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--dataset", args.dataset.as_path())];
+    inputs.extend(args.evaluate.iter().map(|p| ("--evaluate", p.as_path())));
+    inputs.extend(args.trajectories.as_deref().map(|p| ("--trajectories", p)));
+    regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
     let _lock = Lock::output(&args.output, &format!("{} (fit's output)", args.output.display()))?;
-    let t = read_parquet(&args.dataset, Schema::get("dataset"))?;
+    // The folder is staged and swapped in whole: model.json and the reports always belong to
+    // one fit. Only an empty folder or an earlier fit is replaced, and that is known before
+    // any work is done.
+    let staged = OutputDir::create_owned(&args.output, "a fit", is_fit_folder)?;
+    // The hash is of exactly the bytes fitted: one descriptor, hashed and parsed (collect
+    // renaming a new dataset over this one meanwhile changes neither).
+    let (t, dataset_sha256) = read_parquet_hashed(&args.dataset, Schema::get("dataset"))?;
+    if t.rows() == 0 {
+        bail!("{}: the dataset is empty: it has no runs to fit", args.dataset.display());
+    }
+    check_mixtures(&t)?;
     let columns: Vec<(String, bool)> =
         t.batch.schema().fields().iter().map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32))).collect();
     let target = Target::parse_floats(&args.target, &columns).with_context(|| args.dataset.display().to_string())?;
@@ -148,9 +198,6 @@ pub fn run(args: &Args) -> Result<()> {
     let domains = xy.domains.clone();
     let Candidate { kind, cv_spearman: cv, model, .. } = fitted.swap_remove(best);
     log::info!("selected {} (cross-validated Spearman {:.2})", kind.name(), cv * 100.0);
-    // The folder is staged and swapped in whole: model.json and the reports always belong to
-    // one fit.
-    let staged = OutputDir::create(&args.output)?;
     let out = staged.path();
     let md = vec![
         ("regmix.target".to_string(), target.expr.clone()),
@@ -210,7 +257,7 @@ pub fn run(args: &Args) -> Result<()> {
         domains,
         regressor: kind,
         dataset: std::fs::canonicalize(&args.dataset).unwrap_or(args.dataset.clone()),
-        dataset_sha256: digest::sha256_file(&args.dataset)?,
+        dataset_sha256,
         folds: args.folds,
         seed: args.seed,
         cv_spearman: cv,
@@ -254,6 +301,7 @@ fn fit_plain(args: &Args, xy: &Xy, kinds: &[Kind]) -> Result<Outcome> {
 /// at the row's own tokens.
 fn evaluate(file: &std::path::Path, train: &Xy, target: &Target, fitted: &[Candidate], report: &mut Vec<ReportRow>, preds: &mut Vec<Prediction>) -> Result<()> {
     let tt: Table = read_parquet(file, Schema::get("dataset"))?;
+    check_mixtures(&tt)?;
     let test = load_xy(&tt, Some(&train.domains), target)?;
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test").to_string();
     let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-9);

@@ -74,6 +74,9 @@ impl Prior {
         let dom = t.str("domain")?;
         let split = t.str("split")?;
         let tok = t.u64("tokens")?;
+        if t.rows() == 0 {
+            return Err(Error::Invalid(format!("{}: the manifest is empty: it lists no shards (tokenize-shard wrote none?)", path.display())));
+        }
         let mut order: Vec<String> = Vec::new();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for i in 0..t.rows() {

@@ -12,9 +12,15 @@ pub struct Linear {
     pub coef: Vec<f64>,
 }
 
+/// A NaN or an infinity in `x` or `y` gives NaN coefficients at once: nalgebra's SVD never
+/// converges on such a matrix and would loop forever (fit refuses such rows before this; the
+/// guard is for every other caller, log-linear's ln(L − c) included).
 pub fn lstsq(x: &[Vec<f64>], y: &[f64]) -> (f64, Vec<f64>) {
     let n = x.len();
     let d = x[0].len();
+    if y.iter().chain(x.iter().flatten()).any(|v| !v.is_finite()) {
+        return (f64::NAN, vec![f64::NAN; d]);
+    }
     let a = DMatrix::from_fn(n, d + 1, |i, j| if j == 0 { 1.0 } else { x[i][j - 1] });
     let b = DVector::from_column_slice(y);
     let svd = a.svd(true, true);
@@ -72,6 +78,16 @@ impl LogLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nan_weight_or_target_gives_nan_coefficients_instead_of_an_endless_svd() {
+        let x = vec![vec![0.5, 0.5], vec![f64::NAN, 0.2], vec![0.1, 0.9]];
+        let (b, c) = lstsq(&x, &[1.0, 2.0, 3.0]);
+        assert!(b.is_nan() && c.iter().all(|v| v.is_nan()));
+        assert!(LogLinear::fit(&x, &[1.0, 2.0, 3.0]).t.iter().all(|v| v.is_nan()), "log-linear ends, with no model");
+        let x = vec![vec![0.5, 0.5], vec![0.8, 0.2], vec![0.1, 0.9]];
+        assert!(lstsq(&x, &[1.0, f64::NAN, 3.0]).0.is_nan());
+    }
 
     fn simplex(n: usize) -> Vec<Vec<f64>> {
         (0..n)

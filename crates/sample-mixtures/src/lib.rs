@@ -68,6 +68,11 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let prov = Provenance::from_env("sample-mixtures", env!("CARGO_PKG_VERSION"));
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    inputs.extend(args.manifest.as_deref().map(|p| ("--manifest", p)));
+    inputs.extend(args.prior.as_deref().map(|p| ("--prior", p)));
+    inputs.extend(args.import.iter().map(|p| ("--import", p.as_path())));
+    regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let (mixtures, description) = if !args.import.is_empty() {
         import(&args.import)?
