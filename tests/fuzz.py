@@ -4,7 +4,13 @@ its place). Every case must end with exit code 0 or 2 and, on 2, a message on st
 panic (exit 101), a signal (an abort on a failed allocation), a timeout, or more memory than
 the limit. Deterministic: the same seed gives the same cases.
 
-    python tests/fuzz.py BIN_DIR [--cases N] [--seed S]
+Then the corpus-level cases: a copy of the shards folder damaged as a killed or botched
+re-tokenization or a careless copy leaves it (two shards swapped, a shard truncated, a shard
+replaced by a shorter one of a re-tokenization under the old manifest, a FIFO or nothing where
+a shard should be), read by proxy-train and export-megatron. Each must be refused (exit 2)
+with a message naming the damaged shard: exit 0 here is a reader that trusted its index.
+
+    python tests/fuzz.py BIN_DIR [--cases N] [--corpus-cases N] [--seed S]
 """
 import argparse
 import json
@@ -20,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
 ap.add_argument("--cases", type=int, default=24, help="random cases per binary")
+ap.add_argument("--corpus-cases", type=int, default=12, help="damaged shard folders")
 ap.add_argument("--seed", type=int, default=7)
 ap.add_argument("--timeout", type=float, default=60)
 ap.add_argument("--memory-gb", type=float, default=6)
@@ -192,7 +199,69 @@ for name, (base, flags) in B.items():
             bad = "exit code 2 without a message"
         if bad:
             failures.append("%s %s: %s\n    %s" % (name, " ".join(repr(a) for a in argv), bad, (err or "").strip()[-400:]))
-print("fuzz: %d cases over %d binaries, %d failures" % (cases, len(B), len(failures)))
+
+# Corpus-level cases: damaged copies of the shards folder.
+os.makedirs(W("corpus-half"))
+with open(W("corpus", "code.jsonl")) as src, open(W("corpus-half", "code.jsonl"), "w") as dst:
+    dst.writelines(src.readlines()[:20])
+run(["tokenize-shard", "--input", W("corpus-half"), "--output", W("shards-half"), "--tokenizer", W("shards/tokenizer.json"),
+     "--valid-fraction", "0.1"], True)
+
+
+def shard_files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".arrow"))
+
+
+def damage_corpus(k):
+    """A copy of the shards with one kind of damage; returns (folder, how, the shards damaged)."""
+    dst = W("corpus-damaged-%d" % k)
+    shutil.copytree(W("shards"), dst)
+    files = shard_files(dst)
+    how = rng.choice(["swap", "truncate", "re-tokenized", "fifo", "missing"])
+    victim = rng.choice(files)
+    p = os.path.join(dst, victim)
+    if how == "swap":
+        other = rng.choice([f for f in files if f != victim])
+        q = os.path.join(dst, other)
+        os.rename(p, p + ".x"); os.rename(q, p); os.rename(p + ".x", q)
+        return dst, how, [victim, other]
+    if how == "truncate":
+        data = open(p, "rb").read()
+        open(p, "wb").write(data[: rng.randrange(0, len(data) - 1)])
+    elif how == "re-tokenized":
+        domain, split = victim.split(os.sep)[:2]
+        half = [f for f in shard_files(W("shards-half")) if f.startswith(domain + os.sep + split + os.sep)]
+        src = os.path.join(W("shards-half"), half[0]) if half else os.path.join(W("shards-half"), shard_files(W("shards-half"))[0])
+        shutil.copy(src, p)
+    elif how == "fifo":
+        os.remove(p)
+        os.mkfifo(p)
+    elif how == "missing":
+        os.remove(p)
+    return dst, how, [victim]
+
+
+corpus_cases = 0
+for k in range(args.corpus_cases):
+    dst, how, victims = damage_corpus(k)
+    for argv in (["proxy-train", "--shards", dst, "--mixtures", W("mixtures.parquet"), "--output", W("corpus-runs-%d" % k), "--ids", "0"] + train,
+                 ["export-megatron", "--shards", dst, "--output", W("corpus-megatron-%d" % k)]):
+        corpus_cases += 1
+        rc, err = run(argv)
+        bad = None
+        if rc is None:
+            bad = "did not end within %.0f s" % args.timeout
+        elif rc == 0:
+            bad = "exit 0: the damaged shards were read as if whole"
+        elif rc != 2:
+            bad = "exit code %d" % rc
+        elif not any(v in err for v in victims):
+            bad = "the message does not name the damaged shard (%s)" % " or ".join(victims)
+        if bad:
+            failures.append("%s on shards with %s %s: %s\n    %s" % (argv[0], how, " and ".join(victims), bad, (err or "").strip()[-400:]))
+cases += corpus_cases
+
+print("fuzz: %d cases over %d binaries (%d of them on damaged shard folders), %d failures" % (cases, len(B), corpus_cases, len(failures)))
 for f in failures:
     print("FAILED: " + f)
 if not os.environ.get("KEEP"):

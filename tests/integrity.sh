@@ -251,6 +251,128 @@ cp "$work/results/long.trajectories.csv" "$work/joined/other.trajectories.csv"
 expect_error "a longer run under a table run's name but of another mixture" "not the same mixture" -- \
     "${extend[@]}" "$work/results/t.csv" "$work/joined/other.csv" --output "$work/joined/o.csv"
 
+echo "== 8. readers check what they read against its index; writers own only what they create (issue 28)"
+# A shard replaced after tokenization: by another domain's shard, by a shorter one of the same
+# domain (a re-tokenization killed part way over the old manifest), or by a FIFO.
+train_shard() { ls "$1/$2/train/"*.arrow | head -1; }
+cp -r "$work/shards" "$work/sh-swap"
+cp "$(train_shard "$work/shards" prose)" "$(train_shard "$work/sh-swap" code)"
+expect_error "a shard replaced by another domain's shard" "domain prose, but" "lists it with domain code" -- \
+    "$bin/proxy-train" --shards "$work/sh-swap" "${flags[@]}" --mixtures "$work/mixtures.parquet" --output "$work/r-swap" --tokens 2048 --ids 0
+mkdir -p "$work/c-half"; head -n 20 "$work/corpus/code.jsonl" > "$work/c-half/code.jsonl"
+"$bin/tokenize-shard" --input "$work/c-half" --output "$work/sh-half-src" --tokenizer "$work/shards/tokenizer.json" --valid-fraction 0.1 2>/dev/null
+cp -r "$work/shards" "$work/sh-len"
+cp "$(train_shard "$work/sh-half-src" code)" "$(train_shard "$work/sh-len" code)"
+expect_error "a shard re-tokenized under the old manifest (its length differs)" "but $work/sh-len/manifest.parquet lists it with tokens" -- \
+    "$bin/export-megatron" --shards "$work/sh-len" --output "$work/meg-len"
+cp -r "$work/shards" "$work/sh-fifo"; f=$(train_shard "$work/sh-fifo" config); rm "$f"; mkfifo "$f"
+expect_error "a FIFO where a shard should be is refused, not waited on" "not a regular file" -- \
+    "$bin/export-megatron" --shards "$work/sh-fifo" --output "$work/meg-fifo"
+"$bin/export-megatron" --shards "$work/shards" --output "$work/meg" 2>/dev/null
+"$bin/export-megatron" --shards "$work/sh-half-src" --output "$work/meg-other" 2>/dev/null
+cp "$work/meg/code.idx" "$work/code.idx.good"; cp "$work/meg-other/code.idx" "$work/meg/code.idx"
+expect_ok "export-megatron rerun over a pair of two exports writes it again, never skips it" \
+    'cmp -s "$work/meg/code.idx" "$work/code.idx.good" && grep -q "are not the files its marker records" "$work/err"' -- \
+    "$bin/export-megatron" --shards "$work/shards" --output "$work/meg"
+expect_ok "a rerun over intact pairs skips them" '[ "$(grep -c "already exported from these shards, skipped" "$work/err")" = 6 ]' -- \
+    "$bin/export-megatron" --shards "$work/shards" --output "$work/meg"
+expect_ok "fit records the sha256 of the bytes it fitted" \
+    'grep -q "\"dataset_sha256\": *\"$(sha256sum "$work/dataset.parquet" | cut -d" " -f1)\"" "$work/fit-h/model.json"' -- \
+    "$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/fit-h"
+
+mkdir -p "$work/proj"; cp "$work/dataset.parquet" "$work/proj/"; echo notes > "$work/proj/notes.md"
+mkdir -p "$work/other-folder"; echo keep > "$work/other-folder/notes.md"
+expect_error "fit --output a folder of other files" "refusing to replace this folder with a fit: it is not empty and is not a fit" -- \
+    "$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/other-folder"
+expect_ok "the folder of other files is left as it was" '[ "$(cat "$work/other-folder/notes.md")" = keep ]' -- true
+expect_error "fit --output the folder that holds its dataset" "the output holds the input --dataset" -- \
+    "$bin/fit" --dataset "$work/proj/dataset.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/proj"
+expect_error "collect --output its own --mixtures" "the output is the input --mixtures" -- \
+    "$bin/collect" --runs "$work/runs" --mixtures "$work/mixtures.parquet" --output "$work/mixtures.parquet"
+expect_error "sample-mixtures --output its own --manifest" "the output is the input --manifest" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/shards/manifest.parquet"
+expect_error "export-megatron --output inside its --shards" "the output lies inside the input --shards" -- \
+    "$bin/export-megatron" --shards "$work/shards" --output "$work/shards/megatron"
+echo "mine" > "$work/meg/notes.tmp-draft"; echo "mine" > "$work/meg/plan.tmp-1-2"
+expect_ok "a user's files whose names hold .tmp- survive a writer's clean-up" '[ -f "$work/meg/notes.tmp-draft" ] && [ -f "$work/meg/plan.tmp-1-2" ]' -- \
+    "$bin/export-megatron" --shards "$work/shards" --output "$work/meg"
+
+expect_error "proxy-train --ids 0-4294967295" "names 4294967296 mixtures or more, more than the 4 mixtures in the mixtures file" -- \
+    "${proxy[@]}" --mixtures "$work/mixtures.parquet" --output "$work/r-ids" --tokens 2048 --ids 0-4294967295
+
+edit_weights() { # SRC DST PYTHON-EXPRESSION-OF-ROW-0's-WEIGHTS
+    "$py" - "$1" "$2" "$3" <<'PY'
+import math, sys
+import pyarrow as pa, pyarrow.parquet as pq
+src, dst, expr = sys.argv[1:]
+t = pq.read_table(src)
+cols = [i for i, n in enumerate(t.column_names) if n.startswith("weight.")]
+new = eval(expr, {"math": math})
+for i, v in zip(cols, new):
+    col = t.column(i).to_pylist(); col[1] = v
+    t = t.set_column(i, t.schema.field(i), pa.array(col, pa.float64()))
+pq.write_table(t.replace_schema_metadata(t.schema.metadata), dst)
+PY
+}
+edit_weights "$work/dataset.parquet" "$work/ds-nan.parquet" '[math.nan, 0.5, 0.5]'
+expect_error "fit on a dataset with a NaN weight (it hung)" "row 1, field \`weight.code\`: NaN is not a weight" -- \
+    "$bin/fit" --dataset "$work/ds-nan.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/f-nan"
+edit_weights "$work/dataset.parquet" "$work/ds-inf.parquet" '[math.inf, 0.5, 0.5]'
+expect_error "fit log-linear on a dataset with an infinite weight" "row 1, field \`weight.code\`: inf is not a weight" -- \
+    "$bin/fit" --dataset "$work/ds-inf.parquet" --target 'mean(valid_loss.*)' --regressor log-linear --folds 2 --output "$work/f-inf"
+edit_weights "$work/dataset.parquet" "$work/ds-four.parquet" '[2.0, 1.0, 1.0]'
+expect_error "fit on rows that sum to 4" "row 1: the weights sum to 4, not 1" -- \
+    "$bin/fit" --dataset "$work/ds-four.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/f-four"
+edit_weights "$work/dataset.parquet" "$work/ds-neg.parquet" '[-0.5, 1.0, 0.5]'
+expect_error "fit on a row with a negative weight" "row 1, field \`weight.code\`: -0.5 is negative" -- \
+    "$bin/fit" --dataset "$work/ds-neg.parquet" --target 'mean(valid_loss.*)' --regressor gp --folds 2 --output "$work/f-neg"
+
+"$py" - "$work/shards/manifest.parquet" "$work/empty-manifest.parquet" <<'PY'
+import sys
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+pq.write_table(t.slice(0, 0).replace_schema_metadata(t.schema.metadata), sys.argv[2])
+PY
+expect_error "an empty manifest" "the manifest is empty" -- \
+    "$bin/sample-mixtures" --manifest "$work/empty-manifest.parquet" --count 2 --output "$work/m-empty.parquet"
+mkdir -p "$work/full" "$work/ro"
+if mount -t tmpfs -o size=64k tmpfs "$work/full" 2>/dev/null; then
+    expect_error "a full disk" "$work/full/megatron" "the disk is full" -- \
+        "$bin/export-megatron" --shards "$work/shards" --output "$work/full/megatron"
+    expect_ok "a write that failed on a full disk leaves no temporary" '[ -z "$(find "$work/full" -name "*.tmp-*")" ]' -- true
+    umount "$work/full"
+else
+    echo "skip: a full disk (cannot mount a small tmpfs here)"
+fi
+if mount -t tmpfs -o size=64k,ro tmpfs "$work/ro" 2>/dev/null; then
+    expect_error "a lock in a folder that is not writable" "$work/ro: cannot create the lock file" "the folder must be writable" -- \
+        "$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/ro/fit"
+    umount "$work/ro"
+else
+    echo "skip: a lock in a folder that is not writable (cannot mount a read-only tmpfs here)"
+fi
+
+echo "== 9. a small domain (no validation text) trains and goes through every stage (issue 28)"
+mkdir -p "$work/c-small"; cp "$work/corpus/"*.jsonl "$work/c-small/"
+sed -n '3,6p' "$work/corpus/prose.jsonl" > "$work/c-small/tiny.jsonl"
+expect_ok "tokenize-shard: the tiny domain has no validation documents" 'grep -q "domain \`tiny\` has no validation documents" "$work/err"' -- \
+    "$bin/tokenize-shard" --input "$work/c-small" --output "$work/sh-small" --train-bpe 512 --valid-fraction 0.1
+"$bin/sample-mixtures" --manifest "$work/sh-small/manifest.parquet" --count 4 --seed 3 --output "$work/m-small.parquet" 2>/dev/null
+expect_ok "proxy-train: the tiny domain trains, and is no validation column" \
+    '[ "$(ls "$work"/r-small/*/done.json | wc -l)" = 4 ] && "$py" -c "import pyarrow.parquet as pq, sys; c = pq.read_schema(sys.argv[1]).names; sys.exit(\"valid_loss.tiny\" in c or \"valid_loss.code\" not in c)" "$work/r-small/0/metrics.parquet"' -- \
+    "$bin/proxy-train" --shards "$work/sh-small" "${flags[@]}" --mixtures "$work/m-small.parquet" --output "$work/r-small" --tokens 4096
+expect_ok "collect keeps every run of a corpus with a small domain" '[ -z "$(grep "left out" "$work/err")" ] && grep -q "wrote 4 runs" "$work/err"' -- \
+    "$bin/collect" --runs "$work/r-small" --mixtures "$work/m-small.parquet" --output "$work/ds-small.parquet"
+expect_ok "fit mean(valid_loss.*) means the domains that have one" '[ -f "$work/fit-small/model.json" ] && grep -q "valid_loss.code" "$work/fit-small/model.json" && ! grep -q "valid_loss.tiny" "$work/fit-small/model.json"' -- \
+    "$bin/fit" --dataset "$work/ds-small.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/fit-small"
+expect_ok "optimize over the small domain's fit" '[ -f "$work/opt-small/optimum.parquet" ]' -- \
+    "$bin/optimize" --fit "$work/fit-small" --manifest "$work/sh-small/manifest.parquet" --samples 1000 --top-k 10 --output "$work/opt-small"
+expect_ok "export-megatron writes the tiny domain's train pair and no empty validation pair" \
+    '[ -s "$work/meg-small/tiny.bin" ] && [ -s "$work/meg-small/tiny.idx" ] && [ ! -e "$work/meg-small/valid/tiny.bin" ] && [ ! -e "$work/meg-small/valid/tiny.idx" ]' -- \
+    "$bin/export-megatron" --shards "$work/sh-small" --output "$work/meg-small"
+expect_ok "target-train on the optimum over a small domain" '[ -f "$work/t-small/comparison.parquet" ]' -- \
+    "$bin/target-train" --shards "$work/sh-small" --output "$work/t-small" --mixture "opt=$work/opt-small/optimum.parquet" "${flags[@]}" --tokens 2048
+
 echo
 echo "== integrity battery: $((good + weak + bad)) cases: $good good, $weak weak, $bad bad =="
 for r in "${report[@]}"; do echo "  $r"; done
