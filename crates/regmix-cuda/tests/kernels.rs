@@ -250,8 +250,14 @@ fn classifier_losses_and_logit_gradients() {
             let want_l: Vec<f32> = want_l.iter().map(|&x| x as f32).collect();
             check(&format!("classifier losses v{v}"), &g.get32(&losses), &want_l, 1e-5);
             let got = g.get16(&ld);
-            let what = if grad.is_some() { "logit gradient" } else { "logits untouched" };
-            check(&format!("classifier {what} v{v}"), &got, &want, if grad.is_some() { 5e-3 } else { 0.0 });
+            // Without a gradient the kernel leaves the logits as they were; the CPU op keeps
+            // exp(x − max) in its row either way (its backward reuses them), so the reference
+            // for that case is the logits themselves.
+            let (what, want, tol) = match grad {
+                Some(_) => ("logit gradient", want, 5e-3),
+                None => ("logits untouched", logits.clone(), 0.0),
+            };
+            check(&format!("classifier {what} v{v}"), &got, &want, tol);
         }
     }
 }
