@@ -12,7 +12,7 @@ python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2
 job_pid=
 if [ -f "$root/dist/cpu-job.tar.xz" ]; then
     python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$root/dist/cpu-job.tar.xz" /tmp/regmix-job
-    (cd /tmp/regmix-job && nice -n 19 bash job.sh "$out/cpu-job" > "$out/cpu-job.log" 2>&1) & job_pid=$!
+    (cd /tmp/regmix-job && CUDA_VISIBLE_DEVICES= nice -n 19 bash job.sh "$out/cpu-job" > "$out/cpu-job.log" 2>&1) & job_pid=$!
 fi
 DIST=/tmp/regmix-dist/gpu SHARDS=/tmp/regmix-dist/gpu/shards MIXTURES=/tmp/regmix-dist/gpu/mixtures.parquet \
     BUDGET_S=${BUDGET_S:-330} bash "$root/scripts/gpu/check-and-bench.sh"
@@ -21,13 +21,14 @@ if [ -n "$job_pid" ]; then
     # finished runs: an unfinished one would resume from a checkpoint too large to carry).
     end=$(( $(date +%s) + ${JOB_GRACE_S:-0} ))
     while kill -0 "$job_pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
-    pkill -f 'proxy-train --shards shards ' 2>/dev/null; wait "$job_pid" 2>/dev/null
+    pkill -f 'xargs -0 -P' 2>/dev/null; pkill -f 'proxy-train --shards shards ' 2>/dev/null; wait "$job_pid" 2>/dev/null
     total=0 done_=0
-    for d in /tmp/regmix-job/runs/*/; do
+    for d in /tmp/regmix-job/runs/*/*/; do
         total=$((total + 1))
         [ -f "$d/done.json" ] || continue
-        done_=$((done_ + 1)); mkdir -p "$out/cpu-job/runs/$(basename "$d")"
-        cp "$d/metrics.parquet" "$d/done.json" "$out/cpu-job/runs/$(basename "$d")/"
+        rel=${d#/tmp/regmix-job/runs/}
+        done_=$((done_ + 1)); mkdir -p "$out/cpu-job/runs/$rel"
+        cp "$d/metrics.parquet" "$d/done.json" "$out/cpu-job/runs/$rel"
     done
     echo "cpu job: $done_ of $total runs finished (under \$OUT/cpu-job/runs); log: $(tail -1 "$out/cpu-job.log" 2>/dev/null | cut -c1-160)"
 fi
