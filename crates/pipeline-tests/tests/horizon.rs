@@ -51,7 +51,11 @@ fn runs(dir: &Path, n: u32, sd: f64, edit: impl Fn(u32, &mut Vec<Row>)) -> PathB
             })
             .collect();
         edit(id as u32, &mut rows);
-        let spec = serde_json::json!({"mixture_id": id, "domains": domains, "weights": w, "train": {"tokens": 8000, "warmup_steps": 0, "schedule": "constant"}, "tokenizer_sha256": "t", "shards_sha256": "s"});
+        // The train settings as proxy-train records them (optimize reads the model from them:
+        // the proxies' tokens per parameter).
+        let model = regmix_model::Config::preset("micro", 512).unwrap();
+        let train = serde_json::json!({"model": model, "tokens": 8000, "warmup_steps": 0, "schedule": "constant"});
+        let spec = serde_json::json!({"mixture_id": id, "domains": domains, "weights": w, "train": train, "tokenizer_sha256": "t", "shards_sha256": "s"});
         let extra = vec![
             ("regmix.run_spec".to_string(), spec.to_string()),
             ("regmix.mixture_id".to_string(), id.to_string()),
