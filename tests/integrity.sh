@@ -373,6 +373,37 @@ expect_ok "export-megatron writes the tiny domain's train pair and no empty vali
 expect_ok "target-train on the optimum over a small domain" '[ -f "$work/t-small/comparison.parquet" ]' -- \
     "$bin/target-train" --shards "$work/sh-small" --output "$work/t-small" --mixture "opt=$work/opt-small/optimum.parquet" "${flags[@]}" --tokens 2048
 
+echo "== 10. optimize owns only its output, bounds its search, and checks its manifest against the fit (issue 28)"
+opt=("$bin/optimize" --manifest "$work/shards/manifest.parquet" --samples 1000 --top-k 10)
+expect_error "optimize --output a folder of other files" "refusing to replace this folder with an optimum: it is not empty and is not an optimum" -- \
+    "${opt[@]}" --fit "$work/fit" --output "$work/other-folder"
+expect_ok "the folder of other files is left as it was by optimize" '[ "$(cat "$work/other-folder/notes.md")" = keep ] && [ "$(ls -A "$work/other-folder")" = notes.md ]' -- true
+expect_error "optimize --output its own --fit" "the output is the input --fit" -- \
+    "${opt[@]}" --fit "$work/fit" --output "$work/fit"
+expect_error "optimize --output inside its --fit" "the output lies inside the input --fit" -- \
+    "${opt[@]}" --fit "$work/fit" --output "$work/fit/optimum"
+mkdir -p "$work/proj-opt"; cp -r "$work/fit" "$work/proj-opt/fit"
+expect_error "optimize --output the folder that holds its --fit" "the output holds the input --fit" -- \
+    "${opt[@]}" --fit "$work/proj-opt/fit" --output "$work/proj-opt"
+expect_ok "the fit is left as it was" 'cmp -s "$work/fit/model.json" "$work/proj-opt/fit/model.json"' -- true
+"${opt[@]}" --fit "$work/fit" --output "$work/opt-own" 2>/dev/null
+before=$(stat -c %i "$work/opt-own")
+expect_ok "optimize replaces its own earlier optimum, whole" '[ "$(stat -c %i "$work/opt-own")" != "$before" ] && [ -f "$work/opt-own/recommended.yaml" ]' -- \
+    "${opt[@]}" --fit "$work/fit" --output "$work/opt-own" --seed 7
+expect_error "optimize --samples 1000000000 --top-k 1000000000 (it aborted allocating 40 GB)" "--top-k 1000000000 would take about" "GB" "this machine has" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/shards/manifest.parquet" --samples 1000000000 --top-k 1000000000 --output "$work/o-topk"
+expect_error "optimize --chunk 10000000000 over as many samples" "--chunk 10000000000 would take about" "this machine has" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/shards/manifest.parquet" --samples 10000000000 --top-k 10 --chunk 10000000000 --output "$work/o-chunk"
+"${opt[@]}" --fit "$work/fit" --output "$work/opt-1000" 2>/dev/null
+weights() { "$py" -c 'import pyarrow.parquet as pq, sys; print([v for n, v in pq.read_table(sys.argv[1]).to_pylist()[0].items() if n.startswith("weight.")])' "$1"; }
+expect_ok "optimize --chunk 1000000000 over 1000 samples draws the one block of 1000 (it aborted allocating 16 GB)" \
+    '[ "$(weights "$work/o-big-chunk/optimum.parquet")" = "$(weights "$work/opt-1000/optimum.parquet")" ]' -- \
+    "${opt[@]}" --fit "$work/fit" --chunk 1000000000 --output "$work/o-big-chunk"
+expect_error "optimize --manifest with one more domain than the fit (its prior summed to 0.657)" "its domains are not the fit's (code, config, prose)" "domains the fit does not have: tiny" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/sh-small/manifest.parquet" --samples 1000 --top-k 10 --output "$work/o-more"
+expect_error "optimize --manifest of shards of another tokenizer" "were tokenized with tokenizer sha256" "but the fit's runs" -- \
+    "$bin/optimize" --fit "$work/fit" --manifest "$work/other-tok/manifest.parquet" --samples 1000 --top-k 10 --output "$work/o-tok"
+
 echo
 echo "== integrity battery: $((good + weak + bad)) cases: $good good, $weak weak, $bad bad =="
 for r in "${report[@]}"; do echo "  $r"; done

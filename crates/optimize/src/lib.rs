@@ -169,12 +169,122 @@ fn kl_term(args: &Args, saved: &SavedFit, prior: &[f64]) -> Result<Option<(Kl, O
     Ok(Some((Kl { lambda: l.parse()?, prior: prior.to_vec() }, None)))
 }
 
+/// Whether `dir` holds an optimum of ours: an optimum.parquet of the optimum contract (any
+/// version optimize reads). Only such a folder (or an empty one) is replaced by `--output`.
+pub fn is_optimum_folder(dir: &Path) -> bool {
+    regmix_mixture::Optimum::read(&dir.join(output::FILES[0])).is_ok()
+}
+
+/// What the search holds in memory at once, in bytes: (the blocks of `--chunk` mixtures each
+/// thread draws and scores, the top-k heaps: one per thread and the merged one).
+pub fn search_bytes(threads: usize, chunk: usize, top_k: usize, domains: usize) -> (u128, u128) {
+    let (t, c, k, d) = (threads.max(1) as u128, chunk.max(1) as u128, top_k as u128, domains as u128);
+    let block = t * c * (8 * d + 8 + 8);
+    let heaps = (t + 1) * (k + 1) * (std::mem::size_of::<search::Cand>() as u128 + 8 * d);
+    (block, heaps)
+}
+
+/// The machine's memory (MemTotal of /proc/meminfo), if it can be read.
+fn memory_total() -> Option<u128> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u128 = text.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuses a search whose `--chunk` or `--top-k` would not fit in `have` bytes, before anything
+/// is allocated (`--top-k 1e9` and `--chunk 1e9` aborted in failed allocations of 16–40 GB).
+pub fn check_memory(args: &Args, domains: usize, threads: usize, have: Option<u128>) -> Result<()> {
+    let Some(have) = have else { return Ok(()) };
+    // The search never draws a block larger than --samples.
+    let chunk = (args.chunk as u64).min(args.samples) as usize;
+    let (block, heaps) = search_bytes(threads, chunk, args.top_k, domains);
+    if block + heaps > have {
+        let gb = |b: u128| b as f64 / 1e9;
+        let (flag, value, bytes) = if heaps >= block { ("--top-k", args.top_k, heaps) } else { ("--chunk", args.chunk, block) };
+        bail!(
+            "{flag} {value} would take about {:.1} GB ({} bytes; --top-k {} keeps {:.1} GB of candidates and --chunk {} {:.1} GB of \
+             mixtures, on {threads} threads and {domains} domains), and this machine has {:.1} GB: give a smaller {flag}",
+            gb(bytes),
+            bytes,
+            args.top_k,
+            gb(heaps),
+            args.chunk,
+            gb(block),
+            gb(have)
+        );
+    }
+    Ok(())
+}
+
+/// `--manifest` must describe the data the fit's runs trained on: the same domains (a manifest
+/// with one more domain gave a prior that did not sum to 1 over the fit's domains), and the
+/// tokenizer the fit's dataset records (`regmix.run_settings.tokenizer_sha256`, when the dataset
+/// is readable and records one; imported datasets do not).
+fn check_manifest(manifest: &Path, prior: &Prior, saved: &SavedFit) -> Result<()> {
+    let mut fit_doms = saved.domains.clone();
+    fit_doms.sort();
+    let mut man_doms = prior.domains.clone();
+    man_doms.sort();
+    if fit_doms != man_doms {
+        let extra: Vec<&str> = man_doms.iter().filter(|d| !fit_doms.contains(d)).map(String::as_str).collect();
+        let missing: Vec<&str> = fit_doms.iter().filter(|d| !man_doms.contains(d)).map(String::as_str).collect();
+        let mut what = Vec::new();
+        if !extra.is_empty() {
+            what.push(format!("domains the fit does not have: {}", extra.join(", ")));
+        }
+        if !missing.is_empty() {
+            what.push(format!("no domain {} of the fit", missing.join(", ")));
+        }
+        bail!(
+            "--manifest {}: its domains are not the fit's ({}): it has {}; give the manifest of the shards the fit's runs trained on",
+            manifest.display(),
+            fit_doms.join(", "),
+            what.join(", and ")
+        );
+    }
+    let (_, md) = regmix_core::table::check_parquet(manifest, regmix_core::schema::Schema::get("shard_manifest"))?;
+    let Some(tokenizer) = md.get("regmix.tokenizer_sha256") else {
+        bail!("--manifest {}: metadata key regmix.tokenizer_sha256 missing", manifest.display());
+    };
+    let Ok(t) = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset")) else {
+        log::info!("{}: the fit's dataset is not readable here: the manifest's tokenizer is not checked against it", saved.dataset.display());
+        return Ok(());
+    };
+    let settings: serde_json::Value = t.json_metadata("regmix.run_settings")?;
+    match settings.get("tokenizer_sha256").and_then(|v| v.as_str()) {
+        Some(fit_tok) if fit_tok != tokenizer => bail!(
+            "--manifest {}: its shards were tokenized with tokenizer sha256 {}, but the fit's runs ({}) trained on tokenizer sha256 {}: \
+             give the manifest of the shards the fit's runs trained on",
+            manifest.display(),
+            &tokenizer[..12.min(tokenizer.len())],
+            saved.dataset.display(),
+            &fit_tok[..12.min(fit_tok.len())]
+        ),
+        Some(_) => {}
+        None => log::info!("{}: records no tokenizer (imported results): the manifest's tokenizer is not checked", saved.dataset.display()),
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> Result<()> {
     check(args)?;
     let prov = Provenance::from_env("optimize", env!("CARGO_PKG_VERSION"));
+    let mut inputs: Vec<(&str, &Path)> = vec![("--fit", args.fit.as_path())];
+    inputs.extend(args.manifest.as_deref().map(|p| ("--manifest", p)));
+    inputs.extend(args.prior.as_deref().map(|p| ("--prior", p)));
+    inputs.extend(args.holdout.as_deref().map(|p| ("--holdout", p)));
+    inputs.extend(args.calibration.as_deref().map(|p| ("--calibration", p)));
+    regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
     let _lock = regmix_core::lock::Lock::output(&args.output, &format!("{} (optimize's output)", args.output.display()))?;
+    // Only an empty folder or an earlier optimum is replaced, and that is known before any
+    // work is done; the files are staged and swapped in whole.
+    let staged = regmix_core::atomic::OutputDir::create_owned(&args.output, "an optimum", is_optimum_folder)?;
     let saved = SavedFit::load(&args.fit)?;
+    check_memory(args, saved.domains.len(), rayon::current_num_threads(), memory_total())?;
     let prior = Prior::load(args.manifest.as_deref(), args.prior.as_deref())?;
+    if let Some(m) = &args.manifest {
+        check_manifest(m, &prior, &saved)?;
+    }
     let doms = &saved.domains;
     // The prior in the fit's domain order.
     let pos = |d: &String| prior.domains.iter().position(|x| x == d).with_context(|| format!("domain `{d}` of the fit is not in the prior"));
@@ -281,7 +391,7 @@ pub fn run(args: &Args) -> Result<()> {
             "grid": c.as_ref().map(|c| c.table.iter().map(|(l, s)| serde_json::json!({"lambda": l, "holdout_spearman": s})).collect::<Vec<_>>()),
         })
     });
-    output::write(args, &optimum, &top, &caps, at_proxies.as_ref(), kl_json, &prov)
+    output::write(args, staged, &optimum, &top, &caps, at_proxies.as_ref(), kl_json, &prov)
 }
 
 /// What is known of the fit's proxies (the settings its dataset's runs recorded): the

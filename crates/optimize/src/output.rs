@@ -42,8 +42,18 @@ pub const AT_PROXIES: &str = "optimum_at_proxies.parquet";
 
 /// Writes the files into a staging folder and swaps it in whole: optimum.parquet and
 /// optimum.yaml always belong to one search.
-pub fn write(args: &Args, optimum: &Optimum, top: &[Cand], caps: &[f64], at_proxies: Option<&AtProxies>, kl: Option<serde_json::Value>, prov: &Provenance) -> Result<()> {
-    let staged = OutputDir::create(&args.output)?;
+/// `staged` is the output folder begun before the search ([`OutputDir::create_owned`]).
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    args: &Args,
+    staged: OutputDir,
+    optimum: &Optimum,
+    top: &[Cand],
+    caps: &[f64],
+    at_proxies: Option<&AtProxies>,
+    kl: Option<serde_json::Value>,
+    prov: &Provenance,
+) -> Result<()> {
     let out = staged.path();
     let doms = &optimum.domains;
     let w = &optimum.weights;

@@ -107,7 +107,8 @@ pub fn search(scorer: &Scorer, space: &Space, refit: u64) -> Found {
     let Space { alpha, caps, samples, block, top_k, seed, kl } = *space;
     let d = alpha.len();
     let dirichlet = Dirichlet::new(alpha);
-    let block = block.max(1);
+    // A block larger than the search is the search (the same single block 0, the same draws).
+    let block = block.max(1).min(usize::try_from(samples.max(1)).unwrap_or(usize::MAX));
     let blocks = samples.div_ceil(block as u64);
     let pb = progress::bar(samples, "optimize");
     let offer = |heap: &mut BinaryHeap<Cand>, c: Cand| {
