@@ -97,7 +97,7 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
             let mse_at = |c: usize| -> f64 {
                 curves.iter().flat_map(|(iv, cur)| iv.iter().zip(&cur[c]).map(|(&i, p)| (p - y[i]).powi(2))).sum::<f64>()
             };
-            let best = (0..checks).min_by(|&a, &b| mse_at(a).partial_cmp(&mse_at(b)).unwrap()).unwrap();
+            let best = (0..checks).min_by(|&a, &b| mse_at(a).total_cmp(&mse_at(b))).expect("at least one check");
             let rounds = (best + 1) * xgb::CHECK_EVERY;
             log::info!("xgboost: {rounds} rounds chosen by {k}-fold cross-validation");
             let mut oof = vec![0.0; x.len()];
