@@ -82,19 +82,10 @@ impl Drop for AtomicFile {
     }
 }
 
-/// An error unless `dest` is absent or a regular file: a writer renames over what is there,
-/// which would replace a device, a FIFO or a symlink (and what it points to would not get the
-/// output). Give the real path instead of a link.
-pub fn refuse_non_regular(dest: &Path) -> Result<()> {
-    let Ok(md) = fs::symlink_metadata(dest) else { return Ok(()) };
-    let t = md.file_type();
-    if t.is_file() {
-        return Ok(());
-    }
+/// What a file that is not a regular file is, for an error that names it ("a FIFO").
+pub fn kind_of(t: &fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    let what = if t.is_symlink() {
-        "a symbolic link (give the path it points to)"
-    } else if t.is_dir() {
+    if t.is_dir() {
         "a folder"
     } else if t.is_fifo() {
         "a FIFO"
@@ -104,7 +95,19 @@ pub fn refuse_non_regular(dest: &Path) -> Result<()> {
         "a socket"
     } else {
         "not a regular file"
-    };
+    }
+}
+
+/// An error unless `dest` is absent or a regular file: a writer renames over what is there,
+/// which would replace a device, a FIFO or a symlink (and what it points to would not get the
+/// output). Give the real path instead of a link.
+pub fn refuse_non_regular(dest: &Path) -> Result<()> {
+    let Ok(md) = fs::symlink_metadata(dest) else { return Ok(()) };
+    let t = md.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_symlink() { "a symbolic link (give the path it points to)" } else { kind_of(&t) };
     Err(Error::Invalid(format!("{}: refusing to replace it with an output: it is {what}", dest.display())))
 }
 

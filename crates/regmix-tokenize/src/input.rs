@@ -102,17 +102,7 @@ pub fn check_regular(p: &Path) -> Result<()> {
     if md.is_file() {
         return Ok(());
     }
-    use std::os::unix::fs::FileTypeExt;
-    let t = md.file_type();
-    let what = if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    };
+    let what = regmix_core::atomic::kind_of(&md.file_type());
     bail!("{}: refusing to read it as an input: it is {what}; give regular files or folders", p.display())
 }
 
