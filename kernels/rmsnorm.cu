@@ -28,17 +28,20 @@ extern "C" __global__ void rmsnorm_forward_bf16(float* x_out, bf16* out, float* 
 
 // With x̂ = x·r and g = dy ⊙ w: dx = r·(g − x̂·mean(g ⊙ x̂)). The residual stream's gradient
 // is accumulated in place (dres += dx; this is the residual add's backward) and also
-// written as bf16 for the matrix products that read it; dw += Σ_rows dy ⊙ x̂.
-// One warp per row, 8 rows per block; each block adds its partial dw with atomics.
-extern "C" __global__ void rmsnorm_backward_f32(float* dres, bf16* dres_bf16, float* dw, const float* dy,
+// written as bf16 for the matrix products that read it.
+// dw = Σ_rows dy ⊙ x̂ is summed in a fixed order, so it has the same bits every run (atomics,
+// as before, added in scheduling order): block b takes rows [b·rows_per_block,
+// (b+1)·rows_per_block), one warp per row for dx, then one thread per column adds the
+// block's rows in order into dw_partials[b, :]; rmsnorm_backward_dw_f32 adds the blocks'
+// partials in order into dw.
+// grid (ceil(n / rows_per_block)), block 256.
+extern "C" __global__ void rmsnorm_backward_f32(float* dres, bf16* dres_bf16, float* dw_partials, const float* dy,
                                                 const float* x, const float* w, const float* rstd,
-                                                int n, int d) {
-    extern __shared__ float dw_part[];  // [d]
-    for (int c = threadIdx.x; c < d; c += blockDim.x) dw_part[c] = 0.0f;
-    __syncthreads();
-    const int row = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
-    const int lane = threadIdx.x % WARP;
-    if (row < n) {
+                                                int n, int d, int rows_per_block) {
+    const int first = blockIdx.x * rows_per_block;
+    const int last = min(first + rows_per_block, n);
+    const int lane = threadIdx.x % WARP, warps = blockDim.x / WARP;
+    for (int row = first + threadIdx.x / WARP; row < last; row += warps) {
         const float r = rstd[row];
         const float* xr = x + (long)row * d;
         const float* g = dy + (long)row * d;
@@ -52,9 +55,27 @@ extern "C" __global__ void rmsnorm_backward_f32(float* dres, bf16* dres_bf16, fl
             const float v = dr[c] + r * (g[c] * w[c] - xh * mean);
             dr[c] = v;
             db[c] = __float2bfloat16(v);
-            atomicAdd(&dw_part[c], g[c] * xh);
         }
     }
-    __syncthreads();
-    for (int c = threadIdx.x; c < d; c += blockDim.x) atomicAdd(&dw[c], dw_part[c]);
+    // The block's rows were just read, so this second pass over them mostly hits the caches;
+    // reading them per column (rather than keeping per-warp partials in shared memory) keeps
+    // the order fixed for any d without shared memory that grows with d.
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float s = 0.0f;
+#pragma unroll 8
+        for (int row = first; row < last; ++row) s += dy[(long)row * d + c] * (x[(long)row * d + c] * rstd[row]);
+        dw_partials[(long)blockIdx.x * d + c] = s;
+    }
+}
+
+// dw[c] += Σ_b dw_partials[b, c], the blocks in order. One thread per column;
+// grid (ceil(d / 256)), block 256.
+extern "C" __global__ void rmsnorm_backward_dw_f32(float* dw, const float* dw_partials, int blocks, int d) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= d) return;
+    float s = 0.0f;
+    // Independent loads, one chain of additions: unrolling keeps several loads in flight.
+#pragma unroll 8
+    for (int b = 0; b < blocks; ++b) s += dw_partials[(long)b * d + c];
+    dw[c] += s;
 }

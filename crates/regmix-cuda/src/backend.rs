@@ -16,7 +16,7 @@ use regmix_model::backend::{AdamW, Backend, Buffer};
 use regmix_model::{Config, Layout};
 
 use crate::gemm::{Gemm, Mat, Ty};
-use crate::launch::{AdamConsts, Kernels, Ptr};
+use crate::launch::{AdamConsts, Kernels, Ptr, TokenBuckets, RMSNORM_DW_ROWS};
 use regmix_model::backend::NORM_CHUNK;
 use crate::{Error, Result};
 
@@ -64,6 +64,12 @@ struct Acts {
     capacity: usize,
     inputs: Buf<u32>,
     targets: Buf<u32>,
+    // The inputs grouped by token for the embedding's backward (TokenBuckets, uploaded):
+    // distinct tokens [buckets], offsets [buckets + 1], rows [n]; `buckets` of this batch.
+    bucket_tokens: Buf<u32>,
+    bucket_offsets: Buf<u32>,
+    bucket_rows: Buf<u32>,
+    buckets: usize,
     blocks: Vec<BlockActs>,
     proj: Buf<f32>, // a matrix product's output before the residual add  [n, d]
     x_out: Buf<f32>,
@@ -83,6 +89,7 @@ struct Acts {
     dk: Buf<bf16>,
     dv: Buf<bf16>,
     dsum: Buf<f32>,
+    dw_partials: Buf<f32>, // an RMSNorm's dw per block of RMSNORM_DW_ROWS rows  [ceil(n / rows), d]
 }
 
 impl Acts {
@@ -93,7 +100,7 @@ impl Acts {
         }
         let mut v = vec![r(&self.proj), r(&self.x_out), r(&self.rstdf), r(&self.xnf), r(&self.logits), r(&self.losses)];
         v.extend([r(&self.dres), r(&self.dres_bf16), r(&self.dxn), r(&self.dg), r(&self.dh1), r(&self.dh3)]);
-        v.extend([r(&self.datt), r(&self.dq), r(&self.dk), r(&self.dv), r(&self.dsum)]);
+        v.extend([r(&self.datt), r(&self.dq), r(&self.dk), r(&self.dv), r(&self.dsum), r(&self.dw_partials)]);
         for b in &self.blocks {
             v.extend([r(&b.x), r(&b.rstd1), r(&b.xn1), r(&b.q), r(&b.k), r(&b.v), r(&b.att), r(&b.lse)]);
             v.extend([r(&b.xm), r(&b.rstd2), r(&b.xn2), r(&b.h1), r(&b.h3), r(&b.g)]);
@@ -130,6 +137,10 @@ impl Acts {
             capacity,
             inputs: alloc(s, n)?,
             targets: alloc(s, n)?,
+            bucket_tokens: alloc(s, n)?,
+            bucket_offsets: alloc(s, n + 1)?,
+            bucket_rows: alloc(s, n)?,
+            buckets: 0,
             blocks,
             proj: alloc(s, n * d)?,
             x_out: alloc(s, n * d)?,
@@ -149,6 +160,7 @@ impl Acts {
             dk: alloc(s, n * kvd)?,
             dv: alloc(s, n * kvd)?,
             dsum: alloc(s, heads_rows)?,
+            dw_partials: alloc(s, n.div_ceil(RMSNORM_DW_ROWS) * d)?,
         })
     }
 }
@@ -281,8 +293,9 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Checks the batch as the CPU backend does and copies inputs and targets to the device.
-    fn load_batch(&mut self, windows: &[u32], batch: usize) -> Result<()> {
+    /// Checks the batch as the CPU backend does and copies inputs and targets to the device,
+    /// and with `backward` the inputs grouped by token for the embedding's gradient.
+    fn load_batch(&mut self, windows: &[u32], batch: usize, backward: bool) -> Result<()> {
         regmix_model::backend::check_batch(&self.cfg, windows, batch).map_err(|e| match e {
             regmix_model::Error::Input(m) => Error::Input(m),
             e => Error::Input(e.to_string()),
@@ -299,6 +312,14 @@ impl CudaBackend {
         let a = self.acts.as_mut().expect("allocated above");
         s.memcpy_htod(&inputs, &mut a.inputs.slice.slice_mut(0..n)).map_err(cuda)?;
         s.memcpy_htod(&targets, &mut a.targets.slice.slice_mut(0..n)).map_err(cuda)?;
+        if backward {
+            let b = TokenBuckets::new(&inputs, self.cfg.vocab_size);
+            let m = b.tokens.len();
+            s.memcpy_htod(&b.tokens, &mut a.bucket_tokens.slice.slice_mut(0..m)).map_err(cuda)?;
+            s.memcpy_htod(&b.offsets, &mut a.bucket_offsets.slice.slice_mut(0..m + 1)).map_err(cuda)?;
+            s.memcpy_htod(&b.rows, &mut a.bucket_rows.slice.slice_mut(0..n)).map_err(cuda)?;
+            a.buckets = m;
+        }
         Ok(())
     }
 
@@ -379,7 +400,12 @@ impl CudaBackend {
         // SAFETY: dres holds at least n·d fp32 elements, allocated on this stream; zero bytes
         // are 0.0f.
         unsafe { cudarc::driver::result::memset_d8_async(a.dres.p.addr, 0, n * d * 4, s.cu_stream()) }.map_err(cuda)?;
-        k.rmsnorm_backward(s, a.dres.p, a.dres_bf16.p, g32.at(lay.final_norm, d), a.dxn.p, a.x_out.p, p32.at(lay.final_norm, d), a.rstdf.p, n, d)?;
+        // Each norm's dx into dres, its dw in fixed-order partials, then added into dw.
+        let norm_backward = |dw: Ptr<f32>, x: Ptr<f32>, w: Ptr<f32>, rstd: Ptr<f32>| -> Result<()> {
+            k.rmsnorm_backward(s, a.dres.p, a.dres_bf16.p, a.dw_partials.p, a.dxn.p, x, w, rstd, n, d)?;
+            k.rmsnorm_backward_dw(s, dw, a.dw_partials.p, n, d)
+        };
+        norm_backward(g32.at(lay.final_norm, d), a.x_out.p, p32.at(lay.final_norm, d), a.rstdf.p)?;
         for l in (0..c.n_layer).rev() {
             let (o, b) = (&lay.blocks[l], &a.blocks[l]);
             // MLP: x_next = xm + g · W2ᵀ.
@@ -390,7 +416,7 @@ impl CudaBackend {
             self.blas.gemm(n, d, ff, bf(a.dh3.p.addr, ff, false), bf(w16(o.w3), d, false), out(a.dxn.p.addr, Ty::F32, d), 1.0)?;
             self.blas.gemm(ff, d, n, bf(a.dh1.p.addr, ff, true), bf(b.xn2.p.addr, d, false), out(gw(o.w1), Ty::F32, d), 1.0)?;
             self.blas.gemm(ff, d, n, bf(a.dh3.p.addr, ff, true), bf(b.xn2.p.addr, d, false), out(gw(o.w3), Ty::F32, d), 1.0)?;
-            k.rmsnorm_backward(s, a.dres.p, a.dres_bf16.p, g32.at(o.mlp_norm, d), a.dxn.p, b.xm.p, p32.at(o.mlp_norm, d), b.rstd2.p, n, d)?;
+            norm_backward(g32.at(o.mlp_norm, d), b.xm.p, p32.at(o.mlp_norm, d), b.rstd2.p)?;
             // Attention: xm = x + att · Woᵀ.
             self.blas.gemm(n, qd, d, bf(a.dres_bf16.p.addr, d, false), bf(w16(o.wo), qd, false), out(a.datt.p.addr, Ty::Bf16, qd), 0.0)?;
             self.blas.gemm(d, qd, n, bf(a.dres_bf16.p.addr, d, true), bf(b.att.p.addr, qd, false), out(gw(o.wo), Ty::F32, qd), 1.0)?;
@@ -405,14 +431,14 @@ impl CudaBackend {
             self.blas.gemm(qd, d, n, bf(a.dq.p.addr, qd, true), bf(b.xn1.p.addr, d, false), out(gw(o.wq), Ty::F32, d), 1.0)?;
             self.blas.gemm(kvd, d, n, bf(a.dk.p.addr, kvd, true), bf(b.xn1.p.addr, d, false), out(gw(o.wk), Ty::F32, d), 1.0)?;
             self.blas.gemm(kvd, d, n, bf(a.dv.p.addr, kvd, true), bf(b.xn1.p.addr, d, false), out(gw(o.wv), Ty::F32, d), 1.0)?;
-            k.rmsnorm_backward(s, a.dres.p, a.dres_bf16.p, g32.at(o.attn_norm, d), a.dxn.p, b.x.p, p32.at(o.attn_norm, d), b.rstd1.p, n, d)?;
+            norm_backward(g32.at(o.attn_norm, d), b.x.p, p32.at(o.attn_norm, d), b.rstd1.p)?;
         }
-        k.embedding_backward(s, g32.at(lay.embedding, v * d), a.inputs.p, a.dres.p, n, d)?;
+        k.embedding_backward(s, g32.at(lay.embedding, v * d), a.bucket_tokens.p, a.bucket_offsets.p, a.bucket_rows.p, a.dres.p, a.buckets, n, d)?;
         Ok(())
     }
 
     fn run(&mut self, windows: &[u32], batch: usize, grad_scale: Option<f64>) -> Result<f64> {
-        self.load_batch(windows, batch)?;
+        self.load_batch(windows, batch, grad_scale.is_some())?;
         self.forward(batch)?;
         self.classifier(batch, grad_scale)?;
         if grad_scale.is_some() {

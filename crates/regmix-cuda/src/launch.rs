@@ -73,6 +73,10 @@ fn launched(s: &Arc<CudaStream>, name: &str, r: LaunchResult) -> Result<()> {
 
 /// Threads per row-wise block (8 warps, one row each).
 const ROWS_PER_BLOCK: usize = 8;
+/// Rows per block of `rmsnorm_backward_f32`, and so per partial sum of dw: 8 per warp.
+/// 65,536 rows (a regmix-1m micro-batch) make 1024 blocks, about one wave of an H200's 132
+/// SMs at 8 blocks each, and 1024 partials of d for `rmsnorm_backward_dw_f32` to add.
+pub const RMSNORM_DW_ROWS: usize = 64;
 /// Query/key rows per attention block: `TILE` in attention.cu, which gets it from here.
 use crate::compile::ATTN_TILE;
 /// Elements per block of the gradient-norm reduction: the CPU backend's chunks.
@@ -88,6 +92,7 @@ pub fn function_names(head_dim: usize) -> Vec<(&'static str, &'static str, Strin
         plain("embedding_backward", "embedding.cu", "embedding_backward_f32"),
         plain("rmsnorm_forward", "rmsnorm.cu", "rmsnorm_forward_bf16"),
         plain("rmsnorm_backward", "rmsnorm.cu", "rmsnorm_backward_f32"),
+        plain("rmsnorm_backward_dw", "rmsnorm.cu", "rmsnorm_backward_dw_f32"),
         plain("rope_forward", "rope.cu", "rope_forward_bf16"),
         plain("rope_backward", "rope.cu", "rope_backward_bf16"),
         ("attention_forward", "attention.cu", format!("attention_forward_bf16_hd{head_dim}")),
@@ -113,6 +118,7 @@ pub struct Kernels {
     embedding_backward: CudaFunction,
     rmsnorm_forward: CudaFunction,
     rmsnorm_backward: CudaFunction,
+    rmsnorm_backward_dw: CudaFunction,
     rope_forward: CudaFunction,
     rope_backward: CudaFunction,
     attention_forward: CudaFunction,
@@ -163,6 +169,7 @@ impl Kernels {
             embedding_backward: f("embedding_backward"),
             rmsnorm_forward: f("rmsnorm_forward"),
             rmsnorm_backward: f("rmsnorm_backward"),
+            rmsnorm_backward_dw: f("rmsnorm_backward_dw"),
             rope_forward: f("rope_forward"),
             rope_backward: f("rope_backward"),
             attention_forward: f("attention_forward"),
@@ -190,14 +197,26 @@ impl Kernels {
         launched(s, "embedding_forward_f32", unsafe { b.launch(cfg) })
     }
 
-    /// `dtable[tokens[i], :] += dout[i, :]`.
-    pub fn embedding_backward(&self, s: &Arc<CudaStream>, dtable: Ptr<f32>, tokens: Ptr<u32>, dout: Ptr<f32>, n: usize, d: usize) -> Result<()> {
-        need(dout.len >= n * d && tokens.len >= n && dtable.len % d == 0, || format!("embedding_backward: dout {} tokens {} dtable {} for n {n} d {d}", dout.len, tokens.len, dtable.len))?;
-        let cfg = grid_1d(n * d, 256);
-        let (n, d) = (n as i32, d as i32);
+    /// `dtable[tokens[i], :] += dout[i, :]`, the rows of each token added in ascending order
+    /// (the same bits every run): `buckets` is [`TokenBuckets`] of the `n` tokens, uploaded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn embedding_backward(&self, s: &Arc<CudaStream>, dtable: Ptr<f32>, bucket_tokens: Ptr<u32>, bucket_offsets: Ptr<u32>, bucket_rows: Ptr<u32>, dout: Ptr<f32>, buckets: usize, n: usize, d: usize) -> Result<()> {
+        need(dout.len >= n * d && bucket_tokens.len >= buckets && bucket_offsets.len > buckets && bucket_rows.len >= n && dtable.len.is_multiple_of(d) && buckets <= n,
+            || format!("embedding_backward: dout {} buckets {buckets} ({} tokens, {} offsets, {} rows) dtable {} for n {n} d {d}", dout.len, bucket_tokens.len, bucket_offsets.len, bucket_rows.len, dtable.len))?;
+        if buckets == 0 {
+            return Ok(()); // no rows: nothing to add (a grid of 0 blocks is a launch error)
+        }
+        // Threads own columns; a block no wider than d (rounded up to a warp) when d is small.
+        let block = d.next_multiple_of(32).min(256);
+        let cfg = LaunchConfig { grid_dim: (buckets as u32, d.div_ceil(block) as u32, 1), block_dim: (block as u32, 1, 1), shared_mem_bytes: 0 };
+        let d = d as i32;
         let mut b = s.launch_builder(&self.embedding_backward);
-        b.arg(&dtable.addr).arg(&tokens.addr).arg(&dout.addr).arg(&n).arg(&d);
-        // SAFETY: matches embedding_backward_f32's signature; shapes checked above.
+        b.arg(&dtable.addr).arg(&bucket_tokens.addr).arg(&bucket_offsets.addr).arg(&bucket_rows.addr).arg(&dout.addr).arg(&d);
+        // SAFETY: matches embedding_backward_f32's signature; shapes checked above. The kernel
+        // reads offsets [0, buckets], rows below offsets[buckets] and writes rows of dtable
+        // named by bucket_tokens: TokenBuckets::new makes offsets ascending up to n, rows < n
+        // and tokens < the vocabulary (checked on the host when the batch was loaded), each
+        // token once, so no two threads write the same element.
         launched(s, "embedding_backward_f32", unsafe { b.launch(cfg) })
     }
 
@@ -216,18 +235,34 @@ impl Kernels {
         launched(s, "rmsnorm_forward_bf16", unsafe { b.launch(cfg) })
     }
 
-    /// `dres += ∂L/∂x` (also written as bf16), `dw += ∂L/∂w`.
+    /// `dres += ∂L/∂x` (also written as bf16) and each block's share of ∂L/∂w into
+    /// `dw_partials` (`[n / RMSNORM_DW_ROWS rounded up, d]`), which
+    /// [`Self::rmsnorm_backward_dw`] then adds into dw.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmsnorm_backward(&self, s: &Arc<CudaStream>, dres: Ptr<f32>, dres_bf16: Ptr<bf16>, dw: Ptr<f32>, dy: Ptr<f32>, x: Ptr<f32>, w: Ptr<f32>, rstd: Ptr<f32>, n: usize, d: usize) -> Result<()> {
-        need(dres.len >= n * d && dres_bf16.len >= n * d && dw.len == d && dy.len >= n * d && x.len >= n * d && w.len == d && rstd.len >= n,
+    pub fn rmsnorm_backward(&self, s: &Arc<CudaStream>, dres: Ptr<f32>, dres_bf16: Ptr<bf16>, dw_partials: Ptr<f32>, dy: Ptr<f32>, x: Ptr<f32>, w: Ptr<f32>, rstd: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+        let blocks = n.div_ceil(RMSNORM_DW_ROWS);
+        need(dres.len >= n * d && dres_bf16.len >= n * d && dw_partials.len >= blocks * d && dy.len >= n * d && x.len >= n * d && w.len == d && rstd.len >= n,
             || format!("rmsnorm_backward: buffers too small for n {n} d {d}"))?;
-        let cfg = LaunchConfig { grid_dim: (n.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1), block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1), shared_mem_bytes: (d * 4) as u32 };
-        let (n, d) = (n as i32, d as i32);
+        let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1), shared_mem_bytes: 0 };
+        let (n, d, rows) = (n as i32, d as i32, RMSNORM_DW_ROWS as i32);
         let mut b = s.launch_builder(&self.rmsnorm_backward);
-        b.arg(&dres.addr).arg(&dres_bf16.addr).arg(&dw.addr).arg(&dy.addr).arg(&x.addr).arg(&w.addr).arg(&rstd.addr).arg(&n).arg(&d);
-        // SAFETY: matches rmsnorm_backward_f32's signature; shapes checked above; the dynamic
-        // shared memory holds the block's d partial sums of dw.
+        b.arg(&dres.addr).arg(&dres_bf16.addr).arg(&dw_partials.addr).arg(&dy.addr).arg(&x.addr).arg(&w.addr).arg(&rstd.addr).arg(&n).arg(&d).arg(&rows);
+        // SAFETY: matches rmsnorm_backward_f32's signature; shapes checked above; block b
+        // writes partials row b < blocks.
         launched(s, "rmsnorm_backward_f32", unsafe { b.launch(cfg) })
+    }
+
+    /// `dw += Σ_b dw_partials[b, :]` over the `n.div_ceil(RMSNORM_DW_ROWS)` partials
+    /// [`Self::rmsnorm_backward`] wrote for `n` rows, in order.
+    pub fn rmsnorm_backward_dw(&self, s: &Arc<CudaStream>, dw: Ptr<f32>, dw_partials: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+        let blocks = n.div_ceil(RMSNORM_DW_ROWS);
+        need(dw.len == d && dw_partials.len >= blocks * d, || format!("rmsnorm_backward_dw: dw {} partials {} for n {n} d {d}", dw.len, dw_partials.len))?;
+        let cfg = grid_1d(d, 256);
+        let (blocks, d) = (blocks as i32, d as i32);
+        let mut b = s.launch_builder(&self.rmsnorm_backward_dw);
+        b.arg(&dw.addr).arg(&dw_partials.addr).arg(&blocks).arg(&d);
+        // SAFETY: matches rmsnorm_backward_dw_f32's signature; shapes checked above.
+        launched(s, "rmsnorm_backward_dw_f32", unsafe { b.launch(cfg) })
     }
 
     /// Rotates every head of `x [n, heads·hd]` in place (`inverse`: the backward pass).
@@ -373,6 +408,49 @@ impl Kernels {
         b.arg(&out.addr).arg(&input.addr).arg(&len);
         // SAFETY: matches cast_forward_f32_bf16's signature; equal lengths checked above.
         launched(s, "cast_forward_f32_bf16", unsafe { b.launch(cfg) })
+    }
+}
+
+/// The rows of a micro-batch grouped by token, as `embedding_backward_f32` reads them
+/// (compressed sparse rows): bucket `b` is token `tokens[b]` at rows
+/// `rows[offsets[b]..offsets[b + 1]]`. Tokens ascend, and rows ascend within a bucket, so the
+/// kernel adds each token's rows in one fixed order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TokenBuckets {
+    /// The distinct tokens, ascending.
+    pub tokens: Vec<u32>,
+    /// `tokens.len() + 1` ascending offsets into `rows`, from 0 to the number of rows.
+    pub offsets: Vec<u32>,
+    /// Every row index once, grouped by token.
+    pub rows: Vec<u32>,
+}
+
+impl TokenBuckets {
+    /// A counting sort of `tokens`, each below `vocab` (a larger one panics: the batch is
+    /// checked against the vocabulary before this), in O(rows + vocab).
+    pub fn new(tokens: &[u32], vocab: usize) -> TokenBuckets {
+        // start[t] = how many rows hold a token below t.
+        let mut start = vec![0u32; vocab + 1];
+        for &t in tokens {
+            start[t as usize + 1] += 1;
+        }
+        for t in 0..vocab {
+            start[t + 1] += start[t];
+        }
+        let mut b = TokenBuckets { tokens: Vec::new(), offsets: vec![0], rows: vec![0; tokens.len()] };
+        for t in 0..vocab {
+            if start[t + 1] > start[t] {
+                b.tokens.push(t as u32);
+                b.offsets.push(start[t + 1]);
+            }
+        }
+        // Rows in ascending order, each to the next free place of its token's bucket.
+        for (row, &t) in tokens.iter().enumerate() {
+            let next = &mut start[t as usize];
+            b.rows[*next as usize] = row as u32;
+            *next += 1;
+        }
+        b
     }
 }
 

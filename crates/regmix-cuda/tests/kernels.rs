@@ -17,7 +17,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use half::bf16;
 use rand::{Rng, SeedableRng};
-use regmix_cuda::launch::{Kernels, Ptr};
+use regmix_cuda::launch::{Kernels, Ptr, TokenBuckets, RMSNORM_DW_ROWS};
 use regmix_model::cpu::ops;
 
 struct Gpu {
@@ -111,13 +111,37 @@ fn embedding_forward_and_backward() {
     let mut want = vec![0.0; n * d];
     ops::embedding_forward(&mut want, &tokens, &table, d);
     check("embedding_forward", &g.get32(&out), &want, 0.0);
+    // 300 rows over 50 tokens: every token repeats (6 times on average); dtable starts
+    // non-zero, since the kernel adds to it.
     let dout = rand_vec(&mut rng, n * d, 1.0);
     let dd = g.f32(&dout);
-    let dtable = g.f32(&vec![0.0; v * d]);
-    g.k.embedding_backward(&g.stream, dtable.p, tt.p, dd.p, n, d).unwrap();
-    let mut want = vec![0.0; v * d];
+    let dtable0 = rand_vec(&mut rng, v * d, 1.0);
+    let dtable = g.f32(&dtable0);
+    let b = embedding_backward(&g, dtable.p, &tokens, v, dd.p, d);
+    assert!(b.tokens.len() < n, "the test must repeat tokens");
+    let mut want = dtable0;
     ops::embedding_backward(&mut want, &tokens, &dout, d);
     check("embedding_backward", &g.get32(&dtable), &want, 1e-5);
+}
+
+/// Groups `tokens` by token on the host, uploads the buckets and runs the kernel, as the
+/// backend does; returns the buckets.
+fn embedding_backward(g: &Gpu, dtable: Ptr<f32>, tokens: &[u32], vocab: usize, dout: Ptr<f32>, d: usize) -> TokenBuckets {
+    let b = TokenBuckets::new(tokens, vocab);
+    let (bt, bo, br) = (g.u32(&b.tokens), g.u32(&b.offsets), g.u32(&b.rows));
+    g.k.embedding_backward(&g.stream, dtable, bt.p, bo.p, br.p, dout, b.tokens.len(), tokens.len(), d).unwrap();
+    g.stream.synchronize().unwrap(); // before the bucket buffers are freed
+    b
+}
+
+#[test]
+fn token_buckets_group_the_rows_by_token_in_order() {
+    // Host only: no GPU needed.
+    let b = TokenBuckets::new(&[3, 1, 3, 0, 3, 1], 5);
+    assert_eq!(b.tokens, [0, 1, 3]);
+    assert_eq!(b.offsets, [0, 1, 3, 6]);
+    assert_eq!(b.rows, [3, 1, 5, 0, 2, 4]);
+    assert_eq!(TokenBuckets::new(&[], 5), TokenBuckets { tokens: vec![], offsets: vec![0], rows: vec![] });
 }
 
 #[test]
@@ -140,14 +164,66 @@ fn rmsnorm_forward_with_residual_and_backward() {
     // Backward: dres accumulates onto what is there.
     let dy = rand_vec(&mut rng, n * d, 1.0);
     let dres0 = rand_vec(&mut rng, n * d, 1.0);
-    let (dyd, dres, dw) = (g.f32(&dy), g.f32(&dres0), g.f32(&vec![0.0; d]));
-    let dres_bf16 = g.poison::<bf16>(n * d);
-    g.k.rmsnorm_backward(&g.stream, dres.p, dres_bf16.p, dw.p, dyd.p, x_out.p, wd.p, rstd.p, n, d).unwrap();
-    let (mut want_dx, mut want_dw) = (dres0.clone(), vec![0.0; d]);
+    // dw accumulates too; 77 rows are one full block of RMSNORM_DW_ROWS (64) and a partial one.
+    let dw0 = rand_vec(&mut rng, d, 1.0);
+    let (dyd, dres, dw) = (g.f32(&dy), g.f32(&dres0), g.f32(&dw0));
+    let (dres_bf16, parts) = (g.poison::<bf16>(n * d), g.poison::<f32>(n.div_ceil(RMSNORM_DW_ROWS) * d));
+    g.k.rmsnorm_backward(&g.stream, dres.p, dres_bf16.p, parts.p, dyd.p, x_out.p, wd.p, rstd.p, n, d).unwrap();
+    g.k.rmsnorm_backward_dw(&g.stream, dw.p, parts.p, n, d).unwrap();
+    let (mut want_dx, mut want_dw) = (dres0.clone(), dw0);
     ops::rmsnorm_backward(&mut want_dx, &mut want_dw, &dy, &xs, &w, &want_r, d);
     check("rmsnorm_backward dres", &g.get32(&dres), &want_dx, 1e-5);
     check("rmsnorm_backward dres bf16", &g.get16(&dres_bf16), &want_dx, 5e-3);
     check("rmsnorm_backward dw", &g.get32(&dw), &want_dw, 1e-5);
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+/// The two backward kernels that reduce over rows (the embedding's over a token's rows,
+/// RMSNorm's dw over all rows) give the same bits when run twice on the same inputs, at a
+/// regmix-1m-like width with many repeats and many blocks. They once used atomics, whose
+/// order of additions changed from run to run.
+#[test]
+fn embedding_and_rmsnorm_backward_are_bitwise_reproducible() {
+    let Some(g) = gpu(32) else { return };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let (n, d, v) = (8192, 512, 100);
+    // A skewed token distribution: a third of the rows are token 0, as a frequent word is.
+    let tokens: Vec<u32> = (0..n).map(|i| if i % 3 == 0 { 0 } else { rng.random_range(0..v as u32) }).collect();
+    let dout = g.f32(&rand_vec(&mut rng, n * d, 1.0));
+    let dtable0 = rand_vec(&mut rng, v * d, 1e-3);
+    let runs: Vec<Vec<f32>> = (0..2)
+        .map(|_| {
+            let dtable = g.f32(&dtable0);
+            embedding_backward(&g, dtable.p, &tokens, v, dout.p, d);
+            g.get32(&dtable)
+        })
+        .collect();
+    assert!(runs[0].iter().all(|x| x.is_finite()));
+    assert_eq!(bits(&runs[0]), bits(&runs[1]), "embedding_backward: two runs differ");
+
+    let x = g.f32(&rand_vec(&mut rng, n * d, 1.0));
+    let dy = g.f32(&rand_vec(&mut rng, n * d, 1.0));
+    let w = g.f32(&(0..d).map(|_| rng.random_range(0.5..1.5)).collect::<Vec<f32>>());
+    let rstd = g.f32(&(0..n).map(|_| rng.random_range(0.5..2.0)).collect::<Vec<f32>>());
+    let dres0 = rand_vec(&mut rng, n * d, 1.0);
+    let dw0 = rand_vec(&mut rng, d, 1.0);
+    let runs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..2)
+        .map(|_| {
+            let (dres, dw) = (g.f32(&dres0), g.f32(&dw0));
+            let (dres_bf16, parts) = (g.poison::<bf16>(n * d), g.poison::<f32>(n.div_ceil(RMSNORM_DW_ROWS) * d));
+            g.k.rmsnorm_backward(&g.stream, dres.p, dres_bf16.p, parts.p, dy.p, x.p, w.p, rstd.p, n, d).unwrap();
+            g.k.rmsnorm_backward_dw(&g.stream, dw.p, parts.p, n, d).unwrap();
+            (g.get32(&dres), g.get16(&dres_bf16), g.get32(&dw))
+        })
+        .collect();
+    assert!(runs[0].2.iter().all(|x| x.is_finite()));
+    assert_eq!(bits(&runs[0].0), bits(&runs[1].0), "rmsnorm_backward dres: two runs differ");
+    assert_eq!(bits(&runs[0].1), bits(&runs[1].1), "rmsnorm_backward dres bf16: two runs differ");
+    assert_eq!(bits(&runs[0].2), bits(&runs[1].2), "rmsnorm_backward dw: two runs differ");
+    eprintln!("embedding_backward and rmsnorm_backward: two runs equal bit for bit");
 }
 
 #[test]
