@@ -8,10 +8,25 @@
 #   make calibrated-proxies   train the proxies results/calibrated/ lacks (finished runs reused)
 #   make calibrated-optimum   fit and search on the committed table (fixed before any target)
 #   make calibrated-final     the optimum as small × 4M targets in seeds 42 and 43 (results/calibrated/final-seed-*.csv)
-CALIBRATED := $(EXPERIMENT)/calibrated
-CALIBRATED_COUNT ?= 64
+#   make calibrated-optimum CALIBRATED_BACKEND=cuda    the same on the CUDA-trained sweep
+# CALIBRATED_BACKEND=cuda: the same sweep trained by the CUDA backend (256 proxies, recipe
+# lr-3e-4-cuda of the calibration; its optimum is the row `calibrated-cuda` of the final tables).
+# Training it needs a GPU (experiments/device-job.sh trains it on the lent GPU machine); the
+# committed table lets any machine fit, search and train the targets.
+CALIBRATED_BACKEND ?= cpu
 CALIBRATED_FLAGS := --preset micro --tokens 262144 --seed $(SEED) --batch-tokens 1024 --eval-windows 16 --lr 3e-4 --eval-every 32
-CALIBRATED_TABLE := results/calibrated/proxies-262k-lr3e-4.csv
+ifeq ($(CALIBRATED_BACKEND),cuda)
+CALIBRATED_NAME := calibrated-cuda
+CALIBRATED_COUNT ?= 256
+CALIBRATED_FLAGS += --backend cuda
+else
+CALIBRATED_NAME := calibrated
+CALIBRATED_COUNT ?= 64
+endif
+CALIBRATED := $(EXPERIMENT)/$(CALIBRATED_NAME)
+CALIBRATED_TABLE := results/calibrated/proxies-262k-lr3e-4$(if $(filter cuda,$(CALIBRATED_BACKEND)),-cuda).csv
+# The calibration table, when made (make calibration-score): optimize's guardrail reads it.
+CALIBRATED_GUARD = $(if $(wildcard $(CALIBRATION)/calibration.parquet),--calibration $(CALIBRATION)/calibration.parquet)
 
 .PHONY: calibrated-proxies calibrated-optimum calibrated-final
 calibrated-proxies: experiment-shards | $(PY)
@@ -34,7 +49,8 @@ $(CALIBRATED)/fit/model.json: $(CALIBRATED)/table.parquet | build
 
 $(CALIBRATED)/optimum/optimum.parquet: TARGET_TOKENS := $(EXPERIMENT_TARGET_TOKENS)
 $(CALIBRATED)/optimum/optimum.parquet: $(CALIBRATED)/fit/model.json | experiment-shards
-	$(BIN)/optimize --fit $(CALIBRATED)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(CALIBRATED)/optimum $(OPTIMIZE_FLAGS)
+	$(BIN)/optimize --fit $(CALIBRATED)/fit --manifest $(EXPERIMENT)/shards/manifest.parquet --output $(CALIBRATED)/optimum $(OPTIMIZE_FLAGS) \
+	    $(CALIBRATED_GUARD)
 
 calibrated-optimum: $(CALIBRATED)/optimum/optimum.parquet
 
@@ -45,6 +61,6 @@ calibrated-optimum: $(CALIBRATED)/optimum/optimum.parquet
 calibrated-final: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
 	for s in $(HORIZON_SEEDS); do t=$(dir $(CALIBRATED_TABLE))final-seed-$$s.csv; \
 	    [ ! -f $$t ] || $(call CHECK_TABLE,$$t,$(HORIZON_TARGET) --seed $$s); \
-	    grep -q "^calibrated," $$t 2>/dev/null || $(MAKE) --no-print-directory -o build -o setup horizon-train \
-	        TRAIN_MODELS="calibrated=$<" TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$$t || exit 1; \
+	    grep -q "^$(CALIBRATED_NAME)," $$t 2>/dev/null || $(MAKE) --no-print-directory -o build -o setup horizon-train \
+	        TRAIN_MODELS="$(CALIBRATED_NAME)=$<" TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$$t || exit 1; \
 	done

@@ -4,8 +4,8 @@ a GPU. Runs on the GPU machine (no Rust): dist/gpu/proxy-train, the shards given
 
   proxy-resume.py DIST SHARDS MIXTURES OUT
 
-Trains mixture 0 three times with the same flags: on the CPU (all cores), on CUDA without a
-stop, and on CUDA stopped after STOP steps (--stop-after: it exits as if killed, its last
+Trains mixture 0 four times with the same flags: on the CPU (all cores), twice on CUDA without
+a stop (are two CUDA runs equal to the bit?), and on CUDA stopped after STOP steps (--stop-after: it exits as if killed, its last
 checkpoint and metrics kept) then rerun to the end. Prints one JSON line: the largest absolute
 difference of any validation loss between CUDA and CPU at each evaluation, and whether the
 resumed run's metrics equal the uninterrupted CUDA run's bit for bit.
@@ -47,6 +47,9 @@ def main():
     rc, cuda_s, err = train(dist, shards, mixtures, out / "cuda", "cuda")
     if rc:
         sys.exit(f"cuda run failed ({rc}): {err[-2000:]}")
+    rc, _, err = train(dist, shards, mixtures, out / "cuda-again", "cuda")
+    if rc:
+        sys.exit(f"the second cuda run failed ({rc}): {err[-2000:]}")
     rc, _, err = train(dist, shards, mixtures, out / "resumed", "cuda", ["--stop-after", str(STOP)])
     if rc == 0 or f"stopped after {STOP} steps" not in err:
         sys.exit(f"the stopped run did not stop as asked ({rc}): {err[-2000:]}")
@@ -54,6 +57,7 @@ def main():
     if rc:
         sys.exit(f"the resumed run failed ({rc}): {err[-2000:]}")
     cpu, cuda, resumed = losses(out / "cpu"), losses(out / "cuda"), losses(out / "resumed")
+    again = losses(out / "cuda-again")
     steps = sorted(cpu)
     diff = {s: max(abs(a - b) for a, b in zip(cpu[s], cuda[s])) for s in steps if s in cuda}
     print(json.dumps({
@@ -61,6 +65,8 @@ def main():
         "max_abs_diff_by_step": {str(s): round(d, 6) for s, d in diff.items()},
         "max_abs_diff": max(diff.values()),
         "final_mean_loss": {"cpu": sum(cpu[steps[-1]]) / len(cpu[steps[-1]]), "cuda": sum(cuda[steps[-1]]) / len(cuda[steps[-1]])},
+        "rerun_equals_run": again == cuda,
+        "rerun_max_abs_diff": max(max(abs(a - b) for a, b in zip(again[s], cuda[s])) for s in cuda if s in again),
         "resumed_equals_uninterrupted": resumed == cuda,
         "resumed_max_abs_diff": max(max(abs(a - b) for a, b in zip(resumed[s], cuda[s])) for s in cuda if s in resumed),
     }))

@@ -169,24 +169,31 @@ pub fn run(args: &Args) -> Result<()> {
             let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(id) = ids.get(n) else { return Ok(()) };
             let weights = mixtures.get(*id).expect("selected from the file");
-            let mut backend = backends::build(args.train.backend, &spec.model, spec.seed)?;
-            log::info!("mixture {id} ({}/{}) on {}", n + 1, ids.len(), backend.describe());
-            let outcome = train::train(
-                backend.as_mut(),
-                &Run {
-                    corpus: &corpus,
-                    eval: &eval,
-                    spec: &spec,
-                    mixture_id: *id as u64,
-                    weights,
-                    dir: RunDir::of(&args.output, *id as u64),
-                    prov: &prov,
-                    keep_checkpoint: args.train.keep_checkpoints,
-                    stop_after: args.train.stop_after,
-                    hf_dir: None,
-                    retrain: args.train.retrain,
-                },
-            )
+            let run = Run {
+                corpus: &corpus,
+                eval: &eval,
+                spec: &spec,
+                mixture_id: *id as u64,
+                weights,
+                dir: RunDir::of(&args.output, *id as u64),
+                prov: &prov,
+                keep_checkpoint: args.train.keep_checkpoints,
+                stop_after: args.train.stop_after,
+                hf_dir: None,
+                retrain: args.train.retrain,
+            };
+            // A finished run is skipped before a backend opens: a rerun needs no GPU.
+            let outcome = match train::already_ended(&run)? {
+                Some(done) => {
+                    log::info!("mixture {id}: already {} ({}), skipped", done.status, run.dir.done().display());
+                    Ok(done)
+                }
+                None => {
+                    let mut backend = backends::build(args.train.backend, &spec.model, spec.seed)?;
+                    log::info!("mixture {id} ({}/{}) on {}", n + 1, ids.len(), backend.describe());
+                    train::train(backend.as_mut(), &run)
+                }
+            }
             .with_context(|| format!("mixture {id}"))?;
             if outcome.status == RunStatus::Diverged {
                 diverged.lock().expect("no worker panics holding it").push(*id);

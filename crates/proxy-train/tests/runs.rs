@@ -111,6 +111,20 @@ fn finished_runs_are_skipped_and_collect_reads_the_runs() {
 }
 
 #[test]
+fn a_rerun_of_finished_runs_opens_no_backend() {
+    // Finished runs are skipped before a backend is built: rerunning a finished GPU sweep (or
+    // its Slurm array) on a machine without CUDA is a no-op, not an error.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let flags = ["--output", out.to_str().unwrap(), "--tokens", "640", "--ids", "0"];
+    let first = cmd(dir.path(), &flags).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let again = cmd(dir.path(), &[&flags[..], &["--backend", "cuda"]].concat()).output().unwrap();
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success() && log.contains("mixture 0: already finished"), "{log}");
+}
+
+#[test]
 fn concurrent_runs_end_with_the_metrics_of_runs_trained_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let (one, three) = (dir.path().join("one"), dir.path().join("three"));

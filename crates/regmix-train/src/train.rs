@@ -233,6 +233,16 @@ pub fn evaluate(backend: &mut dyn Backend, corpus: &Corpus, eval: &EvalSet, micr
     Ok(out)
 }
 
+/// The run's outcome when it already ended with these settings (what `train` would skip),
+/// read without the run's lock: lets a caller skip a finished run before it opens a backend
+/// (a rerun of finished CUDA runs needs no GPU). `train` decides again under the lock.
+pub fn already_ended(run: &Run) -> Result<Option<Outcome>> {
+    match run.dir.ended()? {
+        Some(done) if RunSpec::of(run).differences(&done.spec).is_empty() => Ok(Some(done)),
+        _ => Ok(None),
+    }
+}
+
 /// Trains (or resumes, or skips) one run. The backend must be freshly initialised from
 /// `spec.seed`; a checkpoint, if present, overwrites its state.
 pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
