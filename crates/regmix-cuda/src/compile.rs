@@ -247,17 +247,19 @@ fn cached(file: &str, source: &str, target: &str, include: &Path, cubin: bool) -
     let (major, minor) = nvrtc_version()?;
     log::info!("compiled kernels/{file} to {} for {target} with NVRTC {major}.{minor} in {:.2} s", image.ext(), t0.elapsed().as_secs_f64());
     if let Some(p) = &path {
-        let tmp = p.with_extension(format!("{}.tmp-{}", image.ext(), std::process::id()));
-        let written = p
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(&tmp, image.bytes()))
-            .and_then(|_| std::fs::rename(&tmp, p));
-        if let Err(e) = written {
+        if let Err(e) = store(p, image.bytes()) {
             log::warn!("could not cache kernel {file} in {}: {e}", p.display());
         }
     }
     Ok(image)
+}
+
+/// Writes one cache file through `regmix_core::atomic`: under the writer's own temporary name
+/// (`<name>.tmp-<pid>-<random>`, so two processes compiling the same kernel never share one),
+/// renamed when complete, the temporary removed if the write fails. Only temporaries of that
+/// form whose process is gone are cleaned; another live writer's is left alone.
+fn store(path: &Path, bytes: &[u8]) -> regmix_core::Result<()> {
+    regmix_core::atomic::write_bytes(path, bytes)
 }
 
 /// A kernel file for the device of architecture `arch` (`sm_XY`): a cubin for exactly that
@@ -329,4 +331,46 @@ pub fn resources(file: &str, source: &str, arch: &'static str, include: &Path) -
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_writes_under_its_own_temporary_and_leaves_other_writers_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kernels").join("cast-sm_90-0123456789abcdef.cubin");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        // A live writer's temporary (pid 1 is always running), in both the shared form and the
+        // form this file used to write; and one whose writer is gone.
+        let live = p.parent().unwrap().join("cast-sm_90-0123456789abcdef.cubin.tmp-1-0badcafe");
+        let live_old = p.parent().unwrap().join("cast-sm_90-0123456789abcdef.cubin.tmp-1");
+        let dead = p.parent().unwrap().join("cast-sm_90-0123456789abcdef.cubin.tmp-4000000-deadbeef");
+        let user = p.parent().unwrap().join("notes.tmp-draft");
+        for f in [&live, &live_old, &dead, &user] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        store(&p, b"cubin bytes").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"cubin bytes");
+        assert!(live.exists() && live_old.exists(), "another live writer's temporary was removed");
+        assert!(user.exists(), "a user's file was removed");
+        assert!(!dead.exists(), "a dead writer's temporary was left");
+        let mut names: Vec<String> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names.len(), 4, "no temporary of this writer is left: {names:?}");
+        // A second store replaces the file whole.
+        store(&p, b"other").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"other");
+    }
+
+    #[test]
+    fn a_cache_path_that_is_not_a_file_is_an_error_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // The cache file's path is a folder: nothing is written over it.
+        let p = dir.path().join("k.cubin");
+        std::fs::create_dir(&p).unwrap();
+        assert!(store(&p, b"x").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary was left beside the cache file");
+    }
 }
