@@ -22,7 +22,7 @@
 pub mod input;
 pub mod tok;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::{Instant, UNIX_EPOCH};
@@ -145,12 +145,35 @@ pub fn is_valid_doc(text: &str, fraction: f64) -> bool {
     (h as f64) < fraction * (u64::MAX as f64)
 }
 
-fn input_key(path: &Path) -> String {
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("input");
-    let stem = name.split('.').next().unwrap_or("input");
-    let h = xxhash_rust::xxh3::xxh3_64(abs.to_string_lossy().as_bytes());
-    format!("{stem}-{:08x}", h as u32)
+/// Each input file's key: the stem of its name and a hash of its path *relative to the
+/// `--input` it was found under* (a folder: the path inside it; a file: its name). Shard and
+/// marker names derive from it, and so does the shards' identity (`shards_sha256`), so the same
+/// corpus laid out the same way gets the same names on every machine, wherever it lies. Two
+/// inputs with the same relative path under different `--input` folders are an error.
+fn input_keys(given: &[PathBuf], files: &[PathBuf]) -> Result<HashMap<PathBuf, String>> {
+    let mut keys = HashMap::new();
+    let mut seen: HashMap<String, &Path> = HashMap::new();
+    for f in files {
+        let rel = given
+            .iter()
+            .find_map(|g| if g == f { f.file_name().map(PathBuf::from) } else { f.strip_prefix(g).ok().map(Path::to_path_buf) })
+            .with_context(|| format!("{}: not under any --input", f.display()))?;
+        let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let rel = rel.join("/");
+        if let Some(other) = seen.insert(rel.clone(), f) {
+            bail!(
+                "{} and {}: two inputs at the same path ({rel}) under different --input folders would get the same \
+                 shard names; rename one, or tokenize them into separate outputs",
+                other.display(),
+                f.display()
+            );
+        }
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("input");
+        let stem = name.split('.').next().unwrap_or("input");
+        let h = xxhash_rust::xxh3::xxh3_64(rel.as_bytes());
+        keys.insert(f.clone(), format!("{stem}-{:08x}", h as u32));
+    }
+    Ok(keys)
 }
 
 fn file_identity(path: &Path) -> Result<(u64, u128)> {
@@ -255,6 +278,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     let prov = Provenance::from_env("tokenize-shard", env!("CARGO_PKG_VERSION"));
     let all_inputs = input::expand_inputs(&args.input)?;
+    let input_key = input_keys(&args.input, &all_inputs)?;
     if args.domain_from == DomainFrom::Prefix {
         input::check_prefix_domains(&all_inputs)?;
     }
@@ -271,7 +295,7 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
     };
     if !args.merge && !args.train_only {
-        let keys: Vec<String> = inputs.iter().map(|p| input_key(p)).collect();
+        let keys: Vec<String> = inputs.iter().map(|p| input_key[p].clone()).collect();
         let stale = clean_own_temporaries(&args.output, &keys)?;
         if stale > 0 {
             log::info!("removed {stale} temporary files left by an interrupted run");
@@ -325,7 +349,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     let mut missing = Vec::new();
     let mut manifest_removed = false;
     for (j, path) in inputs.iter().enumerate() {
-        let key = input_key(path);
+        let key = input_key[path].clone();
         let marker_path = done_dir.join(format!("{key}.json"));
         let (size, mtime_ns) = file_identity(path)?;
         let expect = |m: &Marker| {

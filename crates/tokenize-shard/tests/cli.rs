@@ -331,3 +331,40 @@ fn a_line_over_max_record_bytes_is_an_error_naming_file_and_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{}:31: a record of more than 2000 bytes", web.display())), "{err}");
 }
+
+#[test]
+fn the_same_corpus_at_another_path_gets_the_same_shard_names_and_bytes() {
+    // Shard names (and so the shards' identity that runs record) derive from each input's path
+    // inside its --input folder, not from where the folder lies: a corpus copied to another
+    // machine or folder tokenizes to the same files.
+    let dir = tempfile::tempdir().unwrap();
+    let here = corpus(dir.path(), 40);
+    let elsewhere = dir.path().join("a/b/in");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for e in std::fs::read_dir(&here).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), elsewhere.join(e.file_name())).unwrap();
+    }
+    let (out1, out2) = (dir.path().join("out1"), dir.path().join("out2"));
+    let o = run(&["--input", s(&here), "--output", s(&out1), "--train-bpe", "400", "--valid-fraction", "0.1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tok = out1.join("tokenizer.json");
+    let o = run(&["--input", s(&elsewhere), "--output", s(&out2), "--tokenizer", s(&tok), "--valid-fraction", "0.1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names = |out: &Path| -> Vec<String> { shard_files(out).iter().map(|f| f.strip_prefix(out).unwrap().display().to_string()).collect() };
+    assert_eq!(names(&out1), names(&out2));
+    for (a, b) in shard_files(&out1).iter().zip(shard_files(&out2)) {
+        assert_eq!(TokenShard::open(a).unwrap().to_vec(), TokenShard::open(&b).unwrap().to_vec(), "{}", a.display());
+    }
+}
+
+#[test]
+fn two_inputs_at_the_same_relative_path_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = corpus(&dir.path().join("a"), 5);
+    let b = corpus(&dir.path().join("b"), 5);
+    let out = dir.path().join("out");
+    let o = run(&["--input", s(&a), "--input", s(&b), "--output", s(&out), "--train-bpe", "300"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("the same shard names") && err.contains("books-0.jsonl"), "{err}");
+}
