@@ -1,6 +1,6 @@
 //! `fit --at-tokens N`: the runs' loss curves from the trajectories, one power law per
-//! validation domain of the target, E and ln B regressed on the weights
-//! ([`regmix_regress::horizon`]), the target predicted at N tokens.
+//! validation domain of the target ([`regmix_regress::law`]), E and ln B regressed on the
+//! weights ([`regmix_regress::horizon`]), the target predicted at N tokens.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,8 @@ use regmix_core::columns::{self, VALID_LOSS};
 use regmix_core::digest;
 use regmix_core::table::Table;
 use regmix_core::trajectories::{Point, Trajectories};
-use regmix_regress::horizon::{fit_curves, fit_laws_cv, Curve, LawInput, ASSUMPTION, MIN_POINTS};
+use regmix_regress::horizon::{fit_laws_cv, LawInput};
+use regmix_regress::law::{fit_curves, Curve, ASSUMPTION, MIN_POINTS};
 use regmix_regress::metrics::{score, Scores};
 use regmix_regress::saved::Xy;
 use regmix_regress::target::Target;

@@ -1,15 +1,17 @@
 //! Regression of a target (a validation loss or a blend of them) on mixture weights.
 //!
-//! - [`model`]: the regressors behind one [`Model`] type (serialisable), refitting.
+//! - [`model`]: the regressors behind one [`Model`] type (serialisable), refitting; the
+//!   horizon model ([`model::Horizon`]), a variant whose laws each hold a [`Model`].
 //! - [`cv`]: K-fold cross-validation ([`fit_cv`]): out-of-fold predictions, final model.
 //! - [`linear`]: linear (the paper's baseline) and log-linear (Data Mixing Laws).
-//! - [`horizon`]: the loss at another training length (a power law in tokens per domain,
-//!   its asymptote and scale regressed on the weights) and its fit to evaluation curves.
+//! - [`law`]: the loss at another training length, a power law in tokens per domain, and its
+//!   fit to evaluation curves. [`horizon`]: its asymptote and scale regressed on the
+//!   weights with cross-validation.
 //! - [`gp`]: a Gaussian process with one length-scale per domain on log weights.
 //! - [`linalg`]: Cholesky, solves and inverse for the GP's marginal likelihood.
 //! - [`xgb`]: gradient-boosted trees through XGBoost.
 //! - [`score`]: a fitted model prepared for scoring millions of mixtures (`optimize`), and
-//!   [`score::predict_many`].
+//!   [`score::predict_many`]; XGBoost's trees flattened for it in [`trees`].
 //! - [`saved`]: the fitted-model contract, `model.json` ([`SavedFit`]), and a dataset's rows
 //!   as the regression sees them ([`saved::load_xy`]).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
@@ -17,8 +19,11 @@
 //!   decisions against the prior, a paired bootstrap) and the recommended proxy recipe, for
 //!   `calibrate`. It depends on [`metrics`] only.
 //!
-//! Modules depend one way: `cv` and `saved` on `score` and `model`, `score` on `model` and
-//! `horizon`, `horizon` on `model` and `score`'s regressor scorers, `model` on the regressors.
+//! Modules depend one way (a test in `pipeline-tests` fails on a circle), from the bottom:
+//! `law`, `linalg`, `linear`, `xgb`, `metrics` and `target` use no other module; `gp` uses
+//! `linalg` (and `metrics` in its tests); `model` the regressors and `law`; `trees` `xgb`;
+//! `score` `model`, `law`, `trees` and the regressors; `cv` `model`, `score` and `xgb`;
+//! `horizon` `cv`, `model` and `law`; `saved` `model`, `trees` and `target`.
 //!
 //! **Invariant:** the only file this crate reads or writes is its own contract, `model.json`
 //! ([`saved`]); datasets come in as tables the stages have read.
@@ -27,6 +32,7 @@ pub mod agreement;
 pub mod cv;
 pub mod gp;
 pub mod horizon;
+pub mod law;
 pub mod linalg;
 pub mod linear;
 pub mod metrics;
@@ -34,6 +40,7 @@ pub mod model;
 pub mod saved;
 pub mod score;
 pub mod target;
+pub mod trees;
 pub mod xgb;
 
 pub use cv::{ensemble_of, fit_cv, Fitted};
@@ -41,7 +48,7 @@ pub use model::{Kind, Model};
 pub use saved::SavedFit;
 pub use score::{predict_many, Scorer};
 
-/// True where the AVX2+FMA copies of the hot loops ([`score`], [`linalg`]) can run.
+/// True where the AVX2+FMA copies of the hot loops ([`score`], [`trees`], [`linalg`]) can run.
 pub(crate) fn wide() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

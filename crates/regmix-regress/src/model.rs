@@ -1,10 +1,13 @@
-//! The regressors behind one type ([`Model`]), serialisable, and refitting.
+//! The regressors behind one type ([`Model`]), serialisable, and refitting. A [`Horizon`]
+//! model holds a [`Model`] per law and is one of its variants, so the two types live here
+//! together; the law itself is [`crate::law`], its fit with cross-validation
+//! [`crate::horizon`].
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::gp::Gp;
-use crate::horizon::Horizon;
+use crate::law::value;
 use crate::linear::{Linear, LogLinear};
 use crate::xgb::Xgb;
 
@@ -54,7 +57,7 @@ pub enum Model {
     Gp(Gp),
     Ensemble { members: Vec<Model> },
     /// The target at a training horizon from every domain's power law, its asymptote and
-    /// scale regressed by one kind of regressor (`fit --at-tokens`; see [`crate::horizon`]).
+    /// scale regressed by one kind of regressor (`fit --at-tokens`; see [`crate::law`]).
     Horizon(Box<Horizon>),
 }
 
@@ -87,7 +90,7 @@ impl Model {
                 for l in &h.laws {
                     let (e, lb) = (l.at_ref.predict(rows), l.log_b.predict(rows));
                     let decay = h.decay(l, h.at_tokens);
-                    out.iter_mut().enumerate().for_each(|(i, o)| *o += l.coef * crate::horizon::value(e[i], lb[i], decay));
+                    out.iter_mut().enumerate().for_each(|(i, o)| *o += l.coef * value(e[i], lb[i], decay));
                 }
                 out
             }
@@ -130,5 +133,84 @@ pub(crate) fn fit_plain(kind: Kind, x: &[Vec<f64>], y: &[f64]) -> Model {
         Kind::LogLinear => Model::LogLinear(LogLinear::fit(x, y)),
         Kind::Gp => Model::Gp(Gp::fit(x, y, GP_ITERS)),
         Kind::Xgboost | Kind::Ensemble => unreachable!("{} is fitted by cv::fit_cv", kind.name()),
+    }
+}
+
+/// One validation domain's law, as a term of the target expression.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Law {
+    /// The loss column (`valid_loss.<domain>`) and its coefficient in the target.
+    pub column: String,
+    pub coef: f64,
+    pub beta: f64,
+    /// In-sample root mean square error of the fitted curves, and the curves held at
+    /// [`B_FLOOR`](crate::law::B_FLOOR).
+    pub curve_rmse: f64,
+    pub clamped: usize,
+    /// The loss at `t_ref` (E + B) and ln B, regressed on the weights: the pair a curve
+    /// determines well (E and B alone trade off against each other when β is small).
+    pub at_ref: Model,
+    pub log_b: Model,
+    /// Each training run's fitted E + B and ln B (the regressions' targets, for bootstrap
+    /// refits).
+    pub at_ref_of_run: Vec<f64>,
+    pub log_b_of_run: Vec<f64>,
+}
+
+/// The horizon-aware model: the target at `at_tokens` from every domain's law.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Horizon {
+    /// The horizon predicted.
+    pub at_tokens: u64,
+    /// Tokens at which B is the loss above the asymptote (the largest fitted evaluation).
+    pub t_ref: f64,
+    /// The evaluations fitted: from the first after warm-up to the last read.
+    pub fit_tokens: [u64; 2],
+    pub assumption: String,
+    pub laws: Vec<Law>,
+    /// The training runs' weights (rows of the regressions), for bootstrap refits.
+    pub x: Vec<Vec<f64>>,
+}
+
+impl Horizon {
+    /// The factor of B at `tokens` for a law.
+    pub fn decay(&self, law: &Law, tokens: u64) -> f64 {
+        (tokens as f64 / self.t_ref).powf(-law.beta)
+    }
+
+    /// The same model predicting another horizon (e.g. the proxies' own length).
+    pub fn at(&self, tokens: u64) -> Horizon {
+        Horizon { at_tokens: tokens, ..self.clone() }
+    }
+
+    /// The same laws with E and ln B refitted on the training runs `idx` (a bootstrap
+    /// resample), each regressor with its hyper-parameters.
+    pub fn refit_rows(&self, idx: &[usize], seed: u64) -> Result<Horizon> {
+        let xb: Vec<Vec<f64>> = idx.iter().map(|&i| self.x[i].clone()).collect();
+        let laws = self
+            .laws
+            .iter()
+            .map(|l| {
+                let eb: Vec<f64> = idx.iter().map(|&i| l.at_ref_of_run[i]).collect();
+                let bb: Vec<f64> = idx.iter().map(|&i| l.log_b_of_run[i]).collect();
+                Ok(Law { at_ref: l.at_ref.refit(&xb, &eb, seed)?, log_b: l.log_b.refit(&xb, &bb, seed)?, ..l.clone() })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Horizon { laws, x: xb, ..self.clone() })
+    }
+}
+
+impl Horizon {
+    /// Each training run's target at `tokens` from its own fitted curves (no regression): what
+    /// the regression of E and ln B is scored against.
+    pub fn curves_at(&self, tokens: u64) -> Vec<f64> {
+        let mut out = vec![0.0; self.x.len()];
+        for l in &self.laws {
+            let decay = self.decay(l, tokens);
+            for i in 0..out.len() {
+                out[i] += l.coef * value(l.at_ref_of_run[i], l.log_b_of_run[i], decay);
+            }
+        }
+        out
     }
 }

@@ -13,7 +13,7 @@ use regmix_core::{json, Provenance, Schema};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Kind, Model};
-use crate::score::TreeScorer;
+use crate::trees::TreeScorer;
 use crate::target::Target;
 
 /// The file name of the contract in a fit folder.
