@@ -169,16 +169,6 @@ impl Config {
         self.n_query_groups * self.head_dim()
     }
 
-    /// Parameters in the model.
-    pub fn n_params(&self) -> usize {
-        crate::Layout::new(self).len()
-    }
-
-    /// Parameters outside the embedding table (the paper counts model size this way).
-    pub fn n_params_non_embedding(&self) -> usize {
-        self.n_params() - self.padded_vocab_size * self.d_model
-    }
-
     /// Training FLOPs per token (forward + backward = 3 × forward), counting every matrix
     /// multiply, the output layer and the causal attention's score and value products
     /// (half of a full T×T, since masked entries are never needed).
@@ -204,8 +194,6 @@ mod tests {
         assert_eq!(c.head_dim(), 32);
         let t = Config::preset("tinyllama-1b", 32000).unwrap();
         assert_eq!(t.kv_dim(), 256);
-        // TinyLlama 1.1B has 1,100,048,384 parameters with its 32000-token vocabulary.
-        assert_eq!(t.n_params(), 1_100_048_384);
     }
 
     #[test]

@@ -92,6 +92,20 @@ impl Layout {
     }
 }
 
+/// The parameter counts of a configuration are its layout's (here, so that `config` does not
+/// depend on `layout`, which reads the configuration).
+impl Config {
+    /// Parameters in the model.
+    pub fn n_params(&self) -> usize {
+        Layout::new(self).len()
+    }
+
+    /// Parameters outside the embedding table (the paper counts model size this way).
+    pub fn n_params_non_embedding(&self) -> usize {
+        self.n_params() - self.padded_vocab_size * self.d_model
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +122,12 @@ mod tests {
         assert_eq!(at, l.len());
         assert_eq!(l.tensors.len(), 3 + 9 * c.n_layer);
         assert_eq!(l.get("lm_head.weight").unwrap().shape, vec![512, 128]);
+    }
+
+    #[test]
+    fn tinyllama_has_its_published_parameter_count() {
+        // TinyLlama 1.1B has 1,100,048,384 parameters with its 32000-token vocabulary.
+        let t = Config::preset("tinyllama-1b", 32000).unwrap();
+        assert_eq!(t.n_params(), 1_100_048_384);
     }
 }
