@@ -263,7 +263,9 @@ impl Sampler {
         }
         pb.finish_and_clear();
         // Drop near-duplicates: sort, then keep a row only if it is far enough from the last kept.
-        cands.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        // Lexicographic by total_cmp: a NaN cannot panic the sort (the snapped weights are
+        // multiples of --min-weight, never NaN or −0, so the order is partial_cmp's).
+        cands.sort_by(|a, b| a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len())));
         let mut uniq: Vec<Vec<f64>> = Vec::with_capacity(cands.len());
         for c in cands {
             let dup = uniq

@@ -41,8 +41,8 @@ fn paper_data() -> Option<PathBuf> {
 fn ks(a: &[f64], b: &[f64]) -> f64 {
     let mut a = a.to_vec();
     let mut b = b.to_vec();
-    a.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    b.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
     let (mut i, mut j, mut d) = (0, 0, 0.0f64);
     while i < a.len() && j < b.len() {
         let x = a[i].min(b[j]);
