@@ -4,7 +4,8 @@
 //! ```text
 //! <output>/<domain>.bin, <domain>.idx              the train split (what the blend names)
 //! <output>/valid/<domain>.bin, <domain>.idx        the validation split
-//! <output>/.done/<split>-<domain>.json             completion marker (the shards' identity, each file's sha256)
+//! <output>/.done/<split>-<domain>.json             completion marker (domain, split, the shards' and tokenizer's
+//!                                                  identity, each file's sha256: `regmix_core::megatron::Marker`)
 //! ```
 //!
 //! A domain's pair commits as a unit: its marker is removed first, both files are written under
@@ -30,6 +31,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use regmix_core::atomic::AtomicFile;
 use regmix_core::digest::Hasher;
+use regmix_core::megatron::Marker;
 use regmix_train::data::{Corpus, Stream};
 
 /// Write the token shards as Megatron indexed datasets (.bin + .idx per domain and split).
@@ -82,18 +84,9 @@ impl TokenType {
     }
 }
 
-/// The files of one domain and split under `output`.
-pub fn prefix(output: &Path, split: &str, domain: &str) -> PathBuf {
-    if split == "train" {
-        output.join(domain)
-    } else {
-        output.join(split).join(domain)
-    }
-}
-
-fn marker(output: &Path, split: &str, domain: &str) -> PathBuf {
-    output.join(".done").join(format!("{split}-{domain}.json"))
-}
+/// The files of one domain and split under `output` (the layout is `regmix_core::megatron`'s,
+/// which `optimize --megatron-prefix` checks a blend against).
+pub use regmix_core::megatron::{marker, prefix};
 
 /// What one exported domain and split holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,11 +240,18 @@ pub fn run(args: &Args) -> Result<()> {
             // The marker goes first: until the pair is whole again, nothing claims it is.
             remove_if_present(&m)?;
             let e = export_stream(stream, corpus.eos_id, ty, &p)?;
-            let mut v = want;
-            v["documents"] = e.documents.into();
-            v["bin_sha256"] = e.bin_sha256.into();
-            v["idx_sha256"] = e.idx_sha256.into();
-            regmix_core::atomic::write_bytes(&m, v.to_string().as_bytes())?;
+            let record = Marker {
+                domain: Some(domain.clone()),
+                split: Some(split.to_string()),
+                shards_sha256: corpus.shards_sha256.clone(),
+                tokenizer_sha256: Some(corpus.tokenizer_sha256.clone()),
+                tokens: stream.len(),
+                token_type_code: ty.code(),
+                documents: e.documents,
+                bin_sha256: e.bin_sha256,
+                idx_sha256: e.idx_sha256,
+            };
+            record.write(&m)?;
             log::info!("{domain} ({split}): {} documents, {} tokens → {}.{{bin,idx}}", e.documents, e.tokens, p.display());
         }
         blend.push(domain.clone());

@@ -82,7 +82,9 @@ pub struct Args {
     /// domains × 8 bytes, whatever SAMPLES is).
     #[arg(long, default_value_t = 1024)]
     pub chunk: usize,
-    /// Prefix of the paths in the Megatron-LM --data-path list (path = prefix + domain).
+    /// Prefix of the paths in the Megatron-LM --data-path list (path = prefix + domain). When
+    /// the export it names is here, its export-megatron markers must match the fit's domains
+    /// and shards; a prefix of which nothing is here (a cluster path) is not checked.
     #[arg(long, default_value = "", value_name = "PREFIX")]
     pub megatron_prefix: String,
     /// Add λ·KL(w ‖ prior) to every prediction: a pull toward the prior. A number λ ≥ 0, or
@@ -266,6 +268,39 @@ fn check_manifest(manifest: &Path, prior: &Prior, saved: &SavedFit) -> Result<()
     Ok(())
 }
 
+/// `--megatron-prefix` must name an export of the data the fit's runs trained on: when the
+/// export is here, its markers are checked against the fit's domains and the shards and
+/// tokenizer its dataset records (`regmix_core::megatron::check_prefix`); a prefix of which
+/// nothing is here (a path on the cluster) is said once not to be checked.
+fn check_megatron_prefix(args: &Args, saved: &SavedFit) -> Result<()> {
+    let prefix = args.megatron_prefix.as_str();
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let settings = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset"))
+        .ok()
+        .and_then(|t| t.json_metadata::<serde_json::Value>("regmix.run_settings").ok());
+    let get = |k: &str| settings.as_ref().and_then(|s| s.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+    let (shards, tokenizer) = (get("shards_sha256"), get("tokenizer_sha256"));
+    let source = format!("the fit's dataset {}", saved.dataset.display());
+    let want = regmix_core::megatron::Expected {
+        domains: &saved.domains,
+        shards_sha256: shards.as_deref(),
+        tokenizer_sha256: tokenizer.as_deref(),
+        source: &source,
+    };
+    match regmix_core::megatron::check_prefix(prefix, &want)? {
+        regmix_core::megatron::Checked::Matched { folder } => {
+            let what = if shards.is_some() { "its domains and the shards its runs trained on" } else { "its domains (the dataset records no shards)" };
+            log::info!("--megatron-prefix {prefix}: the export in {} matches the fit ({what})", folder.display());
+        }
+        regmix_core::megatron::Checked::NotHere => log::warn!(
+            "--megatron-prefix {prefix}: no {prefix}<domain>.bin here (a path on the cluster?): the export it names is not checked against the fit"
+        ),
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> Result<()> {
     check(args)?;
     let prov = Provenance::from_env("optimize", env!("CARGO_PKG_VERSION"));
@@ -285,6 +320,7 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(m) = &args.manifest {
         check_manifest(m, &prior, &saved)?;
     }
+    check_megatron_prefix(args, &saved)?;
     let doms = &saved.domains;
     // The prior in the fit's domain order.
     let pos = |d: &String| prior.domains.iter().position(|x| x == d).with_context(|| format!("domain `{d}` of the fit is not in the prior"));

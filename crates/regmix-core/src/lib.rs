@@ -9,6 +9,7 @@
 //! - [`json`]: the JSON files between stages (model.json, done.json) through their contracts.
 //! - [`columns`]: the wide-table column prefixes (`weight.`, `valid_loss.`), in one place.
 //! - [`run`]: a run folder's paths ([`run::RunDir`]), its status and completion marker.
+//! - [`megatron`]: an export-megatron folder's layout and completion markers.
 //! - [`seed`]: the one seed derivation for sub-streams.
 //! - [`lock`]: one writer per output (an advisory lock naming its holder).
 //! - [`digest`]: sha256 of files and bytes.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod progress;
 pub mod json;
 pub mod lock;
+pub mod megatron;
 pub mod provenance;
 pub mod run;
 pub mod schema;
