@@ -404,6 +404,31 @@ expect_error "optimize --manifest with one more domain than the fit (its prior s
 expect_error "optimize --manifest of shards of another tokenizer" "were tokenized with tokenizer sha256" "but the fit's runs" -- \
     "$bin/optimize" --fit "$work/fit" --manifest "$work/other-tok/manifest.parquet" --samples 1000 --top-k 10 --output "$work/o-tok"
 
+echo "== 11. optimize --megatron-prefix is checked against its export; --write-yaml owns only its folder (issue 28)"
+expect_ok "optimize --megatron-prefix of the fit's own export: checked, and named in the blend" \
+    'grep -q "matches the fit" "$work/err" && grep -q "$work/meg/code" "$work/o-meg/megatron_data_path.txt"' -- \
+    "${opt[@]}" --fit "$work/fit" --megatron-prefix "$work/meg/" --output "$work/o-meg"
+expect_error "optimize --megatron-prefix of an export of other shards" "$work/meg-other/.done/train-code.json" "records shards sha256" -- \
+    "${opt[@]}" --fit "$work/fit" --megatron-prefix "$work/meg-other/" --output "$work/o-meg-other"
+cp -r "$work/meg" "$work/meg-unfinished"; rm "$work/meg-unfinished/.done/train-config.json"
+expect_error "optimize --megatron-prefix of an export without one domain's marker" "$work/meg-unfinished/.done/train-config.json" "marker is missing" -- \
+    "${opt[@]}" --fit "$work/fit" --megatron-prefix "$work/meg-unfinished/" --output "$work/o-meg-unfinished"
+expect_error "optimize --megatron-prefix naming the export folder without its /" "give $work/meg/" -- \
+    "${opt[@]}" --fit "$work/fit" --megatron-prefix "$work/meg" --output "$work/o-meg-noslash"
+expect_ok "optimize --megatron-prefix of a cluster path is written, said not checked" \
+    'grep -q "is not checked against the fit" "$work/err" && grep -q "/nonexistent-cluster/megatron/code" "$work/o-meg-cluster/megatron_data_path.txt"' -- \
+    "${opt[@]}" --fit "$work/fit" --megatron-prefix /nonexistent-cluster/megatron/ --output "$work/o-meg-cluster"
+expect_error "sample-mixtures --write-yaml the folder of its --manifest" "the output holds the input --manifest" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/m-y.parquet" --write-yaml "$work/shards"
+expect_error "sample-mixtures --write-yaml the folder that holds its --output" "the output holds the input --output" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/y-out/m.parquet" --write-yaml "$work/y-out"
+expect_error "sample-mixtures --write-yaml a folder of other files" "refusing to replace this folder with a folder of sample-mixtures' YAML configs" -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/m-y.parquet" --write-yaml "$work/other-folder"
+expect_ok "the folder of other files is left as it was by sample-mixtures" '[ "$(ls -A "$work/other-folder")" = notes.md ]' -- true
+"$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 4 --output "$work/m-y.parquet" --write-yaml "$work/y-own" 2>/dev/null
+expect_ok "sample-mixtures --write-yaml replaces its own folder whole (no config of the earlier draw left)" '[ "$(ls "$work/y-own" | wc -l)" = 2 ]' -- \
+    "$bin/sample-mixtures" --manifest "$work/shards/manifest.parquet" --count 2 --output "$work/m-y.parquet" --write-yaml "$work/y-own"
+
 echo
 echo "== integrity battery: $((good + weak + bad)) cases: $good good, $weak weak, $bad bad =="
 for r in "${report[@]}"; do echo "  $r"; done

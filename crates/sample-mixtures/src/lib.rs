@@ -1,7 +1,7 @@
 //! `sample-mixtures`: draw the proxy mixtures (or import published ones) and write
 //! `mixtures.parquet`, optionally one regmix YAML per mixture.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -58,7 +58,8 @@ pub struct Args {
     /// Draw COUNT × this many candidates before deduplicating and choosing.
     #[arg(long, default_value_t = 100)]
     pub oversample: usize,
-    /// Also write one regmix YAML config per mixture into this folder (n<id>.yaml, the paper's format).
+    /// Also write one regmix YAML config per mixture into this folder (n<id>.yaml, the paper's
+    /// format). The folder is replaced whole: it must be new, empty, or one this flag wrote.
     #[arg(long, value_name = "DIR")]
     pub write_yaml: Option<PathBuf>,
     /// Key prefix of the YAML weights (the paper's Pile configs use train_the_pile_).
@@ -73,7 +74,21 @@ pub fn run(args: &Args) -> Result<()> {
     inputs.extend(args.prior.as_deref().map(|p| ("--prior", p)));
     inputs.extend(args.import.iter().map(|p| ("--import", p.as_path())));
     regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
+    // The YAML folder is an output too: it may not be, hold or lie in an input or --output,
+    // and it replaces only an empty folder or one of ours; known before any work is done.
+    if let Some(dir) = &args.write_yaml {
+        inputs.push(("--output", args.output.as_path()));
+        regmix_core::atomic::refuse_overlap(dir, "--write-yaml", &inputs)?;
+    }
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
+    let yaml = match &args.write_yaml {
+        Some(dir) => {
+            let lock = regmix_core::lock::Lock::output(dir, &format!("{} (sample-mixtures' YAML folder)", dir.display()))?;
+            let staged = regmix_core::atomic::OutputDir::create_owned(dir, "a folder of sample-mixtures' YAML configs", is_yaml_folder)?;
+            Some((dir, lock, staged))
+        }
+        None => None,
+    };
     let (mixtures, description) = if !args.import.is_empty() {
         import(&args.import)?
     } else {
@@ -115,12 +130,37 @@ pub fn run(args: &Args) -> Result<()> {
     };
     mixtures.write_parquet(&args.output, &description, &prov)?;
     log::info!("wrote {} mixtures over {} domains to {}", mixtures.len(), mixtures.domains.len(), args.output.display());
-    if let Some(dir) = &args.write_yaml {
+    if let Some((dir, _lock, staged)) = yaml {
         let extra = [("seed".to_string(), args.seed.to_string())];
-        write_yaml_dir(&mixtures, dir, &args.yaml_prefix, &extra)?;
+        write_yaml_dir(&mixtures, staged.path(), &args.yaml_prefix, &extra)?;
+        let marker = serde_json::json!({"producer": "sample-mixtures", "mixtures": args.output.display().to_string(), "count": mixtures.len()});
+        regmix_core::atomic::write_bytes(staged.path().join(YAML_MARKER), marker.to_string().as_bytes())?;
+        staged.commit()?;
         log::info!("wrote {} regmix YAML configs to {}", mixtures.len(), dir.display());
     }
     Ok(())
+}
+
+/// The marker `--write-yaml` leaves in its folder: only a folder with it (or an empty one) is
+/// replaced by a later `--write-yaml`.
+pub const YAML_MARKER: &str = ".sample-mixtures.json";
+
+/// Whether `dir` holds sample-mixtures' YAML configs: it has [`YAML_MARKER`] of this producer,
+/// or (written before the marker existed) it holds nothing but `n<id>.yaml` files that end
+/// with the `seed:` line sample-mixtures appends. A folder of anything else, the paper's
+/// configs included, is not ours to replace.
+pub fn is_yaml_folder(dir: &Path) -> bool {
+    if let Ok(text) = std::fs::read_to_string(dir.join(YAML_MARKER)) {
+        return serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["producer"] == "sample-mixtures");
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    rd.into_iter().all(|e| {
+        let Ok(e) = e else { return false };
+        let name = e.file_name().to_string_lossy().into_owned();
+        let numbered = name.strip_prefix('n').and_then(|n| n.strip_suffix(".yaml")).is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+        let ours = |t: &str| t.starts_with("train:\n") && t.trim_end().rsplit('\n').next().is_some_and(|l| l.strip_prefix("seed: ").is_some_and(|v| v.parse::<u64>().is_ok()));
+        numbered && e.file_type().is_ok_and(|t| t.is_file()) && std::fs::read_to_string(e.path()).is_ok_and(|t| ours(&t))
+    })
 }
 
 fn import(files: &[PathBuf]) -> Result<(Mixtures, serde_json::Value)> {
