@@ -1,5 +1,8 @@
 //! collect on runs written in the run_metrics contract, and on the paper's CSVs.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -146,11 +149,7 @@ fn no_usable_run_is_an_error_and_writes_nothing() {
 
 #[test]
 fn imports_the_papers_csv_pair() {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data");
-    if !d.exists() {
-        eprintln!("SKIP: {} not found", d.display());
-        return;
-    }
+    let Some(d) = skip::paper_data() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d.parquet");
     let o = bin()

@@ -5,14 +5,11 @@ use std::path::{Path, PathBuf};
 use regmix_core::Provenance;
 use regmix_mixture::Optimum;
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 fn paper() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: {} not found", p.display());
-        None
-    }
+    skip::paper_data()
 }
 
 const PILE: [(&str, f64); 17] = [

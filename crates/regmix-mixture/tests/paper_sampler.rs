@@ -17,7 +17,7 @@
 //! T ≈ 0.1 with strengths 1..5 (worst D 0.06–0.09 in Python). The test therefore checks the
 //! algorithm with those parameters; the defaults of `sample-mixtures` stay the script's.
 //! Needs `../shared/regmix-paper-data/` beside the checkout (or REGMIX_PAPER_DATA); skips
-//! with a message when absent.
+//! with a message when absent, fails under CI=true (`tests/support/skip.rs`).
 
 use std::path::PathBuf;
 
@@ -25,16 +25,11 @@ use regmix_mixture::io::read_paper_csv;
 use regmix_mixture::prior::pile_prior;
 use regmix_mixture::{Sampler, SamplerParams};
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 fn paper_data() -> Option<PathBuf> {
-    let p = std::env::var_os("REGMIX_PAPER_DATA").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data")
-    });
-    if p.join("train_mixture_1m.csv").exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: paper data not found at {} (set REGMIX_PAPER_DATA)", p.display());
-        None
-    }
+    skip::paper_data()
 }
 
 /// Two-sample Kolmogorov–Smirnov statistic.

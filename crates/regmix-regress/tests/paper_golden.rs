@@ -1,6 +1,7 @@
 //! Golden test on the paper's real proxy runs (`../shared/regmix-paper-data/`): fit on the
 //! 512 training runs of the 1M model only, score on the held-out 1M and 60M test sets.
-//! Target: Pile-CC validation loss. Skips with a message when the data is absent.
+//! Target: Pile-CC validation loss. Skips with a message when the data is absent (fails under
+//! CI=true: `tests/support/skip.rs`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,16 +10,11 @@ use regmix_mixture::io::read_paper_csv;
 use regmix_regress::metrics::spearman;
 use regmix_regress::{fit_cv, Kind};
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 fn dir() -> Option<PathBuf> {
-    let p = std::env::var_os("REGMIX_PAPER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data"));
-    if p.join("train_pile_loss_1m.csv").exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: paper data not found at {}", p.display());
-        None
-    }
+    skip::paper_data()
 }
 
 /// (weights, Pile-CC loss) joined on `index`.

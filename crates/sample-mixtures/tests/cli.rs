@@ -1,5 +1,8 @@
 //! The binary end to end: `--help` golden, a prior.json run, determinism, paper CSV import.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,11 +60,8 @@ fn missing_prior_file_is_named_in_the_error() {
 
 #[test]
 fn imports_the_papers_mixture_csv() {
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/regmix-paper-data/train_mixture_1m.csv");
-    if !csv.exists() {
-        eprintln!("SKIP: {} not found", csv.display());
-        return;
-    }
+    let Some(d) = skip::paper_data() else { return };
+    let csv = d.join("train_mixture_1m.csv");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("paper.parquet");
     let yaml = dir.path().join("yaml");
@@ -88,7 +88,7 @@ fn imports_the_papers_mixture_csv() {
 #[test]
 fn mixtures_open_in_pyarrow() {
     let Some(py) = std::env::var_os("REGMIX_PYTHON") else {
-        eprintln!("SKIP: REGMIX_PYTHON not set (make test sets it to a venv with pyarrow)");
+        skip::skip_required("REGMIX_PYTHON, a Python with pyarrow: not set (make test sets it to its venv)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

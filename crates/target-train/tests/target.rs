@@ -3,6 +3,8 @@
 
 #[path = "../../regmix-train/tests/common/mod.rs"]
 mod common;
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -119,7 +121,7 @@ fn the_hugging_face_export_gives_transformers_the_same_loss() {
     let ours = model.loss(&window, 1).unwrap() / cfg.context as f64;
 
     let Some(py) = torch_python() else {
-        eprintln!("SKIPPED the transformers half: no Python with torch and transformers (set REGMIX_TORCH_PYTHON or run `make bench` to create .venv-bench)");
+        skip::skip_optional("the transformers half: no Python with torch and transformers (set REGMIX_TORCH_PYTHON or run `make bench` to create .venv-bench)");
         return;
     };
     let script = r#"

@@ -1,5 +1,8 @@
 //! tokenize-shard end to end on small generated corpora.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -169,7 +172,7 @@ fn an_input_without_a_domain_prefix_is_refused() {
 #[test]
 fn outputs_open_in_pyarrow() {
     let Some(py) = std::env::var_os("REGMIX_PYTHON") else {
-        eprintln!("SKIP: REGMIX_PYTHON not set (make test sets it to a venv with pyarrow)");
+        skip::skip_required("REGMIX_PYTHON, a Python with pyarrow: not set (make test sets it to its venv)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
