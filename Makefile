@@ -1,6 +1,7 @@
 # regmix — make targets. The outputs are the targets, so `make` redoes only what changed.
 #   make demo    the pipeline on the embedded default corpus (everything built so far)
 #   make test    the test suite (what CI runs)
+#   make lint    rustfmt's check and clippy with warnings denied (CI runs it before the tests)
 #   make bench   the benchmarks, side by side with their baselines
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -44,7 +45,7 @@ PAPER ?= ../shared/regmix-paper-data
 PAPER_OUT := $(DATA)/paper
 TARGET ?= valid_loss.pile_cc
 
-.PHONY: all setup build corpus shards mixtures runs results-table demo test bench bench-lto clean calibrate paper
+.PHONY: all setup build corpus shards mixtures runs results-table demo test lint lint-fmt lint-clippy bench bench-lto clean calibrate paper
 
 all: build
 
@@ -184,6 +185,14 @@ test: $(PY) setup
 	$(PY) tests/read-in-duckdb.py $(BIN)
 	$(PY) tests/export-results-round-trip.py $(BIN)
 	REGMIX_BIN=$(BIN) REGMIX_PYTHON=$(abspath $(PY)) bash scripts/slurm/test-local.sh
+
+# Formatting, and clippy's lints (the workspace's lint table in Cargo.toml allows the few it
+# does not follow) in the release profile the tests build.
+lint: lint-fmt lint-clippy
+lint-fmt:
+	cargo fmt --all --check
+lint-clippy: setup
+	cargo clippy --workspace --release --all-targets $(CARGO_FLAGS) -- -D warnings
 
 bench: build $(CORPUS)/.stamp
 	bash scripts/bench/tokenize.sh

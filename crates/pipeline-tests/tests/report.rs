@@ -71,7 +71,7 @@ fn pipeline(dir: &Path) -> Vec<String> {
     let s = Schema::get("run_metrics");
     let lists = domains(&doms);
     for (k, (name, _)) in named.iter().enumerate() {
-        let eval = |step: usize| -> Option<f64> { (step % 2 == 0).then(|| if k == 0 { 6.0 - step as f64 * 0.5 } else { 5.5 - step as f64 * 0.3 }) };
+        let eval = |step: usize| -> Option<f64> { (step % 2 == 0).then_some(if k == 0 { 6.0 - step as f64 * 0.5 } else { 5.5 - step as f64 * 0.3 }) };
         let mut cols = vec![
             col::u64(vec![1, 2, 3, 4]),
             col::u64(vec![250, 500, 750, 1000]),

@@ -34,6 +34,7 @@ pub fn recipe_key(train: &Value, tokens: u64) -> Value {
 
 /// What is known of proxies of given settings.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per run, never in a collection: boxing buys nothing
 pub enum Regime {
     /// A calibration measured this recipe.
     Calibrated { file: PathBuf, row: RecipeRow, recommended: Option<RecipeRow>, targets: usize },

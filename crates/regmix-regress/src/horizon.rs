@@ -46,7 +46,8 @@ impl HorizonCv {
 pub fn fit_laws_cv(kinds: &[Kind], x: &[Vec<f64>], laws: &[LawInput], at_tokens: u64, t_ref: f64, fit_tokens: [u64; 2], folds: usize, seed: u64) -> Result<Vec<HorizonCv>> {
     use rayon::prelude::*;
     // Per law: the fitted kinds of E and of ln B.
-    let per_law: Vec<(Vec<(Kind, Fitted)>, Vec<(Kind, Fitted)>)> = laws
+    type Kinds = Vec<(Kind, Fitted)>;
+    let per_law: Vec<(Kinds, Kinds)> = laws
         .par_iter()
         .map(|l| {
             let lb: Vec<f64> = l.fit.b.iter().map(|b| b.ln()).collect();

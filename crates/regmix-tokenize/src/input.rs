@@ -375,7 +375,10 @@ mod tests {
         assert_eq!(e, "in/web-0.jsonl and in/Web-1.jsonl: the prefixes `web` and `Web` are both domain `web`; rename one");
     }
 
-    fn collect(path: &Path, df: &DomainFrom) -> Vec<(u64, Result<(String, String), String>)> {
+    /// Each record's number and its (domain, text) or error.
+    type Records = Vec<(u64, Result<(String, String), String>)>;
+
+    fn collect(path: &Path, df: &DomainFrom) -> Records {
         let mut v = Vec::new();
         read_records(path, "text", df, |r| {
             v.push(match r {
@@ -423,7 +426,7 @@ mod tests {
         assert!(matches!(&r[1], (2, Err(m)) if m.contains("meta.pile_set_name")));
     }
 
-    fn collect_bounded(path: &Path, max: usize, skip_long: bool) -> Vec<(u64, Result<(String, String), String>)> {
+    fn collect_bounded(path: &Path, max: usize, skip_long: bool) -> Records {
         let mut v = Vec::new();
         read_records_bounded(path, "text", &DomainFrom::Prefix, max, skip_long, |r| {
             v.push(match r {
@@ -485,7 +488,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("web-0.jsonl");
         std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
-        let e = expand_inputs(&[link.clone()]).unwrap_err().to_string();
+        let e = expand_inputs(std::slice::from_ref(&link)).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}: refusing to read it as an input: it is a device", link.display())), "{e}");
     }
 }

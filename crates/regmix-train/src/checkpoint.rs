@@ -38,7 +38,7 @@ pub fn save(path: &Path, backend: &dyn Backend, state: &LoopState) -> Result<()>
             views.push((format!("{prefix}{}", t.name), TensorView::new(Dtype::F32, t.shape.clone(), bytes)?));
         }
     }
-    let rows = if state.metrics_cols == 0 { 0 } else { state.metrics.len() / state.metrics_cols };
+    let rows = state.metrics.len().checked_div(state.metrics_cols).unwrap_or(0);
     views.push((
         "regmix.metrics".into(),
         TensorView::new(Dtype::F64, vec![rows, state.metrics_cols], bytemuck::cast_slice(&state.metrics))?,
