@@ -36,7 +36,10 @@ pub fn paper_data() -> Option<PathBuf> {
     if p.join("train_mixture_1m.csv").exists() && p.join("train_pile_loss_1m.csv").exists() {
         Some(p)
     } else {
-        skip_required(&format!("../shared/regmix-paper-data, the paper's runs: not found at {} (set REGMIX_PAPER_DATA)", p.display()));
+        skip_required(&format!(
+            "../shared/regmix-paper-data, the paper's runs: not found at {} (set REGMIX_PAPER_DATA)",
+            p.display()
+        ));
         None
     }
 }

@@ -19,14 +19,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use arrow_schema::DataType;
 use clap::{Parser, Subcommand};
-use regmix_calibrate::table::{Calibration, Input, Inputs, RecipeRow, TargetMixture};
 use regmix_calibrate::guard::recipe_key;
+use regmix_calibrate::table::{Calibration, Input, Inputs, RecipeRow, TargetMixture};
 use regmix_core::schema::Schema;
 use regmix_core::table::{read_parquet, Table};
 use regmix_core::{digest, Provenance};
 use regmix_mixture::io::Mixtures;
 use regmix_model::Config;
-use regmix_regress::agreement::{contenders, decisions, pairwise_accuracy, quantile, recommend, Candidate, Resamples, INTERVAL};
+use regmix_regress::agreement::{
+    contenders, decisions, pairwise_accuracy, quantile, recommend, Candidate, Resamples, INTERVAL,
+};
 use regmix_regress::metrics::spearman;
 use regmix_regress::saved::load_xy;
 use regmix_regress::target::Target;
@@ -128,7 +130,12 @@ pub struct Targets {
 }
 
 fn float_columns(t: &Table) -> Vec<(String, bool)> {
-    t.batch.schema().fields().iter().map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32))).collect()
+    t.batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32)))
+        .collect()
 }
 
 fn same_mixture(a: &[f64], b: &[f64]) -> bool {
@@ -179,7 +186,13 @@ pub fn read_targets(a: &TargetArgs) -> Result<Targets> {
                         m.name = format!("{}={name}", m.name);
                     }
                 }
-                None => mixtures.push(TargetMixture { id: mixtures.len() as u32, name: name.clone(), weights: w.clone(), loss: 0.0, runs: vec![*y] }),
+                None => mixtures.push(TargetMixture {
+                    id: mixtures.len() as u32,
+                    name: name.clone(),
+                    weights: w.clone(),
+                    loss: 0.0,
+                    runs: vec![*y],
+                }),
             }
         }
         inputs.push(Input { file: path.display().to_string(), sha256: digest::sha256_file(path)? });
@@ -213,7 +226,11 @@ fn write_mixtures(a: &MixturesArgs) -> Result<()> {
     let inputs: Vec<&Path> = a.targets.targets.iter().map(PathBuf::as_path).collect();
     refuse_input_as_output(&a.output, &inputs)?;
     let t = read_targets(&a.targets)?;
-    let m = Mixtures { domains: t.domains.clone(), ids: t.mixtures.iter().map(|m| m.id).collect(), weights: t.mixtures.iter().map(|m| m.weights.clone()).collect() };
+    let m = Mixtures {
+        domains: t.domains.clone(),
+        ids: t.mixtures.iter().map(|m| m.id).collect(),
+        weights: t.mixtures.iter().map(|m| m.weights.clone()).collect(),
+    };
     let names: Vec<&str> = t.mixtures.iter().map(|m| m.name.as_str()).collect();
     let sampler = serde_json::json!({"calibration": {"targets": t.inputs, "names": names, "target": t.expr}});
     m.write_parquet(&a.output, &sampler, &Provenance::from_env("calibrate", env!("CARGO_PKG_VERSION")))?;
@@ -270,7 +287,8 @@ fn read_recipe(spec: &str, settings_of: &[(String, PathBuf)], targets: &Targets)
             path.display()
         )
     })?;
-    let model: Config = serde_json::from_value(train["model"].clone()).with_context(|| format!("{}: run_settings.train.model", path.display()))?;
+    let model: Config = serde_json::from_value(train["model"].clone())
+        .with_context(|| format!("{}: run_settings.train.model", path.display()))?;
     let tokens: BTreeSet<u64> = xy.tokens.iter().copied().collect();
     if tokens.len() != 1 {
         bail!("{}: recipe `{name}`'s runs were evaluated at different tokens {tokens:?}: collect them at one step (collect --step)", path.display());
@@ -386,7 +404,13 @@ fn score(a: &ScoreArgs) -> Result<()> {
             proxy_losses: r.losses.clone(),
             settings: r.settings.clone(),
         });
-        cands.push(Candidate { cost: r.tokens as f64 * r.flops_per_token, spearman: rho, boot, complete, misjudges_prior: top_agree < top_total });
+        cands.push(Candidate {
+            cost: r.tokens as f64 * r.flops_per_token,
+            spearman: rho,
+            boot,
+            complete,
+            misjudges_prior: top_agree < top_total,
+        });
     }
     for (row, v) in rows.iter_mut().zip(recommend(&cands)) {
         row.verdict = v.as_str().to_string();
@@ -407,8 +431,15 @@ fn score(a: &ScoreArgs) -> Result<()> {
     c.write(&a.output, &Provenance::from_env("calibrate", env!("CARGO_PKG_VERSION")))?;
     print!("{}", table(&c));
     match c.recommended() {
-        Some(r) => log::info!("recommended recipe: `{}` ({} tokens per proxy, Spearman {:.3})", r.recipe, r.tokens, r.spearman.unwrap_or(f64::NAN)),
-        None => log::warn!("no recipe ranks the targets better than chance: trust the prior, or calibrate longer proxies"),
+        Some(r) => log::info!(
+            "recommended recipe: `{}` ({} tokens per proxy, Spearman {:.3})",
+            r.recipe,
+            r.tokens,
+            r.spearman.unwrap_or(f64::NAN)
+        ),
+        None => {
+            log::warn!("no recipe ranks the targets better than chance: trust the prior, or calibrate longer proxies")
+        }
     }
     log::info!("wrote {}", a.output.display());
     Ok(())

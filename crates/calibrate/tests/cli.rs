@@ -16,7 +16,10 @@ fn bin() -> Command {
 fn golden(args: &[&str], file: &str) {
     let out = bin().args(args).output().unwrap();
     assert!(out.status.success());
-    regmix_core::cli::check_golden(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file), &String::from_utf8(out.stdout).unwrap());
+    regmix_core::cli::check_golden(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file),
+        &String::from_utf8(out.stdout).unwrap(),
+    );
 }
 
 #[test]
@@ -67,14 +70,16 @@ fn dataset(path: &Path, rows: &[(&str, usize, f64)], domains: &[&str], settings:
         ("regmix.trajectories_sha256".to_string(), String::new()),
         ("regmix.run_settings".to_string(), settings.to_string()),
     ];
-    write_parquet(path, s, &lists, &batch(s, &lists, cols).unwrap(), &md, &Provenance::new("collect", "0", &["test"])).unwrap();
+    write_parquet(path, s, &lists, &batch(s, &lists, cols).unwrap(), &md, &Provenance::new("collect", "0", &["test"]))
+        .unwrap();
 }
 
 /// Targets: k = 0..8, loss lowest at the prior (k = 4) and rising away from it.
 fn targets(dir: &Path) -> PathBuf {
     let p = dir.join("targets.parquet");
     let names = ["m0", "m1", "m2", "m3", "prior", "m5", "m6", "m7"];
-    let rows: Vec<(&str, usize, f64)> = (0..8).map(|k| (names[k], k, 4.0 + (k as f64 - 4.0).abs() * 0.1 + k as f64 * 0.001)).collect();
+    let rows: Vec<(&str, usize, f64)> =
+        (0..8).map(|k| (names[k], k, 4.0 + (k as f64 - 4.0).abs() * 0.1 + k as f64 * 0.001)).collect();
     dataset(&p, &rows, &["web", "code"], serde_json::Value::Null);
     p
 }
@@ -100,13 +105,25 @@ fn a_recipe_that_orders_the_targets_exactly_is_recommended_over_one_that_reverse
     dataset(&bad, &rows(-1.0), &["web", "code"], settings(3e-3, "t"));
     let out = dir.path().join("calibration.parquet");
     let o = run(&[
-        "score", "--targets", t.to_str().unwrap(), "--recipe", &format!("good={}", good.display()),
-        "--recipe", &format!("bad={}", bad.display()), "--bootstrap", "200", "--output", out.to_str().unwrap(),
+        "score",
+        "--targets",
+        t.to_str().unwrap(),
+        "--recipe",
+        &format!("good={}", good.display()),
+        "--recipe",
+        &format!("bad={}", bad.display()),
+        "--bootstrap",
+        "200",
+        "--output",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let c = Calibration::read(&out).unwrap();
     let g = &c.rows[0];
-    assert_eq!((g.recipe.as_str(), g.spearman, g.pairwise, g.prior_agree, g.prior_decisions), ("good", Some(1.0), Some(1.0), 7, 7));
+    assert_eq!(
+        (g.recipe.as_str(), g.spearman, g.pairwise, g.prior_agree, g.prior_decisions),
+        ("good", Some(1.0), Some(1.0), 7, 7)
+    );
     assert_eq!(g.verdict, "recommended");
     assert_eq!(c.rows[1].verdict, "no signal");
     assert_eq!(c.inputs.prior.as_deref(), Some("prior"));
@@ -119,7 +136,15 @@ fn a_mixture_in_two_target_files_is_one_mixture_with_their_mean_loss() {
     let again = dir.path().join("seed-43.parquet");
     dataset(&again, &[("prior", 4, 3.9)], &["web", "code"], serde_json::Value::Null);
     let out = dir.path().join("mixtures.parquet");
-    let o = run(&["mixtures", "--targets", t.to_str().unwrap(), "--targets", again.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let o = run(&[
+        "mixtures",
+        "--targets",
+        t.to_str().unwrap(),
+        "--targets",
+        again.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "8");
     assert_eq!(regmix_mixture::Mixtures::read_parquet(&out).unwrap().len(), 8);
@@ -160,8 +185,15 @@ fn recipes_on_another_tokenizer_are_refused() {
     dataset(&b, &[("r", 0, 5.0)], &["web", "code"], settings(3e-3, "tok-b"));
     let out = dir.path().join("calibration.parquet");
     let o = run(&[
-        "score", "--targets", t.to_str().unwrap(), "--recipe", &format!("a={}", a.display()), "--recipe",
-        &format!("b={}", b.display()), "--output", out.to_str().unwrap(),
+        "score",
+        "--targets",
+        t.to_str().unwrap(),
+        "--recipe",
+        &format!("a={}", a.display()),
+        "--recipe",
+        &format!("b={}", b.display()),
+        "--output",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("was trained on other data (tokenizer tok-b"), "{}", stderr(&o));
@@ -182,7 +214,12 @@ fn a_proxy_of_a_mixture_absent_from_the_targets_is_refused() {
 fn fewer_than_four_target_mixtures_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("few.parquet");
-    dataset(&t, &[("a", 0, 4.0), ("b", 1, 4.1), ("c", 2, 4.2), ("a-again", 0, 4.05)], &["web", "code"], serde_json::Value::Null);
+    dataset(
+        &t,
+        &[("a", 0, 4.0), ("b", 1, 4.1), ("c", 2, 4.2), ("a-again", 0, 4.05)],
+        &["web", "code"],
+        serde_json::Value::Null,
+    );
     let r = dir.path().join("r.parquet");
     dataset(&r, &[("r", 0, 5.0)], &["web", "code"], settings(3e-3, "t"));
     refused(dir.path(), &[&t], &r, "3 distinct target mixtures");

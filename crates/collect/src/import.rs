@@ -38,7 +38,12 @@ struct Cells {
 
 fn read_csv(path: &Path) -> Result<Cells> {
     let mut r = csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let header: Vec<String> = r.headers().with_context(|| format!("{}: no header row", path.display()))?.iter().map(|s| s.trim().to_string()).collect();
+    let header: Vec<String> = r
+        .headers()
+        .with_context(|| format!("{}: no header row", path.display()))?
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
     let mut rows = Vec::new();
     for (i, rec) in r.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
@@ -54,7 +59,8 @@ fn read_parquet_cells(path: &Path) -> Result<Cells> {
     let header: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
     let mut cols: Vec<Vec<String>> = Vec::new();
     for c in df.columns() {
-        let s = c.cast(&DataType::String).map_err(|e| anyhow::anyhow!("{}: column `{}`: {e}", path.display(), c.name()))?;
+        let s =
+            c.cast(&DataType::String).map_err(|e| anyhow::anyhow!("{}: column `{}`: {e}", path.display(), c.name()))?;
         let s = s.str().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.clone();
         cols.push((0..s.len()).map(|i| s.get(i).unwrap_or("").to_string()).collect());
     }
@@ -73,7 +79,9 @@ fn number(path: &Path, row: usize, col: &str, s: &str) -> Result<f64> {
     if s.is_empty() {
         bail!("{}: row {row}, column `{col}`: empty", path.display());
     }
-    let v: f64 = s.parse().map_err(|_| anyhow::anyhow!("{}: row {row}, column `{col}`: {s:?} is not a number", path.display()))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{}: row {row}, column `{col}`: {s:?} is not a number", path.display()))?;
     if !v.is_finite() {
         bail!("{}: row {row}, column `{col}`: {s} is not finite", path.display());
     }
@@ -82,12 +90,14 @@ fn number(path: &Path, row: usize, col: &str, s: &str) -> Result<f64> {
 
 /// A cell that must be a whole number ≥ 0 (tokens, steps), or an error naming file, row and column.
 fn whole(path: &Path, row: usize, col: &str, s: &str) -> Result<u64> {
-    s.parse::<u64>().map_err(|_| anyhow::anyhow!("{}: row {row}, column `{col}`: {s:?} is not a whole number ≥ 0", path.display()))
+    s.parse::<u64>()
+        .map_err(|_| anyhow::anyhow!("{}: row {row}, column `{col}`: {s:?} is not a whole number ≥ 0", path.display()))
 }
 
 /// The run-id column: `run_id` or `run` (olmix writes the first, its loaders accept both).
 fn run_column(path: &Path, c: &Cells) -> Result<Option<usize>> {
-    let found: Vec<usize> = c.header.iter().enumerate().filter(|(_, h)| *h == "run_id" || *h == "run").map(|(i, _)| i).collect();
+    let found: Vec<usize> =
+        c.header.iter().enumerate().filter(|(_, h)| *h == "run_id" || *h == "run").map(|(i, _)| i).collect();
     match found.len() {
         0 => Ok(None),
         1 => Ok(Some(found[0])),
@@ -110,7 +120,13 @@ fn names(path: &Path, labels: &[&str], what: &str) -> Result<Vec<String>> {
 }
 
 /// Per run (in file order): its id and its weights over `domains`, checked and renormalised.
-fn weights_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize], domains: &[String]) -> Result<Vec<(String, Vec<f64>)>> {
+fn weights_of(
+    path: &Path,
+    c: &Cells,
+    run: Option<usize>,
+    cols: &[usize],
+    domains: &[String],
+) -> Result<Vec<(String, Vec<f64>)>> {
     let mut out: Vec<(String, Vec<f64>)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (r, row) in c.rows.iter().enumerate() {
@@ -146,7 +162,12 @@ fn weights_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize], domain
 }
 
 /// Per run id: its metrics over the metric columns `cols`, every one a finite number.
-fn metrics_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize]) -> Result<HashMap<String, (usize, Vec<f64>)>> {
+fn metrics_of(
+    path: &Path,
+    c: &Cells,
+    run: Option<usize>,
+    cols: &[usize],
+) -> Result<HashMap<String, (usize, Vec<f64>)>> {
     let mut out: HashMap<String, (usize, Vec<f64>)> = HashMap::new();
     for (r, row) in c.rows.iter().enumerate() {
         let line = r + 2;
@@ -154,7 +175,10 @@ fn metrics_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize]) -> Res
             Some(k) => row.get(k).cloned().unwrap_or_default(),
             None => r.to_string(),
         };
-        let v = cols.iter().map(|&k| number(path, line, &c.header[k], row.get(k).map(String::as_str).unwrap_or(""))).collect::<Result<Vec<f64>>>()?;
+        let v = cols
+            .iter()
+            .map(|&k| number(path, line, &c.header[k], row.get(k).map(String::as_str).unwrap_or("")))
+            .collect::<Result<Vec<f64>>>()?;
         if let Some((first, _)) = out.insert(id.clone(), (line, v)) {
             bail!("{}: row {line}: run `{id}` is also row {first}: a run given twice", path.display());
         }
@@ -163,7 +187,14 @@ fn metrics_of(path: &Path, c: &Cells, run: Option<usize>, cols: &[usize]) -> Res
 }
 
 /// `at`: each run's (tokens, steps), in the order of `runs`, or empty when the file has none (0).
-fn dataset(domains: Vec<String>, metrics: Vec<String>, runs: Vec<(String, Vec<f64>)>, at: &[(u64, u64)], values: impl Fn(&str) -> Option<Vec<f64>>, missing: &str) -> Result<Dataset> {
+fn dataset(
+    domains: Vec<String>,
+    metrics: Vec<String>,
+    runs: Vec<(String, Vec<f64>)>,
+    at: &[(u64, u64)],
+    values: impl Fn(&str) -> Option<Vec<f64>>,
+    missing: &str,
+) -> Result<Dataset> {
     let mut ds = Dataset::empty(domains, metrics);
     let mut without = Vec::new();
     for (i, (id, w)) in runs.into_iter().enumerate() {
@@ -174,7 +205,11 @@ fn dataset(domains: Vec<String>, metrics: Vec<String>, runs: Vec<(String, Vec<f6
         }
     }
     if !without.is_empty() {
-        bail!("{} runs have no metrics in {missing}: {}", without.len(), without.iter().take(8).cloned().collect::<Vec<_>>().join(", "));
+        bail!(
+            "{} runs have no metrics in {missing}: {}",
+            without.len(),
+            without.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(ds)
 }
@@ -203,7 +238,8 @@ pub fn import_olmix(ratios: &Path, metrics: &Path) -> Result<Dataset> {
     if extra > 0 {
         log::warn!("{}: {extra} runs have no ratios in {}; left out", metrics.display(), ratios.display());
     }
-    let ds = dataset(domains, evals, runs, &[], |id| m.get(id).map(|(_, v)| v.clone()), &metrics.display().to_string())?;
+    let ds =
+        dataset(domains, evals, runs, &[], |id| m.get(id).map(|(_, v)| v.clone()), &metrics.display().to_string())?;
     log::info!("imported {} olmix runs from {} and {}", ds.ids.len(), ratios.display(), metrics.display());
     Ok(ds)
 }
@@ -235,19 +271,33 @@ pub fn import_table(path: &Path, weight_prefix: &str, metrics: &[String]) -> Res
     let c = read_any(path)?;
     let run = run_column(path, &c)?;
     let at = positions_of(path, &c)?;
-    let wcols: Vec<usize> = (0..c.header.len()).filter(|&i| c.header[i].starts_with(weight_prefix) && c.header[i].len() > weight_prefix.len()).collect();
+    let wcols: Vec<usize> = (0..c.header.len())
+        .filter(|&i| c.header[i].starts_with(weight_prefix) && c.header[i].len() > weight_prefix.len())
+        .collect();
     if wcols.is_empty() {
-        bail!("{}: no weight columns (named {weight_prefix}<domain>; --weight-prefix names another prefix)", path.display());
+        bail!(
+            "{}: no weight columns (named {weight_prefix}<domain>; --weight-prefix names another prefix)",
+            path.display()
+        );
     }
     let mcols: Vec<usize> = if metrics.is_empty() {
         (0..c.header.len())
-            .filter(|&i| Some(i) != run && !wcols.contains(&i) && c.header[i] != "name" && !POSITION_COLUMNS.contains(&c.header[i].as_str()))
+            .filter(|&i| {
+                Some(i) != run
+                    && !wcols.contains(&i)
+                    && c.header[i] != "name"
+                    && !POSITION_COLUMNS.contains(&c.header[i].as_str())
+            })
             .filter(|&i| c.rows.iter().all(|r| r.get(i).is_some_and(|s| s.parse::<f64>().is_ok())))
             .collect()
     } else {
         metrics
             .iter()
-            .map(|m| c.header.iter().position(|h| h == m).with_context(|| format!("{}: no column `{m}` (--metric); have: {}", path.display(), c.header.join(", "))))
+            .map(|m| {
+                c.header.iter().position(|h| h == m).with_context(|| {
+                    format!("{}: no column `{m}` (--metric); have: {}", path.display(), c.header.join(", "))
+                })
+            })
             .collect::<Result<_>>()?
     };
     if mcols.is_empty() {
@@ -255,12 +305,19 @@ pub fn import_table(path: &Path, weight_prefix: &str, metrics: &[String]) -> Res
     }
     let labels: Vec<&str> = wcols.iter().map(|&i| &c.header[i][weight_prefix.len()..]).collect();
     let domains = names(path, &labels, "weight")?;
-    let mlabels: Vec<&str> = mcols.iter().map(|&i| c.header[i].strip_prefix(VALID_LOSS).unwrap_or(&c.header[i])).collect();
+    let mlabels: Vec<&str> =
+        mcols.iter().map(|&i| c.header[i].strip_prefix(VALID_LOSS).unwrap_or(&c.header[i])).collect();
     let evals = names(path, &mlabels, "metric")?;
     let runs = weights_of(path, &c, run, &wcols, &domains)?;
     let m = metrics_of(path, &c, run, &mcols)?;
     let ds = dataset(domains, evals, runs, &at, |id| m.get(id).map(|(_, v)| v.clone()), &path.display().to_string())?;
-    log::info!("imported {} runs from {}: {} domains (columns {weight_prefix}<domain>), {} metrics", ds.ids.len(), path.display(), ds.domains.len(), ds.eval_domains.len());
+    log::info!(
+        "imported {} runs from {}: {} domains (columns {weight_prefix}<domain>), {} metrics",
+        ds.ids.len(),
+        path.display(),
+        ds.domains.len(),
+        ds.eval_domains.len()
+    );
     Ok(ds)
 }
 
@@ -276,7 +333,9 @@ pub fn import_history(path: &Path, ds: &Dataset) -> Result<Trajectories> {
         bail!("{}: no `run` (or `run_id`) column naming the table's runs", path.display());
     };
     let col = |name: &str| c.header.iter().position(|h| h == name);
-    let need = |name: &str| col(name).with_context(|| format!("{}: no `{name}` column; have: {}", path.display(), c.header.join(", ")));
+    let need = |name: &str| {
+        col(name).with_context(|| format!("{}: no `{name}` column; have: {}", path.display(), c.header.join(", ")))
+    };
     let (step, tokens) = (need("step")?, need(POSITION_COLUMNS[0])?);
     let (lr, warmup) = (col("lr"), col("warmup"));
     // Each evaluation domain's column: the header that names it as the table did.
@@ -296,8 +355,16 @@ pub fn import_history(path: &Path, ds: &Dataset) -> Result<Trajectories> {
     for (r, row) in c.rows.iter().enumerate() {
         let line = r + 2;
         let cell = |k: usize| row.get(k).map(String::as_str).unwrap_or("");
-        let id = *ids.get(cell(run)).with_context(|| format!("{}: row {line}, column `{}`: run `{}` is not in the table", path.display(), c.header[run], cell(run)))?;
-        let (s, t) = (whole(path, line, &c.header[step], cell(step))?, whole(path, line, &c.header[tokens], cell(tokens))?);
+        let id = *ids.get(cell(run)).with_context(|| {
+            format!(
+                "{}: row {line}, column `{}`: run `{}` is not in the table",
+                path.display(),
+                c.header[run],
+                cell(run)
+            )
+        })?;
+        let (s, t) =
+            (whole(path, line, &c.header[step], cell(step))?, whole(path, line, &c.header[tokens], cell(tokens))?);
         if let Some(first) = seen.insert((id, s), line) {
             bail!("{}: row {line}: run `{}` at step {s} is also row {first}", path.display(), cell(run));
         }

@@ -118,7 +118,9 @@ impl Dataset {
         let s = Schema::get("dataset");
         let lists = domains_and_eval(&self.domains, &self.eval_domains);
         let (name, sha) = match trajectories {
-            Some(p) => (p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(), digest::sha256_file(p)?),
+            Some(p) => {
+                (p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(), digest::sha256_file(p)?)
+            }
             None => (String::new(), String::new()),
         };
         let md = vec![
@@ -188,7 +190,8 @@ pub fn run(args: &Args) -> Result<()> {
     };
     // The trajectories first: the dataset records their hash, so a crash between the two
     // leaves a pair that fit refuses, never one it mixes.
-    let traj_path = traj.as_ref().map(|_| args.trajectories.clone().unwrap_or_else(|| trajectories::path_for(&args.output)));
+    let traj_path =
+        traj.as_ref().map(|_| args.trajectories.clone().unwrap_or_else(|| trajectories::path_for(&args.output)));
     if let (Some(t), Some(p)) = (&traj, &traj_path) {
         t.write(p, &prov)?;
         log::info!("wrote {} evaluations of {} runs to {}", t.points.len(), ds.ids.len(), p.display());
@@ -209,7 +212,8 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
     let m = read_paper_csv(mix_csv)?;
     let mut rdr = csv::Reader::from_path(loss_csv).with_context(|| format!("{}: cannot read", loss_csv.display()))?;
     let h = rdr.headers()?.clone();
-    let idx = h.iter().position(|c| c == "index").with_context(|| format!("{}: no `index` column", loss_csv.display()))?;
+    let idx =
+        h.iter().position(|c| c == "index").with_context(|| format!("{}: no `index` column", loss_csv.display()))?;
     let loss_cols: Vec<(usize, String)> = h
         .iter()
         .enumerate()
@@ -224,16 +228,24 @@ pub fn import_paper(mix_csv: &Path, loss_csv: &Path) -> Result<Dataset> {
     let mut by_id: HashMap<u32, Vec<Option<f64>>> = HashMap::new();
     for (r, rec) in rdr.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: row {}", loss_csv.display(), r + 1))?;
-        let id: u32 = rec[idx].trim().parse().with_context(|| format!("{}: row {}, field `index`", loss_csv.display(), r + 1))?;
+        let id: u32 =
+            rec[idx].trim().parse().with_context(|| format!("{}: row {}, field `index`", loss_csv.display(), r + 1))?;
         let mut v = Vec::new();
         for (i, name) in &loss_cols {
             let s = rec[*i].trim();
             v.push(if s.is_empty() {
                 None
             } else {
-                let x: f64 = s.parse().with_context(|| format!("{}: row {}, field `{}` ({name})", loss_csv.display(), r + 1, &h[*i]))?;
+                let x: f64 = s
+                    .parse()
+                    .with_context(|| format!("{}: row {}, field `{}` ({name})", loss_csv.display(), r + 1, &h[*i]))?;
                 if !(x.is_finite() && x >= 0.0) {
-                    bail!("{}: row {}, field `{}`: {x} is not a loss (finite and not negative)", loss_csv.display(), r + 1, &h[*i]);
+                    bail!(
+                        "{}: row {}, field `{}`: {x} is not a loss (finite and not negative)",
+                        loss_csv.display(),
+                        r + 1,
+                        &h[*i]
+                    );
                 }
                 Some(x)
             });
@@ -270,7 +282,13 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
         .ids
         .iter()
         .zip(&mixtures.weights)
-        .map(|(id, w)| RunRef { id: *id, name: id.to_string(), path: RunDir::of(runs, *id as u64).metrics(), weights: w.clone(), recorded_id: *id as u64 })
+        .map(|(id, w)| RunRef {
+            id: *id,
+            name: id.to_string(),
+            path: RunDir::of(runs, *id as u64).metrics(),
+            weights: w.clone(),
+            recorded_id: *id as u64,
+        })
         .collect();
     collect(runs, mixtures.domains.clone(), refs, step)
 }
@@ -278,7 +296,8 @@ pub fn collect_runs(runs: &Path, mixtures: &Mixtures, step: Option<u64>) -> Resu
 /// Reads a target-train output folder: every `<name>/metrics.parquet` in it, in name order
 /// (the dataset's mixture ids are that order), each model's mixture from its own run record.
 pub fn collect_targets(dir: &Path, step: Option<u64>) -> Result<(Dataset, Trajectories)> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot read the targets folder", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot read the targets folder", dir.display()))?;
     let mut names: Vec<String> = Vec::new();
     for e in entries {
         let e = e.with_context(|| format!("{}: cannot read the targets folder", dir.display()))?;
@@ -298,22 +317,36 @@ pub fn collect_targets(dir: &Path, step: Option<u64>) -> Result<(Dataset, Trajec
         let dir = RunDir::new(dir.join(name));
         let path = dir.metrics();
         let (_, md) = check_parquet(&path, Schema::get("run_metrics"))?;
-        let spec: serde_json::Value = serde_json::from_str(md.get("regmix.run_spec").map(String::as_str).unwrap_or("null"))
-            .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
+        let spec: serde_json::Value =
+            serde_json::from_str(md.get("regmix.run_spec").map(String::as_str).unwrap_or("null"))
+                .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
         let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
             bail!("{}: regmix.run_spec has no domains and weights", path.display());
         };
         let doms: Vec<String> = doms.iter().map(|d| d.as_str().unwrap_or_default().to_string()).collect();
         let ws: Vec<f64> = ws.iter().map(|w| w.as_f64().unwrap_or(f64::NAN)).collect();
         if doms.len() != ws.len() || ws.iter().any(|w| !w.is_finite()) {
-            bail!("{}: regmix.run_spec has {} domains and {} weights, or a weight that is not a number", path.display(), doms.len(), ws.len());
+            bail!(
+                "{}: regmix.run_spec has {} domains and {} weights, or a weight that is not a number",
+                path.display(),
+                doms.len(),
+                ws.len()
+            );
         }
         match &domains {
             None => domains = Some(doms),
-            Some(d) if *d != doms => bail!("{}: trained on domains {doms:?}, the other targets on {d:?}", path.display()),
+            Some(d) if *d != doms => {
+                bail!("{}: trained on domains {doms:?}, the other targets on {d:?}", path.display())
+            }
             Some(_) => {}
         }
-        refs.push(RunRef { id: i as u32, name: name.clone(), path, weights: ws, recorded_id: regmix_core::run::named_stream_id(name) });
+        refs.push(RunRef {
+            id: i as u32,
+            name: name.clone(),
+            path,
+            weights: ws,
+            recorded_id: regmix_core::run::named_stream_id(name),
+        });
     }
     collect(dir, domains.expect("at least one target"), refs, step)
 }
@@ -362,7 +395,10 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
         }
         let Some(e) = &f.eval else {
             let at = step.map(|s| format!(" at step {s}")).unwrap_or_default();
-            left_out.push((r.id, if f.evaluated { format!("non-finite final evaluation{at}") } else { format!("no evaluation{at}") }));
+            left_out.push((
+                r.id,
+                if f.evaluated { format!("non-finite final evaluation{at}") } else { format!("no evaluation{at}") },
+            ));
             continue;
         };
         ds.push(r.id, r.name.clone(), e.tokens, e.step, f.status.as_str(), r.weights.clone(), e.losses.clone());
@@ -395,8 +431,12 @@ fn drop_unevaluated(ds: &mut Dataset, points: &mut [Point]) {
         return;
     }
     let dropped: Vec<&str> = ds.eval_domains.iter().zip(&keep).filter(|(_, k)| !**k).map(|(d, _)| d.as_str()).collect();
-    log::info!("no run has a validation loss for {}: no validation text, so not a validation column", dropped.join(", "));
-    let pick = |v: &[Option<f64>]| -> Vec<Option<f64>> { v.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect() };
+    log::info!(
+        "no run has a validation loss for {}: no validation text, so not a validation column",
+        dropped.join(", ")
+    );
+    let pick =
+        |v: &[Option<f64>]| -> Vec<Option<f64>> { v.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect() };
     ds.eval_domains = ds.eval_domains.iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d.clone()).collect();
     for l in &mut ds.losses {
         *l = pick(l);
@@ -409,7 +449,13 @@ fn drop_unevaluated(ds: &mut Dataset, points: &mut [Point]) {
 /// Checks that the run in `path` is of mixture `id` with the mixtures file's weights `w` (over
 /// `domains`), from what the run recorded: the folder name, the mixtures file and the run
 /// must agree. Returns the run's settings less the mixture.
-fn check_run_is_mixture(path: &Path, md: &HashMap<String, String>, id: u64, domains: &[String], w: &[f64]) -> Result<serde_json::Value> {
+fn check_run_is_mixture(
+    path: &Path,
+    md: &HashMap<String, String>,
+    id: u64,
+    domains: &[String],
+    w: &[f64],
+) -> Result<serde_json::Value> {
     let recorded = md.get("regmix.mixture_id").map(String::as_str).unwrap_or("");
     if recorded != id.to_string() {
         bail!("{}: the run is of mixture {recorded} (regmix.mixture_id), not {id}: a metrics file in another run's folder", path.display());
@@ -420,7 +466,12 @@ fn check_run_is_mixture(path: &Path, md: &HashMap<String, String>, id: u64, doma
         bail!("{}: regmix.run_spec has no domains and weights", path.display());
     };
     for (d, x) in domains.iter().zip(w) {
-        let trained = doms.iter().position(|v| v.as_str() == Some(d)).and_then(|i| ws.get(i)).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let trained = doms
+            .iter()
+            .position(|v| v.as_str() == Some(d))
+            .and_then(|i| ws.get(i))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
         if (trained - x).abs() > 1e-9 {
             bail!(
                 "{}: mixture {id} was trained with {} = {trained}, but the mixtures file gives {x}: the runs were trained on another mixtures file",
@@ -512,11 +563,18 @@ fn final_of(path: &Path, loss: &[String], step: Option<u64>, warmup: u64) -> Res
     let mut wanted = vec!["step".to_string(), "tokens".to_string(), "lr".to_string(), "status".to_string()];
     wanted.extend(loss.iter().cloned());
     let df = ParquetReader::new(file).with_columns(Some(wanted)).finish().map_err(polars_err)?;
-    let steps: Vec<Option<u64>> = df.column("step").and_then(|c| c.u64().map(|a| (0..a.len()).map(|i| a.get(i)).collect())).map_err(polars_err)?;
+    let steps: Vec<Option<u64>> = df
+        .column("step")
+        .and_then(|c| c.u64().map(|a| (0..a.len()).map(|i| a.get(i)).collect()))
+        .map_err(polars_err)?;
     let tokens = df.column("tokens").and_then(|c| c.u64().cloned()).map_err(polars_err)?;
     let lr = df.column("lr").and_then(|c| c.f64().cloned()).map_err(polars_err)?;
     let status = df.column("status").and_then(|c| c.str().cloned()).map_err(polars_err)?;
-    let losses: Vec<Float64Chunked> = loss.iter().map(|l| df.column(l).and_then(|c| c.f64().cloned())).collect::<PolarsResult<_>>().map_err(polars_err)?;
+    let losses: Vec<Float64Chunked> = loss
+        .iter()
+        .map(|l| df.column(l).and_then(|c| c.f64().cloned()))
+        .collect::<PolarsResult<_>>()
+        .map_err(polars_err)?;
     // Rows in step order (the writer writes them so; a file edited by hand may not be).
     let mut order: Vec<usize> = (0..df.height()).collect();
     order.sort_by_key(|&r| steps[r]);
@@ -524,7 +582,11 @@ fn final_of(path: &Path, loss: &[String], step: Option<u64>, warmup: u64) -> Res
     let st = RunStatus::parse(status.get(last).unwrap_or_default(), path, last)?;
     for (c, name) in losses.iter().zip(loss) {
         if let Some(r) = (0..c.len()).find(|&r| c.get(r).is_some_and(|v| v < 0.0)) {
-            bail!("{}: row {r}, field `{name}`: {} is negative; a cross-entropy is not", path.display(), c.get(r).unwrap_or_default());
+            bail!(
+                "{}: row {r}, field `{name}`: {} is negative; a cross-entropy is not",
+                path.display(),
+                c.get(r).unwrap_or_default()
+            );
         }
     }
     // The evaluation used: the one at `step`, else the last (a row with any loss). It is used
@@ -569,7 +631,13 @@ mod left_out_tests {
 
     #[test]
     fn consecutive_runs_left_out_for_one_reason_are_one_range() {
-        let runs = vec![(7, "missing".into()), (3, "diverged".into()), (5, "missing".into()), (6, "missing".into()), (8, "unfinished".into())];
+        let runs = vec![
+            (7, "missing".into()),
+            (3, "diverged".into()),
+            (5, "missing".into()),
+            (6, "missing".into()),
+            (8, "unfinished".into()),
+        ];
         assert_eq!(runs_by_reason(runs), "3 (diverged), 5–7 (missing), 8 (unfinished)");
     }
 }

@@ -56,7 +56,10 @@ fn write_run_at(path: &Path, stream: u64, weights: &[f64], status: &str, final_l
 #[test]
 fn help_matches_golden() {
     let out = bin().arg("--help").output().unwrap();
-    regmix_core::cli::check_golden(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"), &String::from_utf8(out.stdout).unwrap());
+    regmix_core::cli::check_golden(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"),
+        &String::from_utf8(out.stdout).unwrap(),
+    );
 }
 
 #[test]
@@ -82,7 +85,16 @@ fn keeps_finished_runs_and_names_the_ones_left_out() {
     assert_eq!(t.rows(), 1);
     assert_eq!(t.f64_values("valid_loss.code").unwrap(), vec![4.5]);
     // --step takes an earlier evaluation, also from an unfinished run.
-    let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).args(["--step", "20"]).output().unwrap();
+    let o = bin()
+        .arg("--runs")
+        .arg(&runs)
+        .arg("--mixtures")
+        .arg(&mp)
+        .arg("--output")
+        .arg(&out)
+        .args(["--step", "20"])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     assert_eq!(read_parquet(&out, Schema::get("dataset")).unwrap().rows(), 2);
 }
@@ -90,7 +102,11 @@ fn keeps_finished_runs_and_names_the_ones_left_out() {
 #[test]
 fn the_trajectories_hold_every_evaluation_of_the_collected_runs_and_the_dataset_their_hash() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Mixtures { domains: vec!["web".into(), "code".into()], ids: vec![0, 1, 2], weights: vec![vec![0.5, 0.5], vec![1.0, 0.0], vec![0.2, 0.8]] };
+    let m = Mixtures {
+        domains: vec!["web".into(), "code".into()],
+        ids: vec![0, 1, 2],
+        weights: vec![vec![0.5, 0.5], vec![1.0, 0.0], vec![0.2, 0.8]],
+    };
     let mp = dir.path().join("m.parquet");
     m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
     let runs = dir.path().join("runs");
@@ -104,8 +120,12 @@ fn the_trajectories_hold_every_evaluation_of_the_collected_runs_and_the_dataset_
     let t = regmix_core::trajectories::Trajectories::read(&tp).unwrap();
     // Runs 0 and 2 (the diverged run is left out of both files), two evaluations each; the
     // first, at step 10, is within the warm-up of 10 steps.
-    let rows: Vec<(u32, u64, bool, Option<f64>)> = t.points.iter().map(|p| (p.mixture_id, p.step, p.warmup, p.losses[1])).collect();
-    assert_eq!(rows, vec![(0, 10, true, None), (0, 20, false, Some(4.5)), (2, 10, true, None), (2, 20, false, Some(4.9))]);
+    let rows: Vec<(u32, u64, bool, Option<f64>)> =
+        t.points.iter().map(|p| (p.mixture_id, p.step, p.warmup, p.losses[1])).collect();
+    assert_eq!(
+        rows,
+        vec![(0, 10, true, None), (0, 20, false, Some(4.5)), (2, 10, true, None), (2, 20, false, Some(4.9))]
+    );
     let d = read_parquet(&out, Schema::get("dataset")).unwrap();
     assert_eq!(d.metadata["regmix.trajectories"], "d.trajectories.parquet");
     assert_eq!(d.metadata["regmix.trajectories_sha256"], regmix_core::digest::sha256_file(&tp).unwrap());
@@ -141,7 +161,15 @@ fn no_usable_run_is_an_error_and_writes_nothing() {
     let mp = dir.path().join("m.parquet");
     m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
     let out = dir.path().join("d.parquet");
-    let o = bin().arg("--runs").arg(dir.path().join("runs")).arg("--mixtures").arg(&mp).arg("--output").arg(&out).output().unwrap();
+    let o = bin()
+        .arg("--runs")
+        .arg(dir.path().join("runs"))
+        .arg("--mixtures")
+        .arg(&mp)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no usable run"));
     assert!(!out.exists());
@@ -178,8 +206,13 @@ fn file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn olmix_swarm_files_import_joined_on_the_run_id() {
     let dir = tempfile::tempdir().unwrap();
-    let r = file(dir.path(), "ratios.csv", "run_id,name,dclm:web,code/python\nb7,swarm-1,0.25,0.75\na1,swarm-0,0.6,0.4\n");
-    let m = file(dir.path(), "metrics.csv", "run_id,name,mmlu_bpb,arc_easy/bpb\na1,swarm-0,1.9,2.1\nb7,swarm-1,1.7,2.3\nzz,other,1.0,1.0\n");
+    let r =
+        file(dir.path(), "ratios.csv", "run_id,name,dclm:web,code/python\nb7,swarm-1,0.25,0.75\na1,swarm-0,0.6,0.4\n");
+    let m = file(
+        dir.path(),
+        "metrics.csv",
+        "run_id,name,mmlu_bpb,arc_easy/bpb\na1,swarm-0,1.9,2.1\nb7,swarm-1,1.7,2.3\nzz,other,1.0,1.0\n",
+    );
     let out = dir.path().join("d.parquet");
     let o = bin().arg("--import-olmix").arg(&r).arg(&m).arg("--output").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -194,9 +227,19 @@ fn olmix_swarm_files_import_joined_on_the_run_id() {
 #[test]
 fn a_wide_table_imports_with_its_weight_prefix_and_named_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let p = file(dir.path(), "wandb.csv", "run,config.mix.web,config.mix.code,eval/loss,notes\nr0,0.5,0.5,3.2,x\nr1,0.9,0.1,3.0,y\n");
+    let p = file(
+        dir.path(),
+        "wandb.csv",
+        "run,config.mix.web,config.mix.code,eval/loss,notes\nr0,0.5,0.5,3.2,x\nr1,0.9,0.1,3.0,y\n",
+    );
     let out = dir.path().join("d.parquet");
-    let o = bin().arg("--import-table").arg(&p).args(["--weight-prefix", "config.mix.", "--output"]).arg(&out).output().unwrap();
+    let o = bin()
+        .arg("--import-table")
+        .arg(&p)
+        .args(["--weight-prefix", "config.mix.", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = read_parquet(&out, Schema::get("dataset")).unwrap();
     assert_eq!(t.list("domain").unwrap(), ["web", "code"]);
@@ -214,7 +257,8 @@ fn weights_summing_to_1_up_to_float_rounding_import_as_written() {
     let o = bin().arg("--import-table").arg(&p).arg("--output").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = read_parquet(&out, Schema::get("dataset")).unwrap();
-    let w: Vec<u64> = ["web", "code", "math"].iter().map(|d| t.f64_values(&format!("weight.{d}")).unwrap()[0].to_bits()).collect();
+    let w: Vec<u64> =
+        ["web", "code", "math"].iter().map(|d| t.f64_values(&format!("weight.{d}")).unwrap()[0].to_bits()).collect();
     assert_eq!(w, [0.7f64.to_bits(), 0.2f64.to_bits(), 0.1f64.to_bits()]);
 }
 
@@ -237,16 +281,33 @@ fn bad_import_files_are_errors_naming_file_row_and_column_and_write_nothing() {
     let out = dir.path().join("d.parquet");
     let cases = [
         ("sum.csv", "run,weight.a,weight.b,loss\nx,0.5,0.4,1.0\n", "sum.csv: row 2: the weights sum to 0.9, not 1"),
-        ("twice.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\nx,0.2,0.8,1.1\n", "twice.csv: row 3: run `x` is also row 2: a run given twice"),
-        ("text.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\ny,0.5,0.5,oops\n", "text.csv: row 3, column `loss`: \"oops\" is not a number"),
+        (
+            "twice.csv",
+            "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\nx,0.2,0.8,1.1\n",
+            "twice.csv: row 3: run `x` is also row 2: a run given twice",
+        ),
+        (
+            "text.csv",
+            "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\ny,0.5,0.5,oops\n",
+            "text.csv: row 3, column `loss`: \"oops\" is not a number",
+        ),
         ("nan.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,NaN\n", "nan.csv: row 2, column `loss`: NaN is not finite"),
         ("hole.csv", "run,weight.a,weight.b,loss\nx,,1.0,1.0\n", "hole.csv: row 2, column `weight.a`: empty"),
-        ("clash.csv", "run,weight.A,weight.a,loss\nx,0.5,0.5,1.0\n", "clash.csv: weight columns `A` and `a` are both `a`"),
-        ("tokens.csv", "run,tokens,weight.a,weight.b,loss\nx,4e6,0.5,0.5,1.0\n", "tokens.csv: row 2, column `tokens`: \"4e6\" is not a whole number ≥ 0"),
+        (
+            "clash.csv",
+            "run,weight.A,weight.a,loss\nx,0.5,0.5,1.0\n",
+            "clash.csv: weight columns `A` and `a` are both `a`",
+        ),
+        (
+            "tokens.csv",
+            "run,tokens,weight.a,weight.b,loss\nx,4e6,0.5,0.5,1.0\n",
+            "tokens.csv: row 2, column `tokens`: \"4e6\" is not a whole number ≥ 0",
+        ),
     ];
     for (name, text, want) in cases {
         let p = file(dir.path(), name, text);
-        let args = ["--import-table".to_string(), p.to_str().unwrap().to_string(), "--metric".to_string(), "loss".to_string()];
+        let args =
+            ["--import-table".to_string(), p.to_str().unwrap().to_string(), "--metric".to_string(), "loss".to_string()];
         let o = bin().args(&args).arg("--output").arg(&out).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
@@ -263,12 +324,28 @@ fn bad_import_files_are_errors_naming_file_row_and_column_and_write_nothing() {
     // A history row of a run the table does not have, and a loss that is not a number.
     let t = file(dir.path(), "table.csv", "run,weight.a,weight.b,loss\nx,0.5,0.5,1.0\n");
     for (name, text, want) in [
-        ("h1.csv", "run,step,tokens,loss\nx,1,100,2.0\ny,1,100,2.0\n", "h1.csv: row 3, column `run`: run `y` is not in the table"),
+        (
+            "h1.csv",
+            "run,step,tokens,loss\nx,1,100,2.0\ny,1,100,2.0\n",
+            "h1.csv: row 3, column `run`: run `y` is not in the table",
+        ),
         ("h2.csv", "run,step,tokens,loss\nx,1,100,inf\n", "h2.csv: row 2, column `loss`: inf is not finite"),
-        ("h3.csv", "run,step,tokens,loss\nx,1,100,2.0\nx,1,200,1.9\n", "h3.csv: row 3: run `x` at step 1 is also row 2"),
+        (
+            "h3.csv",
+            "run,step,tokens,loss\nx,1,100,2.0\nx,1,200,1.9\n",
+            "h3.csv: row 3: run `x` at step 1 is also row 2",
+        ),
     ] {
         let h = file(dir.path(), name, text);
-        let o = bin().arg("--import-table").arg(&t).arg("--import-history").arg(&h).arg("--output").arg(&out).output().unwrap();
+        let o = bin()
+            .arg("--import-table")
+            .arg(&t)
+            .arg("--import-history")
+            .arg(&h)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(want), "{name}: {err}");
         assert!(!out.exists() && !dir.path().join("d.trajectories.parquet").exists(), "{name}: a file was written");

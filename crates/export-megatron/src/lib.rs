@@ -120,13 +120,22 @@ impl<W: Write> Write for Hashing<W> {
 pub fn export_stream(stream: &Stream, eos: u32, ty: TokenType, prefix: &Path) -> Result<Exported> {
     let bin_path = prefix.with_extension("bin");
     let idx_path = prefix.with_extension("idx");
-    let mut bin = std::io::BufWriter::with_capacity(1 << 20, Hashing { inner: AtomicFile::create(&bin_path)?, hash: Hasher::default() });
+    let mut bin = std::io::BufWriter::with_capacity(
+        1 << 20,
+        Hashing { inner: AtomicFile::create(&bin_path)?, hash: Hasher::default() },
+    );
     let mut lengths: Vec<i32> = Vec::new();
     let mut current: u64 = 0;
     let mut buf = vec![0u32; 1 << 16];
     let mut bytes: Vec<u8> = Vec::with_capacity(buf.len() * 4);
     let mut pos = 0u64;
-    let too_long = |n: u64| anyhow::anyhow!("{}: a document of {n} tokens; Megatron's index holds at most {} per sequence", bin_path.display(), i32::MAX);
+    let too_long = |n: u64| {
+        anyhow::anyhow!(
+            "{}: a document of {n} tokens; Megatron's index holds at most {} per sequence",
+            bin_path.display(),
+            i32::MAX
+        )
+    };
     while pos < stream.len() {
         let n = (stream.len() - pos).min(buf.len() as u64) as usize;
         stream.read(pos, &mut buf[..n]);
@@ -202,13 +211,18 @@ fn remove_if_present(path: &Path) -> Result<()> {
 pub fn run(args: &Args) -> Result<()> {
     regmix_core::atomic::refuse_overlap(&args.output, "--output", &[("--shards", args.shards.as_path())])?;
     let corpus = Corpus::open(&args.shards)?;
-    let _lock = regmix_core::lock::Lock::output(&args.output.join("index"), &format!("{} (export-megatron's output)", args.output.display()))?;
+    let _lock = regmix_core::lock::Lock::output(
+        &args.output.join("index"),
+        &format!("{} (export-megatron's output)", args.output.display()),
+    )?;
     let ty = TokenType::for_vocabulary(corpus.vocab_size);
     if ty == TokenType::I32 && corpus.vocab_size > i32::MAX as usize {
         bail!("a vocabulary of {} does not fit Megatron's int32 tokens", corpus.vocab_size);
     }
-    std::fs::create_dir_all(args.output.join(".done")).with_context(|| format!("creating {}", args.output.display()))?;
-    std::fs::create_dir_all(args.output.join("valid")).with_context(|| format!("creating {}", args.output.display()))?;
+    std::fs::create_dir_all(args.output.join(".done"))
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    std::fs::create_dir_all(args.output.join("valid"))
+        .with_context(|| format!("creating {}", args.output.display()))?;
     regmix_core::atomic::clean_stale(&args.output)?;
     regmix_core::atomic::clean_stale(&args.output.join("valid"))?;
     let mut blend = Vec::new();
@@ -216,7 +230,8 @@ pub fn run(args: &Args) -> Result<()> {
         for (split, stream) in [("train", &corpus.train[d]), ("valid", &corpus.valid[d])] {
             let p = prefix(&args.output, split, domain);
             let m = marker(&args.output, split, domain);
-            let done = std::fs::read_to_string(&m).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            let done =
+                std::fs::read_to_string(&m).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             if stream.is_empty() {
                 // No text in this split (a small domain's validation): no files, and none of
                 // an earlier export left behind.
@@ -229,7 +244,9 @@ pub fn run(args: &Args) -> Result<()> {
                 continue;
             }
             let want = serde_json::json!({"shards_sha256": corpus.shards_sha256, "tokens": stream.len(), "token_type_code": ty.code()});
-            let same_shards = done.as_ref().is_some_and(|v| ["shards_sha256", "tokens", "token_type_code"].iter().all(|k| v[*k] == want[*k]));
+            let same_shards = done
+                .as_ref()
+                .is_some_and(|v| ["shards_sha256", "tokens", "token_type_code"].iter().all(|k| v[*k] == want[*k]));
             if same_shards && pair_matches(&p, done.as_ref().expect("checked"))? {
                 log::info!("{domain} ({split}): already exported from these shards, skipped");
                 continue;
@@ -252,7 +269,12 @@ pub fn run(args: &Args) -> Result<()> {
                 idx_sha256: e.idx_sha256,
             };
             record.write(&m)?;
-            log::info!("{domain} ({split}): {} documents, {} tokens → {}.{{bin,idx}}", e.documents, e.tokens, p.display());
+            log::info!(
+                "{domain} ({split}): {} documents, {} tokens → {}.{{bin,idx}}",
+                e.documents,
+                e.tokens,
+                p.display()
+            );
         }
         blend.push(domain.clone());
     }

@@ -44,7 +44,10 @@ fn read_index(p: &Path) -> Index {
 #[test]
 fn help_matches_golden() {
     let out = bin().arg("--help").output().unwrap();
-    regmix_core::cli::check_golden(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"), &String::from_utf8(out.stdout).unwrap());
+    regmix_core::cli::check_golden(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"),
+        &String::from_utf8(out.stdout).unwrap(),
+    );
 }
 
 #[test]
@@ -56,7 +59,9 @@ fn every_document_of_every_shard_reads_back_token_for_token() {
     let o = bin().arg("--shards").arg(shards).arg("--output").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for (d, domain) in corpus.domains.iter().enumerate() {
-        for (split, stream, prefix) in [("train", &corpus.train[d], out.join(domain)), ("valid", &corpus.valid[d], out.join("valid").join(domain))] {
+        for (split, stream, prefix) in
+            [("train", &corpus.train[d], out.join(domain)), ("valid", &corpus.valid[d], out.join("valid").join(domain))]
+        {
             let idx = read_index(&prefix.with_extension("idx"));
             assert_eq!(idx.code, 8, "uint16 for a vocabulary of {}", corpus.vocab_size);
             let data = std::fs::read(prefix.with_extension("bin")).unwrap();
@@ -70,7 +75,11 @@ fn every_document_of_every_shard_reads_back_token_for_token() {
             for (l, p) in idx.lengths.iter().zip(&idx.pointers) {
                 assert_eq!(*p, at * 2);
                 at += *l as i64;
-                assert_eq!(tokens[at as usize - 1], corpus.eos_id, "{domain} ({split}): a sequence that does not end a document");
+                assert_eq!(
+                    tokens[at as usize - 1],
+                    corpus.eos_id,
+                    "{domain} ({split}): a sequence that does not end a document"
+                );
             }
             assert_eq!(at as usize, tokens.len());
             assert!(idx.lengths.len() > 1, "{domain} ({split}): {} documents", idx.lengths.len());

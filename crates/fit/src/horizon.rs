@@ -59,7 +59,10 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         let d = col.strip_prefix(VALID_LOSS).and_then(|d| traj.eval_domains.iter().position(|e| e == d));
         match d {
             Some(j) => terms.push((*coef, col.clone(), j)),
-            None => bail!("--at-tokens: the target's column `{col}` is not a validation loss of the trajectories ({})", columns::wide_all(VALID_LOSS, &traj.eval_domains).join(", ")),
+            None => bail!(
+                "--at-tokens: the target's column `{col}` is not a validation loss of the trajectories ({})",
+                columns::wide_all(VALID_LOSS, &traj.eval_domains).join(", ")
+            ),
         }
     }
     let until = args.until_tokens.unwrap_or(u64::MAX);
@@ -86,7 +89,11 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
                 }
             }
             if c.tokens.len() < MIN_POINTS && short.is_none() {
-                short = Some(format!("{id} ({} evaluations of {col} after warm-up{})", c.tokens.len(), if until < u64::MAX { format!(" up to {until} tokens") } else { String::new() }));
+                short = Some(format!(
+                    "{id} ({} evaluations of {col} after warm-up{})",
+                    c.tokens.len(),
+                    if until < u64::MAX { format!(" up to {until} tokens") } else { String::new() }
+                ));
             }
             mine.push(c);
         }
@@ -101,10 +108,19 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         }
     }
     if !excluded.is_empty() {
-        log::warn!("left out {} runs with fewer than {MIN_POINTS} finite evaluations for the law: {}", excluded.len(), excluded.join(", "));
+        log::warn!(
+            "left out {} runs with fewer than {MIN_POINTS} finite evaluations for the law: {}",
+            excluded.len(),
+            excluded.join(", ")
+        );
     }
     if keep.len() < 2 * args.folds {
-        bail!("{} runs have curves the law can fit; {}-fold cross-validation needs at least {}", keep.len(), args.folds, 2 * args.folds);
+        bail!(
+            "{} runs have curves the law can fit; {}-fold cross-validation needs at least {}",
+            keep.len(),
+            args.folds,
+            2 * args.folds
+        );
     }
     let t_ref = curves.iter().flatten().flat_map(|c| c.tokens.iter()).fold(0.0f64, |m, t| m.max(*t));
     let t_min = curves.iter().flatten().flat_map(|c| c.tokens.iter()).fold(f64::INFINITY, |m, t| m.min(*t));
@@ -124,14 +140,25 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
             f.rmse,
             f.points,
             cs.len(),
-            if f.clamped > 0 { format!(" ({} curves did not fall: scale held at its floor)", f.clamped) } else { String::new() }
+            if f.clamped > 0 {
+                format!(" ({} curves did not fall: scale held at its floor)", f.clamped)
+            } else {
+                String::new()
+            }
         );
         let (obs, fitted): (Vec<f64>, Vec<f64>) = cs
             .iter()
             .zip(f.e.iter().zip(&f.b))
-            .flat_map(|(c, (e, b))| c.tokens.iter().zip(&c.loss).map(move |(t, l)| (*l, e + b * (t / t_ref).powf(-f.beta))))
+            .flat_map(|(c, (e, b))| {
+                c.tokens.iter().zip(&c.loss).map(move |(t, l)| (*l, e + b * (t / t_ref).powf(-f.beta)))
+            })
             .unzip();
-        let mut row = ReportRow::new("power-law", format!("law:{}", col.trim_start_matches(VALID_LOSS)), score(&obs, &fitted), cs.len());
+        let mut row = ReportRow::new(
+            "power-law",
+            format!("law:{}", col.trim_start_matches(VALID_LOSS)),
+            score(&obs, &fitted),
+            cs.len(),
+        );
         row.exponent = Some(f.beta);
         row.curve_rmse = Some(f.rmse);
         report.push(row);
@@ -169,7 +196,14 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         report.push(ReportRow::new(kind.name(), "oof".into(), s, x.len()));
         report.push(ReportRow::new(kind.name(), "oof:observed".into(), so, x.len()));
         for i in 0..x.len() {
-            preds.push(Prediction { regressor: kind.name(), split: "oof".into(), fold: cv.fold_of[i] as i32, mixture_id: ids[i], truth: truth[i], predicted: oof[i] });
+            preds.push(Prediction {
+                regressor: kind.name(),
+                split: "oof".into(),
+                fold: cv.fold_of[i] as i32,
+                mixture_id: ids[i],
+                truth: truth[i],
+                predicted: oof[i],
+            });
         }
         // Training mixtures of an --evaluate file are found by weights among `keep`'s rows,
         // in xy order; map back.

@@ -10,17 +10,17 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use arrow_schema::DataType;
 use clap::Parser;
-use regmix_core::schema::{Lists, Schema};
-use regmix_core::table::{batch, col, read_parquet, read_parquet_hashed, write_parquet};
 use regmix_core::atomic::{self, OutputDir};
 use regmix_core::lock::Lock;
+use regmix_core::schema::{Lists, Schema};
+use regmix_core::table::Table;
+use regmix_core::table::{batch, col, read_parquet, read_parquet_hashed, write_parquet};
 use regmix_core::Provenance;
 use regmix_plot as plot;
+use regmix_regress::cv::fit_kinds;
 use regmix_regress::metrics::score;
 use regmix_regress::saved::{load_xy, Xy};
-use regmix_core::table::Table;
 use regmix_regress::target::Target;
-use regmix_regress::cv::fit_kinds;
 use regmix_regress::{predict_many, Kind, Model, SavedFit};
 
 mod horizon;
@@ -136,14 +136,27 @@ pub fn check_mixtures(t: &Table) -> Result<()> {
     for (r, w) in rows.iter().enumerate() {
         let col = |j: usize| regmix_core::columns::wide(regmix_core::columns::WEIGHT, &domains[j]);
         if let Some(j) = w.iter().position(|v| !v.is_finite()) {
-            bail!("{}: row {r}, field `{}`: {} is not a weight (finite, in [0, 1]): every row must be a mixture", t.path.display(), col(j), w[j]);
+            bail!(
+                "{}: row {r}, field `{}`: {} is not a weight (finite, in [0, 1]): every row must be a mixture",
+                t.path.display(),
+                col(j),
+                w[j]
+            );
         }
         if let Some(j) = w.iter().position(|v| *v < 0.0) {
-            bail!("{}: row {r}, field `{}`: {} is negative: every row must be a mixture", t.path.display(), col(j), w[j]);
+            bail!(
+                "{}: row {r}, field `{}`: {} is negative: every row must be a mixture",
+                t.path.display(),
+                col(j),
+                w[j]
+            );
         }
         let sum: f64 = w.iter().sum();
         if (sum - 1.0).abs() > SUM_TOLERANCE {
-            bail!("{}: row {r}: the weights sum to {sum}, not 1 (tolerance {SUM_TOLERANCE}): every row must be a mixture", t.path.display());
+            bail!(
+                "{}: row {r}: the weights sum to {sum}, not 1 (tolerance {SUM_TOLERANCE}): every row must be a mixture",
+                t.path.display()
+            );
         }
     }
     Ok(())
@@ -172,17 +185,28 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("{}: the dataset is empty: it has no runs to fit", args.dataset.display());
     }
     check_mixtures(&t)?;
-    let columns: Vec<(String, bool)> =
-        t.batch.schema().fields().iter().map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32))).collect();
+    let columns: Vec<(String, bool)> = t
+        .batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), matches!(f.data_type(), DataType::Float64 | DataType::Float32)))
+        .collect();
     let target = Target::parse_floats(&args.target, &columns).with_context(|| args.dataset.display().to_string())?;
     let xy = load_xy(&t, None, &target)?;
     log::info!("{}: {} runs, {} domains, target {}", args.dataset.display(), xy.x.len(), xy.domains.len(), target.expr);
     let y = &xy.y;
     let (lo, hi) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     if !y.is_empty() && lo == hi {
-        bail!("{}: the target `{}` is {lo} in every one of the {} runs: there is nothing to regress", args.dataset.display(), target.expr, y.len());
+        bail!(
+            "{}: the target `{}` is {lo} in every one of the {} runs: there is nothing to regress",
+            args.dataset.display(),
+            target.expr,
+            y.len()
+        );
     }
-    let kinds: Vec<Kind> = if args.regressor == "auto" { Kind::ALL.to_vec() } else { vec![Kind::parse(&args.regressor)?] };
+    let kinds: Vec<Kind> =
+        if args.regressor == "auto" { Kind::ALL.to_vec() } else { vec![Kind::parse(&args.regressor)?] };
     let Outcome { mut report, mut preds, mut fitted, horizon } = match args.at_tokens {
         Some(n) => horizon::fit(args, &t, &target, &xy, &kinds, n)?,
         None => fit_plain(args, &xy, &kinds)?,
@@ -236,14 +260,25 @@ pub fn run(args: &Args) -> Result<()> {
             col::f64(preds.iter().map(|p| p.predicted).collect()),
         ],
     )?;
-    write_parquet(&out.join("predictions.parquet"), s, &lists, &b, &[("regmix.target".into(), target.expr.clone())], &prov)?;
+    write_parquet(
+        &out.join("predictions.parquet"),
+        s,
+        &lists,
+        &b,
+        &[("regmix.target".into(), target.expr.clone())],
+        &prov,
+    )?;
     // The plot: the selected regressor, out of fold and on each test set.
     let mut svg_series = Vec::new();
     let mut splits: Vec<String> = vec!["oof".into()];
     splits.extend(preds.iter().filter(|p| p.split.starts_with("test:")).map(|p| p.split.clone()));
     splits.dedup();
     for sp in &splits {
-        let pts: Vec<(f64, f64)> = preds.iter().filter(|p| p.regressor == kind.name() && &p.split == sp).map(|p| (p.truth, p.predicted)).collect();
+        let pts: Vec<(f64, f64)> = preds
+            .iter()
+            .filter(|p| p.regressor == kind.name() && &p.split == sp)
+            .map(|p| (p.truth, p.predicted))
+            .collect();
         let (t, p): (Vec<f64>, Vec<f64>) = pts.iter().cloned().unzip();
         let rho = regmix_regress::metrics::spearman(&t, &p);
         svg_series.push(plot::Series { label: format!("{sp}: ρ = {:.2}", rho * 100.0), points: pts });
@@ -265,7 +300,10 @@ pub fn run(args: &Args) -> Result<()> {
     };
     saved.save(out, &prov)?;
     staged.commit()?;
-    log::info!("wrote {}/{{model.json, fit_report.parquet, predictions.parquet, predicted_vs_true.svg}}", args.output.display());
+    log::info!(
+        "wrote {}/{{model.json, fit_report.parquet, predictions.parquet, predicted_vs_true.svg}}",
+        args.output.display()
+    );
     Ok(())
 }
 
@@ -284,10 +322,22 @@ fn fit_plain(args: &Args, xy: &Xy, kinds: &[Kind]) -> Result<Outcome> {
             report.push(ReportRow::new(kind.name(), format!("fold-{k}"), score(&tr, &pr), idx.len()));
         }
         let s = score(y, &f.oof);
-        log::info!("{:>10}: cross-validated Spearman {:.2} ({:.1}s)", kind.name(), s.spearman * 100.0, started.elapsed().as_secs_f64());
+        log::info!(
+            "{:>10}: cross-validated Spearman {:.2} ({:.1}s)",
+            kind.name(),
+            s.spearman * 100.0,
+            started.elapsed().as_secs_f64()
+        );
         report.push(ReportRow::new(kind.name(), "oof".into(), s, x.len()));
         for i in 0..x.len() {
-            preds.push(Prediction { regressor: kind.name(), split: "oof".into(), fold: f.fold_of[i] as i32, mixture_id: ids[i], truth: y[i], predicted: f.oof[i] });
+            preds.push(Prediction {
+                regressor: kind.name(),
+                split: "oof".into(),
+                fold: f.fold_of[i] as i32,
+                mixture_id: ids[i],
+                truth: y[i],
+                predicted: f.oof[i],
+            });
         }
         let oof = f.oof.clone();
         fitted.push(Candidate { kind, cv_spearman: s.spearman, model: f.model, oof_at: Box::new(move |i, _| oof[i]) });
@@ -299,7 +349,14 @@ fn fit_plain(args: &Args, xy: &Xy, kinds: &[Kind]) -> Result<Outcome> {
 /// mixture's is predicted out of fold (by the fold model that held that mixture out), so a
 /// file of the same runs at a later step is a fair test; a horizon model predicts each row
 /// at the row's own tokens.
-fn evaluate(file: &std::path::Path, train: &Xy, target: &Target, fitted: &[Candidate], report: &mut Vec<ReportRow>, preds: &mut Vec<Prediction>) -> Result<()> {
+fn evaluate(
+    file: &std::path::Path,
+    train: &Xy,
+    target: &Target,
+    fitted: &[Candidate],
+    report: &mut Vec<ReportRow>,
+    preds: &mut Vec<Prediction>,
+) -> Result<()> {
     let tt: Table = read_parquet(file, Schema::get("dataset"))?;
     check_mixtures(&tt)?;
     let test = load_xy(&tt, Some(&train.domains), target)?;
@@ -308,7 +365,11 @@ fn evaluate(file: &std::path::Path, train: &Xy, target: &Target, fitted: &[Candi
     let training: Vec<Option<usize>> = test.x.iter().map(|w| train.x.iter().position(|v| same(v, w))).collect();
     let n_train = training.iter().filter(|t| t.is_some()).count();
     if n_train > 0 {
-        log::info!("{}: {n_train} of {} rows are training mixtures: each is scored by the fold model that held it out", file.display(), test.x.len());
+        log::info!(
+            "{}: {n_train} of {} rows are training mixtures: each is scored by the fold model that held it out",
+            file.display(),
+            test.x.len()
+        );
     }
     for c in fitted {
         let mut p = vec![0.0; test.x.len()];
@@ -342,7 +403,14 @@ fn evaluate(file: &std::path::Path, train: &Xy, target: &Target, fitted: &[Candi
         log::info!("{:>10}: Spearman {:.2} on {}", c.kind.name(), s.spearman * 100.0, file.display());
         report.push(ReportRow::new(c.kind.name(), format!("test:{stem}"), s, test.x.len()));
         for i in 0..test.x.len() {
-            preds.push(Prediction { regressor: c.kind.name(), split: format!("test:{stem}"), fold: -1, mixture_id: test.ids[i], truth: test.y[i], predicted: p[i] });
+            preds.push(Prediction {
+                regressor: c.kind.name(),
+                split: format!("test:{stem}"),
+                fold: -1,
+                mixture_id: test.ids[i],
+                truth: test.y[i],
+                predicted: p[i],
+            });
         }
     }
     Ok(())

@@ -28,7 +28,14 @@ pub struct Spread {
 /// `n` refits on resamples of the dataset the fit read (checked to be the same file by its
 /// content hash), each searching `space` for its own optimum; `optimum` and `prior` are the
 /// fitted model's optimum and the prior, in the fit's domain order.
-pub fn bootstrap(saved: &SavedFit, space: &Space, min_weight: f64, optimum: &[f64], prior: &[f64], n: usize) -> Result<Spread> {
+pub fn bootstrap(
+    saved: &SavedFit,
+    space: &Space,
+    min_weight: f64,
+    optimum: &[f64],
+    prior: &[f64],
+    n: usize,
+) -> Result<Spread> {
     let now = digest::sha256_file(&saved.dataset)?;
     if now != saved.dataset_sha256 {
         bail!(

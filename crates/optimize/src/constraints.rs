@@ -23,7 +23,8 @@ pub fn caps(args: &Args, prior: &Prior) -> Result<Vec<f64>> {
     }
     for mw in &args.max_weight {
         let (d, x) = mw.split_once('=').with_context(|| format!("--max-weight `{mw}`: expected DOMAIN=X"))?;
-        let i = doms.iter().position(|v| v == d).with_context(|| format!("--max-weight: no domain `{d}` in {doms:?}"))?;
+        let i =
+            doms.iter().position(|v| v == d).with_context(|| format!("--max-weight: no domain `{d}` in {doms:?}"))?;
         let x: f64 = x.parse().with_context(|| format!("--max-weight `{mw}`: not a number"))?;
         if !(0.0..=1.0).contains(&x) {
             bail!("--max-weight `{mw}`: {x} is not in [0, 1]");

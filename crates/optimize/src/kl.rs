@@ -49,7 +49,12 @@ pub fn choose(saved: &SavedFit, prior: &[f64], holdout: &Path) -> Result<Choice>
     let t = read_parquet(holdout, Schema::get("dataset"))?;
     let xy = load_xy(&t, Some(&saved.domains), &saved.target)?;
     if xy.x.len() < MIN_HOLDOUT {
-        bail!("{}: {} runs with a value for `{}`; --kl-to-prior auto ranks at least {MIN_HOLDOUT}", holdout.display(), xy.x.len(), saved.target.expr);
+        bail!(
+            "{}: {} runs with a value for `{}`; --kl-to-prior auto ranks at least {MIN_HOLDOUT}",
+            holdout.display(),
+            xy.x.len(),
+            saved.target.expr
+        );
     }
     let pred = predictions(saved, &xy.x, &xy.tokens)?;
     let kl: Vec<f64> = xy.x.iter().map(|w| Kl::divergence(prior, w)).collect();

@@ -142,10 +142,13 @@ fn check(args: &Args) -> Result<()> {
     }
     match args.kl_to_prior.as_deref() {
         None if args.holdout.is_some() => bail!("--holdout is read only by --kl-to-prior auto"),
-        Some("auto") if args.holdout.is_none() => bail!("--kl-to-prior auto needs --holdout FILE: held-out runs to choose λ on"),
+        Some("auto") if args.holdout.is_none() => {
+            bail!("--kl-to-prior auto needs --holdout FILE: held-out runs to choose λ on")
+        }
         Some("auto") | None => {}
         Some(l) => {
-            let v: f64 = l.parse().map_err(|_| anyhow::anyhow!("--kl-to-prior {l:?}: expected a number λ ≥ 0 or `auto`"))?;
+            let v: f64 =
+                l.parse().map_err(|_| anyhow::anyhow!("--kl-to-prior {l:?}: expected a number λ ≥ 0 or `auto`"))?;
             if !(v.is_finite() && v >= 0.0) {
                 bail!("--kl-to-prior {l}: λ must be a finite number ≥ 0");
             }
@@ -163,7 +166,12 @@ fn kl_term(args: &Args, saved: &SavedFit, prior: &[f64]) -> Result<Option<(Kl, O
     if l == "auto" {
         let c = kl::choose(saved, prior, args.holdout.as_ref().expect("checked"))?;
         for (lam, s) in &c.table {
-            log::info!("--kl-to-prior auto: λ = {lam:<6} ranks the {} held-out runs of {} with Spearman {:.2}", c.rows, c.holdout.display(), s * 100.0);
+            log::info!(
+                "--kl-to-prior auto: λ = {lam:<6} ranks the {} held-out runs of {} with Spearman {:.2}",
+                c.rows,
+                c.holdout.display(),
+                s * 100.0
+            );
         }
         log::info!("--kl-to-prior auto: chose λ = {}", c.lambda);
         return Ok(Some((Kl { lambda: c.lambda, prior: prior.to_vec() }, Some(c))));
@@ -202,7 +210,8 @@ pub fn check_memory(args: &Args, domains: usize, threads: usize, have: Option<u1
     let (block, heaps) = search_bytes(threads, chunk, args.top_k, domains);
     if block + heaps > have {
         let gb = |b: u128| b as f64 / 1e9;
-        let (flag, value, bytes) = if heaps >= block { ("--top-k", args.top_k, heaps) } else { ("--chunk", args.chunk, block) };
+        let (flag, value, bytes) =
+            if heaps >= block { ("--top-k", args.top_k, heaps) } else { ("--chunk", args.chunk, block) };
         bail!(
             "{flag} {value} would take about {:.1} GB ({} bytes; --top-k {} keeps {:.1} GB of candidates and --chunk {} {:.1} GB of \
              mixtures, on {threads} threads and {domains} domains), and this machine has {:.1} GB: give a smaller {flag}",
@@ -249,7 +258,10 @@ fn check_manifest(manifest: &Path, prior: &Prior, saved: &SavedFit) -> Result<()
         bail!("--manifest {}: metadata key regmix.tokenizer_sha256 missing", manifest.display());
     };
     let Ok(t) = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset")) else {
-        log::info!("{}: the fit's dataset is not readable here: the manifest's tokenizer is not checked against it", saved.dataset.display());
+        log::info!(
+            "{}: the fit's dataset is not readable here: the manifest's tokenizer is not checked against it",
+            saved.dataset.display()
+        );
         return Ok(());
     };
     let settings: serde_json::Value = t.json_metadata("regmix.run_settings")?;
@@ -310,7 +322,8 @@ pub fn run(args: &Args) -> Result<()> {
     inputs.extend(args.holdout.as_deref().map(|p| ("--holdout", p)));
     inputs.extend(args.calibration.as_deref().map(|p| ("--calibration", p)));
     regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
-    let _lock = regmix_core::lock::Lock::output(&args.output, &format!("{} (optimize's output)", args.output.display()))?;
+    let _lock =
+        regmix_core::lock::Lock::output(&args.output, &format!("{} (optimize's output)", args.output.display()))?;
     // Only an empty folder or an earlier optimum is replaced, and that is known before any
     // work is done; the files are staged and swapped in whole.
     let staged = regmix_core::atomic::OutputDir::create_owned(&args.output, "an optimum", is_optimum_folder)?;
@@ -323,7 +336,13 @@ pub fn run(args: &Args) -> Result<()> {
     check_megatron_prefix(args, &saved)?;
     let doms = &saved.domains;
     // The prior in the fit's domain order.
-    let pos = |d: &String| prior.domains.iter().position(|x| x == d).with_context(|| format!("domain `{d}` of the fit is not in the prior"));
+    let pos = |d: &String| {
+        prior
+            .domains
+            .iter()
+            .position(|x| x == d)
+            .with_context(|| format!("domain `{d}` of the fit is not in the prior"))
+    };
     let idx: Vec<usize> = doms.iter().map(pos).collect::<Result<_>>()?;
     let aligned = Prior {
         domains: doms.clone(),
@@ -361,13 +380,22 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("no simulated mixture satisfied the caps; raise --samples or relax the constraints");
     }
     if top.len() < args.top_k {
-        log::warn!("only {} simulated mixtures satisfied the caps: the optimum averages {}, not --top-k {}", top.len(), top.len(), args.top_k);
+        log::warn!(
+            "only {} simulated mixtures satisfied the caps: the optimum averages {}, not --top-k {}",
+            top.len(),
+            top.len(),
+            args.top_k
+        );
     }
     let w = optimum_of(&top, &caps, args.min_weight)?;
     // The same model at the prior: how much the search claims to gain over doing nothing.
     let pred = predict_many(&saved.model, &[w.clone(), p.clone()])?;
     let (predicted, predicted_prior) = (pred[0], pred[1]);
-    let spread = if args.bootstrap > 0 { Some(bootstrap::bootstrap(&saved, &space, args.min_weight, &w, &p, args.bootstrap)?) } else { None };
+    let spread = if args.bootstrap > 0 {
+        Some(bootstrap::bootstrap(&saved, &space, args.min_weight, &w, &p, args.bootstrap)?)
+    } else {
+        None
+    };
     let gain = Gain {
         prior: predicted_prior,
         gain: predicted_prior - predicted,
@@ -398,7 +426,12 @@ pub fn run(args: &Args) -> Result<()> {
             for (j, d) in doms.iter().enumerate() {
                 log::info!("  {d:<24} {:.4}   (at {} tokens: {:.4})", wp[j], h.at_tokens, w[j]);
             }
-            Some(output::AtProxies { tokens: h.t_ref as u64, weights: wp, predicted: pred[0], predicted_prior: pred[1] })
+            Some(output::AtProxies {
+                tokens: h.t_ref as u64,
+                weights: wp,
+                predicted: pred[0],
+                predicted_prior: pred[1],
+            })
         }
         _ => None,
     };
@@ -434,14 +467,21 @@ pub fn run(args: &Args) -> Result<()> {
 /// guardrail, said once. None when the dataset is gone or was imported without settings.
 fn proxies_regime(saved: &SavedFit, calibration: Option<&Path>) -> Result<Option<Regime>> {
     let Ok(t) = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset")) else {
-        log::info!("{}: the fit's dataset is not readable here: its proxies' settings are not checked", saved.dataset.display());
+        log::info!(
+            "{}: the fit's dataset is not readable here: its proxies' settings are not checked",
+            saved.dataset.display()
+        );
         return Ok(None);
     };
     let settings: serde_json::Value = t.json_metadata("regmix.run_settings")?;
     let tokens = t.u64("tokens")?.values().iter().copied().max().unwrap_or(0);
-    let regime = Regime::of_run_settings(&settings, tokens, calibration).with_context(|| saved.dataset.display().to_string())?;
+    let regime =
+        Regime::of_run_settings(&settings, tokens, calibration).with_context(|| saved.dataset.display().to_string())?;
     match &regime {
-        None => log::info!("{}: imported results without training settings: the proxies' regime is not checked", saved.dataset.display()),
+        None => log::info!(
+            "{}: imported results without training settings: the proxies' regime is not checked",
+            saved.dataset.display()
+        ),
         Some(r) if r.ranks_well() => log::info!("{}", r.message()),
         Some(r) => log::warn!("{}", r.message()),
     }
@@ -451,14 +491,24 @@ fn proxies_regime(saved: &SavedFit, calibration: Option<&Path>) -> Result<Option
 /// The recommendation `--recommend` asks for, with its reason.
 pub fn recommend(how: Recommend, gain: &Gain, regime: Option<&Regime>) -> Recommendation {
     let auto = match regime {
-        Some(r @ Regime::Calibrated { .. }) if !r.ranks_well() => {
-            Recommendation { choice: Choice::Prior, reason: format!("the calibration says these proxies do not rank mixtures as the target does: {}", r.message()) }
-        }
+        Some(r @ Regime::Calibrated { .. }) if !r.ranks_well() => Recommendation {
+            choice: Choice::Prior,
+            reason: format!(
+                "the calibration says these proxies do not rank mixtures as the target does: {}",
+                r.message()
+            ),
+        },
         _ => Recommendation::from_gain(gain),
     };
     match how {
         Recommend::Auto => auto,
-        Recommend::Optimum => Recommendation { choice: Choice::Optimum, reason: format!("--recommend optimum (auto would say {}: {})", auto.choice.as_str(), auto.reason) },
-        Recommend::Prior => Recommendation { choice: Choice::Prior, reason: format!("--recommend prior (auto would say {}: {})", auto.choice.as_str(), auto.reason) },
+        Recommend::Optimum => Recommendation {
+            choice: Choice::Optimum,
+            reason: format!("--recommend optimum (auto would say {}: {})", auto.choice.as_str(), auto.reason),
+        },
+        Recommend::Prior => Recommendation {
+            choice: Choice::Prior,
+            reason: format!("--recommend prior (auto would say {}: {})", auto.choice.as_str(), auto.reason),
+        },
     }
 }

@@ -6,9 +6,9 @@
 //! `recommended.yaml` and `recommended_megatron_data_path.txt`, each opening with why.
 
 use anyhow::Result;
+use regmix_core::atomic::{self, OutputDir};
 use regmix_core::schema::{domains as dom_lists, Schema};
 use regmix_core::table::{batch, col, write_parquet};
-use regmix_core::atomic::{self, OutputDir};
 use regmix_core::Provenance;
 use regmix_mixture::io::regmix_yaml;
 use regmix_mixture::{Choice, Optimum};
@@ -57,7 +57,9 @@ pub fn write(
     let out = staged.path();
     let doms = &optimum.domains;
     let w = &optimum.weights;
-    let by_domain = |v: &[f64]| doms.iter().zip(v).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect::<serde_json::Map<_, _>>();
+    let by_domain = |v: &[f64]| {
+        doms.iter().zip(v).map(|(d, x)| (d.clone(), serde_json::json!(x))).collect::<serde_json::Map<_, _>>()
+    };
     let constraints = serde_json::json!({
         "caps": by_domain(caps),
         "min_weight": args.min_weight, "max_epochs": args.max_epochs, "target_tokens": args.target_tokens,
@@ -69,7 +71,12 @@ pub fn write(
             weight_std: None,
             predicted: a.predicted,
             predicted_std: None,
-            gain: regmix_mixture::Gain { prior: a.predicted_prior, gain: a.predicted_prior - a.predicted, std: None, win_share: None },
+            gain: regmix_mixture::Gain {
+                prior: a.predicted_prior,
+                gain: a.predicted_prior - a.predicted,
+                std: None,
+                win_share: None,
+            },
             ..optimum.clone()
         };
         o.write(&out.join(AT_PROXIES), &constraints, prov)?;
@@ -77,7 +84,8 @@ pub fn write(
 
     let lists = dom_lists(doms);
     let s = Schema::get("top_candidates");
-    let mut cols = vec![col::u32((1..=top.len() as u32).collect()), col::f64(top.iter().map(|c| c.predicted).collect())];
+    let mut cols =
+        vec![col::u32((1..=top.len() as u32).collect()), col::f64(top.iter().map(|c| c.predicted).collect())];
     cols.extend((0..doms.len()).map(|j| col::f64(top.iter().map(|c| c.weights[j]).collect())));
     write_parquet(&out.join(FILES[1]), s, &lists, &batch(s, &lists, cols)?, &[], prov)?;
 
@@ -85,7 +93,12 @@ pub fn write(
     let note = format!("# recommendation: train on the {} ({})\n", rec.choice.as_str(), rec.reason.replace('\n', " "));
     atomic::write_bytes(out.join(FILES[2]), format!("{note}{}", regmix_yaml(doms, w, "train_", &[])).as_bytes())?;
     let megatron = |w: &[f64]| {
-        let pairs: Vec<String> = doms.iter().zip(w).filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{x:.6} {}{d}", args.megatron_prefix)).collect();
+        let pairs: Vec<String> = doms
+            .iter()
+            .zip(w)
+            .filter(|(_, x)| **x > 0.0)
+            .map(|(d, x)| format!("{x:.6} {}{d}", args.megatron_prefix))
+            .collect();
         format!("{}\n", pairs.join(" "))
     };
     atomic::write_bytes(out.join(FILES[3]), megatron(w).as_bytes())?;
@@ -93,7 +106,10 @@ pub fn write(
         Choice::Optimum => w,
         Choice::Prior => &optimum.prior,
     };
-    atomic::write_bytes(out.join(FILES[6]), format!("{note}{}", regmix_yaml(doms, recommended, "train_", &[])).as_bytes())?;
+    atomic::write_bytes(
+        out.join(FILES[6]),
+        format!("{note}{}", regmix_yaml(doms, recommended, "train_", &[])).as_bytes(),
+    )?;
     // Megatron reads the file's text as its --data-path: the reason stays in the YAML.
     atomic::write_bytes(out.join(FILES[7]), megatron(recommended).as_bytes())?;
     let g = &optimum.gain;
@@ -110,9 +126,11 @@ pub fn write(
         "at_proxies_horizon": at_proxies.map(|a| serde_json::json!({"tokens": a.tokens, "weights": by_domain(&a.weights), "predicted": a.predicted, "predicted_prior": a.predicted_prior})),
     });
     atomic::write_bytes(out.join(FILES[4]), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    atomic::write_bytes(out.join(FILES[5]), regmix_plot::bar_chart(doms, w, optimum.weight_std.as_deref(), &optimum.prior).as_bytes())?;
+    atomic::write_bytes(
+        out.join(FILES[5]),
+        regmix_plot::bar_chart(doms, w, optimum.weight_std.as_deref(), &optimum.prior).as_bytes(),
+    )?;
     staged.commit()?;
     log::info!("wrote {}/{{{}}}", args.output.display(), FILES.join(", "));
     Ok(())
 }
-

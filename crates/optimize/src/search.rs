@@ -85,7 +85,18 @@ pub struct Kl {
 impl Kl {
     /// KL(w ‖ prior) in nats (0 · ln 0 = 0; a weight where the prior is 0 is infinitely far).
     pub fn divergence(prior: &[f64], w: &[f64]) -> f64 {
-        w.iter().zip(prior).map(|(x, p)| if *x <= 0.0 { 0.0 } else if *p <= 0.0 { f64::INFINITY } else { x * (x / p).ln() }).sum()
+        w.iter()
+            .zip(prior)
+            .map(|(x, p)| {
+                if *x <= 0.0 {
+                    0.0
+                } else if *p <= 0.0 {
+                    f64::INFINITY
+                } else {
+                    x * (x / p).ln()
+                }
+            })
+            .sum()
     }
 
     pub fn penalty(&self, w: &[f64]) -> f64 {
@@ -156,7 +167,9 @@ pub fn search(scorer: &Scorer, space: &Space, refit: u64) -> Found {
             for r in 0..rows {
                 let (p, i) = (st.pred[r], st.idx[r]);
                 // Most candidates lose to the worst kept: compare before copying the weights.
-                if st.heap.len() < top_k || st.heap.peek().is_some_and(|worst| Cand { predicted: p, index: i, weights: Vec::new() } < *worst) {
+                if st.heap.len() < top_k
+                    || st.heap.peek().is_some_and(|worst| Cand { predicted: p, index: i, weights: Vec::new() } < *worst)
+                {
                     offer(&mut st.heap, Cand { predicted: p, index: i, weights: st.x[r * d..(r + 1) * d].to_vec() });
                 }
             }
@@ -176,7 +189,12 @@ pub fn search(scorer: &Scorer, space: &Space, refit: u64) -> Found {
             a
         });
     pb.finish_and_clear();
-    Found { top: merged.heap.into_sorted_vec(), feasible: merged.feasible, sample_s: merged.sample_s, score_s: merged.score_s }
+    Found {
+        top: merged.heap.into_sorted_vec(),
+        feasible: merged.feasible,
+        sample_s: merged.sample_s,
+        score_s: merged.score_s,
+    }
 }
 
 /// The paper's rule: the mean of the top-k candidates, made to satisfy the constraints.

@@ -47,7 +47,8 @@ fn fit(dir: &Path) -> PathBuf {
         cols.push(col::f64_opt(weights.iter().map(|w| Some(loss(w))).collect()));
     }
     // No training settings (`train`: null): only the data the runs trained on is recorded.
-    let settings = serde_json::json!({"domains": doms, "train": null, "tokenizer_sha256": TOKENIZER, "shards_sha256": SHARDS});
+    let settings =
+        serde_json::json!({"domains": doms, "train": null, "tokenizer_sha256": TOKENIZER, "shards_sha256": SHARDS});
     let md = vec![
         ("regmix.trajectories".to_string(), String::new()),
         ("regmix.trajectories_sha256".to_string(), String::new()),
@@ -101,8 +102,19 @@ fn export(out: &Path, domains: &[&str]) {
 fn optimize(dir: &Path, prefix: &str, output: &str) -> anyhow::Result<String> {
     let p = |s: &str| dir.join(s).to_str().unwrap().to_string();
     let args = optimize::Args::parse_from([
-        "optimize", "--fit", &p("fit"), "--prior", &p("prior.json"), "--output", &p(output), "--samples", "2000", "--top-k", "10",
-        "--megatron-prefix", prefix,
+        "optimize",
+        "--fit",
+        &p("fit"),
+        "--prior",
+        &p("prior.json"),
+        "--output",
+        &p(output),
+        "--samples",
+        "2000",
+        "--top-k",
+        "10",
+        "--megatron-prefix",
+        prefix,
     ]);
     optimize::run(&args)?;
     Ok(std::fs::read_to_string(dir.join(output).join("megatron_data_path.txt")).unwrap())
@@ -173,7 +185,10 @@ fn an_export_of_other_shards_or_another_tokenizer_is_an_error_naming_the_marker(
     let m = marker(&meg, "train", "books");
     edit(&m, |k| k.shards_sha256 = "0".repeat(64));
     let e = err(optimize(dir.path(), &pre, "opt"));
-    assert!(e.contains(&m.display().to_string()) && e.contains("shards sha256 000000000000") && e.contains("5a5a5a5a5a5a"), "{e}");
+    assert!(
+        e.contains(&m.display().to_string()) && e.contains("shards sha256 000000000000") && e.contains("5a5a5a5a5a5a"),
+        "{e}"
+    );
     edit(&m, |k| {
         k.shards_sha256 = SHARDS.into();
         k.tokenizer_sha256 = Some("1".repeat(64));

@@ -30,7 +30,12 @@ fn runs(dir: &Path, n: u32, sd: f64, edit: impl Fn(u32, &mut Vec<Row>)) -> PathB
     let prov = Provenance::new("test", "0", &[]);
     let domains: Vec<String> = DOMS.iter().map(|s| s.to_string()).collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    let weights: Vec<Vec<f64>> = (0..n).map(|i| { let w = 0.05 + 0.9 * i as f64 / (n - 1) as f64; vec![w, 1.0 - w] }).collect();
+    let weights: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            let w = 0.05 + 0.9 * i as f64 / (n - 1) as f64;
+            vec![w, 1.0 - w]
+        })
+        .collect();
     let m = Mixtures { domains: domains.clone(), ids: (0..n).collect(), weights: weights.clone() };
     m.write_parquet(&dir.join("mixtures.parquet"), &serde_json::Value::Null, &prov).unwrap();
     for (id, w) in weights.iter().enumerate() {
@@ -69,12 +74,31 @@ fn runs(dir: &Path, n: u32, sd: f64, edit: impl Fn(u32, &mut Vec<Row>)) -> PathB
     }
     let out = dir.join("dataset.parquet");
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    collect::run(&collect::Args::parse_from(["collect", "--runs", &s(&dir.join("runs")), "--mixtures", &s(&dir.join("mixtures.parquet")), "--output", &s(&out)])).unwrap();
+    collect::run(&collect::Args::parse_from([
+        "collect",
+        "--runs",
+        &s(&dir.join("runs")),
+        "--mixtures",
+        &s(&dir.join("mixtures.parquet")),
+        "--output",
+        &s(&out),
+    ]))
+    .unwrap();
     out
 }
 
 fn fit(dataset: &Path, out: &Path, extra: &[&str]) -> anyhow::Result<SavedFit> {
-    let mut args = vec!["fit", "--dataset", dataset.to_str().unwrap(), "--target", "valid_loss.a", "--regressor", "gp", "--output", out.to_str().unwrap()];
+    let mut args = vec![
+        "fit",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--target",
+        "valid_loss.a",
+        "--regressor",
+        "gp",
+        "--output",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     fit::run(&fit::Args::parse_from(args))?;
     SavedFit::load(out)
@@ -103,7 +127,12 @@ fn at_the_runs_own_tokens_the_law_agrees_with_the_last_evaluation_fit() {
     let ds = runs(dir.path(), 30, 0.002, |_, _| {});
     let plain = fit(&ds, &dir.path().join("plain"), &[]).unwrap();
     let here = fit(&ds, &dir.path().join("here"), &["--at-tokens", "8000"]).unwrap();
-    let rows: Vec<Vec<f64>> = (0..9).map(|i| { let w = 0.1 + 0.1 * i as f64; vec![w, 1.0 - w] }).collect();
+    let rows: Vec<Vec<f64>> = (0..9)
+        .map(|i| {
+            let w = 0.1 + 0.1 * i as f64;
+            vec![w, 1.0 - w]
+        })
+        .collect();
     let (p, h) = (predict_many(&plain.model, &rows).unwrap(), predict_many(&here.model, &rows).unwrap());
     let worst = p.iter().zip(&h).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(worst < 0.006, "the two fits differ by up to {worst} (noise sd 0.002)");
@@ -120,9 +149,19 @@ fn a_run_with_two_evaluations_or_a_nan_is_left_out_and_a_horizon_before_the_end_
     let far = fit(&ds, &dir.path().join("far"), &["--at-tokens", "128000"]).unwrap();
     let Model::Horizon(law) = &far.model else { panic!("not a horizon model") };
     assert_eq!(law.x.len(), 28, "runs 4 and 7 have two finite evaluations of valid_loss.a");
-    let report = regmix_core::table::read_parquet(&dir.path().join("far/fit_report.parquet"), regmix_core::Schema::get("fit_report")).unwrap();
+    let report = regmix_core::table::read_parquet(
+        &dir.path().join("far/fit_report.parquet"),
+        regmix_core::Schema::get("fit_report"),
+    )
+    .unwrap();
     let horizon: serde_json::Value = serde_json::from_str(&report.metadata["regmix.horizon"]).unwrap();
-    assert_eq!(horizon["excluded"], serde_json::json!(["4 (2 evaluations of valid_loss.a after warm-up)", "7 (2 evaluations of valid_loss.a after warm-up)"]));
+    assert_eq!(
+        horizon["excluded"],
+        serde_json::json!([
+            "4 (2 evaluations of valid_loss.a after warm-up)",
+            "7 (2 evaluations of valid_loss.a after warm-up)"
+        ])
+    );
     let e = fit(&ds, &dir.path().join("early"), &["--at-tokens", "4000"]).unwrap_err().to_string();
     assert_eq!(e, "--at-tokens 4000 is below the runs' 8000 tokens: the law extrapolates forward; fit without --at-tokens for the runs' own horizon");
 }
@@ -134,7 +173,9 @@ fn trajectories_from_another_collect_are_refused() {
     let other = tempfile::tempdir().unwrap();
     let ds2 = runs(other.path(), 12, 0.004, |_, _| {});
     let t2 = regmix_core::trajectories::path_for(&ds2);
-    let e = fit(&ds, &dir.path().join("f"), &["--at-tokens", "16000", "--trajectories", t2.to_str().unwrap()]).unwrap_err().to_string();
+    let e = fit(&ds, &dir.path().join("f"), &["--at-tokens", "16000", "--trajectories", t2.to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not the trajectories of") && e.contains("collect again"), "{e}");
 }
 

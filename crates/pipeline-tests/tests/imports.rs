@@ -30,11 +30,35 @@ fn s(p: &Path) -> String {
 /// fit and optimize on `dataset`; the optimum's weight of code.
 fn code_weight(dir: &Path, dataset: &Path, target: &str) -> f64 {
     let fit_dir = dir.join(format!("fit-{}", dataset.file_stem().unwrap().to_str().unwrap()));
-    fit::run(&fit::Args::parse_from(["fit", "--dataset", &s(dataset), "--target", target, "--regressor", "gp", "--output", &s(&fit_dir)])).unwrap();
+    fit::run(&fit::Args::parse_from([
+        "fit",
+        "--dataset",
+        &s(dataset),
+        "--target",
+        target,
+        "--regressor",
+        "gp",
+        "--output",
+        &s(&fit_dir),
+    ]))
+    .unwrap();
     let prior = dir.join("prior.json");
     std::fs::write(&prior, r#"{"weights": {"web": 0.34, "code": 0.33, "books": 0.33}}"#).unwrap();
     let out = dir.join(format!("opt-{}", dataset.file_stem().unwrap().to_str().unwrap()));
-    optimize::run(&optimize::Args::parse_from(["optimize", "--fit", &s(&fit_dir), "--prior", &s(&prior), "--output", &s(&out), "--samples", "20000", "--top-k", "20"])).unwrap();
+    optimize::run(&optimize::Args::parse_from([
+        "optimize",
+        "--fit",
+        &s(&fit_dir),
+        "--prior",
+        &s(&prior),
+        "--output",
+        &s(&out),
+        "--samples",
+        "20000",
+        "--top-k",
+        "20",
+    ]))
+    .unwrap();
     let o = regmix_mixture::Optimum::read(&out.join("optimum.parquet")).unwrap();
     o.weights[o.domains.iter().position(|d| d == "code").unwrap()]
 }
@@ -52,7 +76,8 @@ fn olmix_swarm_files_go_through_fit_and_optimize() {
     std::fs::write(&r, ratios).unwrap();
     std::fs::write(&m, metrics).unwrap();
     let ds = dir.path().join("olmix.parquet");
-    collect::run(&collect::Args::parse_from(["collect", "--import-olmix", &s(&r), &s(&m), "--output", &s(&ds)])).unwrap();
+    collect::run(&collect::Args::parse_from(["collect", "--import-olmix", &s(&r), &s(&m), "--output", &s(&ds)]))
+        .unwrap();
     let w = code_weight(dir.path(), &ds, "valid_loss.eval_loss");
     assert!(w > 0.6, "code's weight in the optimum: {w}");
 }
@@ -68,20 +93,33 @@ fn a_wandb_style_table_as_csv_and_as_parquet_goes_through_fit_and_optimize() {
     }
     let c = dir.path().join("wandb.csv");
     std::fs::write(&c, csv).unwrap();
-    let mut cols: Vec<(String, ArrayRef)> = vec![("run".into(), Arc::new(StringArray::from(rs.iter().map(|r| r.0.clone()).collect::<Vec<_>>())))];
+    let mut cols: Vec<(String, ArrayRef)> =
+        vec![("run".into(), Arc::new(StringArray::from(rs.iter().map(|r| r.0.clone()).collect::<Vec<_>>())))];
     for (j, d) in DOMS.iter().enumerate() {
-        cols.push((format!("config.mix.{d}"), Arc::new(Float64Array::from(rs.iter().map(|r| r.1[j]).collect::<Vec<_>>()))));
+        cols.push((
+            format!("config.mix.{d}"),
+            Arc::new(Float64Array::from(rs.iter().map(|r| r.1[j]).collect::<Vec<_>>())),
+        ));
     }
     cols.push(("eval/loss".into(), Arc::new(Float64Array::from(rs.iter().map(|r| r.2).collect::<Vec<_>>()))));
     let batch = RecordBatch::try_from_iter(cols).unwrap();
     let pq_path = dir.path().join("wandb-export.parquet");
-    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&pq_path).unwrap(), batch.schema(), None).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&pq_path).unwrap(), batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
     for (table, name) in [(c, "csv.parquet"), (pq_path, "parquet.parquet")] {
         let ds: PathBuf = dir.path().join(name);
         collect::run(&collect::Args::parse_from([
-            "collect", "--import-table", &s(&table), "--weight-prefix", "config.mix.", "--metric", "eval/loss", "--output", &s(&ds),
+            "collect",
+            "--import-table",
+            &s(&table),
+            "--weight-prefix",
+            "config.mix.",
+            "--metric",
+            "eval/loss",
+            "--output",
+            &s(&ds),
         ]))
         .unwrap();
         let w = code_weight(dir.path(), &ds, "valid_loss.eval_loss");
@@ -110,9 +148,31 @@ fn an_imported_history_fits_at_a_horizon() {
     std::fs::write(&tp, table).unwrap();
     std::fs::write(&hp, history).unwrap();
     let ds = dir.path().join("dataset.parquet");
-    collect::run(&collect::Args::parse_from(["collect", "--import-table", &s(&tp), "--import-history", &s(&hp), "--output", &s(&ds)])).unwrap();
+    collect::run(&collect::Args::parse_from([
+        "collect",
+        "--import-table",
+        &s(&tp),
+        "--import-history",
+        &s(&hp),
+        "--output",
+        &s(&ds),
+    ]))
+    .unwrap();
     let out = dir.path().join("far");
-    fit::run(&fit::Args::parse_from(["fit", "--dataset", &s(&ds), "--target", "valid_loss.web", "--regressor", "gp", "--output", &s(&out), "--at-tokens", "128000"])).unwrap();
+    fit::run(&fit::Args::parse_from([
+        "fit",
+        "--dataset",
+        &s(&ds),
+        "--target",
+        "valid_loss.web",
+        "--regressor",
+        "gp",
+        "--output",
+        &s(&out),
+        "--at-tokens",
+        "128000",
+    ]))
+    .unwrap();
     let saved = regmix_regress::SavedFit::load(&out).unwrap();
     let regmix_regress::Model::Horizon(law) = &saved.model else { panic!("not a horizon model") };
     assert!((law.laws[0].beta - 0.5).abs() < 0.02, "β = {}", law.laws[0].beta);

@@ -13,18 +13,39 @@ fn paper() -> Option<PathBuf> {
 }
 
 const PILE: [(&str, f64); 17] = [
-    ("arxiv", 0.113285273), ("freelaw", 0.079608651), ("nih_exporter", 0.003913491), ("pubmed_central", 0.185375901),
-    ("wikipedia_en", 0.051081359), ("dm_mathematics", 0.015962925), ("github", 0.101750772), ("philpapers", 0.003707518),
-    ("stackexchange", 0.066529351), ("enron_emails", 0.001750772), ("gutenberg_pg_19", 0.027085479), ("pile_cc", 0.236869207),
-    ("ubuntu_irc", 0.01184346), ("europarl", 0.007929969), ("hackernews", 0.008032956), ("pubmed_abstracts", 0.038825953),
+    ("arxiv", 0.113285273),
+    ("freelaw", 0.079608651),
+    ("nih_exporter", 0.003913491),
+    ("pubmed_central", 0.185375901),
+    ("wikipedia_en", 0.051081359),
+    ("dm_mathematics", 0.015962925),
+    ("github", 0.101750772),
+    ("philpapers", 0.003707518),
+    ("stackexchange", 0.066529351),
+    ("enron_emails", 0.001750772),
+    ("gutenberg_pg_19", 0.027085479),
+    ("pile_cc", 0.236869207),
+    ("ubuntu_irc", 0.01184346),
+    ("europarl", 0.007929969),
+    ("hackernews", 0.008032956),
+    ("pubmed_abstracts", 0.038825953),
     ("uspto_backgrounds", 0.046446962),
 ];
 
 fn args(fit: &Path, prior: &Path, out: &Path) -> optimize::Args {
     use clap::Parser;
     optimize::Args::parse_from([
-        "optimize", "--fit", fit.to_str().unwrap(), "--prior", prior.to_str().unwrap(), "--output", out.to_str().unwrap(),
-        "--samples", "100000", "--top-k", "128",
+        "optimize",
+        "--fit",
+        fit.to_str().unwrap(),
+        "--prior",
+        prior.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--samples",
+        "100000",
+        "--top-k",
+        "128",
     ])
 }
 
@@ -41,8 +62,15 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     {
         use clap::Parser;
         let a = fit::Args::parse_from([
-            "fit", "--dataset", ds.to_str().unwrap(), "--target", "valid_loss.pile_cc", "--regressor", "gp",
-            "--output", fit_dir.to_str().unwrap(),
+            "fit",
+            "--dataset",
+            ds.to_str().unwrap(),
+            "--target",
+            "valid_loss.pile_cc",
+            "--regressor",
+            "gp",
+            "--output",
+            fit_dir.to_str().unwrap(),
         ]);
         fit::run(&a).unwrap();
     }

@@ -21,7 +21,8 @@ fn report(args: &[String]) -> anyhow::Result<()> {
 }
 
 const DOMS: [&str; 4] = ["web", "code", "books", "math"];
-const FIGURES: [&str; 6] = ["optimum", "comparison", "target-curves", "mixtures", "weight-vs-target", "predicted-vs-true"];
+const FIGURES: [&str; 6] =
+    ["optimum", "comparison", "target-curves", "mixtures", "weight-vs-target", "predicted-vs-true"];
 
 /// Writes the inputs of every section under `dir`; returns the report's arguments.
 fn pipeline(dir: &Path) -> Vec<String> {
@@ -36,7 +37,8 @@ fn pipeline(dir: &Path) -> Vec<String> {
             w
         })
         .collect();
-    let mixtures = regmix_mixture::io::Mixtures { domains: doms.clone(), ids: (0..60).collect(), weights: weights.clone() };
+    let mixtures =
+        regmix_mixture::io::Mixtures { domains: doms.clone(), ids: (0..60).collect(), weights: weights.clone() };
     mixtures.write_parquet(&dir.join("mixtures.parquet"), &serde_json::json!({"test": true}), &prov).unwrap();
     // Loss per domain falls with the log of its own weight; web helps the others a little.
     let loss = |w: &[f64], e: usize| 4.0 - 0.3 * (w[e] + 1e-3).ln() * 0.2 - 0.4 * w[0];
@@ -54,9 +56,30 @@ fn pipeline(dir: &Path) -> Vec<String> {
     let prior_json = dir.join("prior.json");
     std::fs::write(&prior_json, serde_json::json!({"weights": DOMS.iter().zip(prior).map(|(d, w)| (d.to_string(), serde_json::json!(w))).collect::<serde_json::Map<_, _>>()}).to_string()).unwrap();
     let p = |s: &str| dir.join(s).to_str().unwrap().to_string();
-    fit::run(&fit::Args::parse_from(["fit", "--dataset", &p("dataset.parquet"), "--target", "mean(valid_loss.*)", "--regressor", "gp", "--output", &p("fit")])).unwrap();
+    fit::run(&fit::Args::parse_from([
+        "fit",
+        "--dataset",
+        &p("dataset.parquet"),
+        "--target",
+        "mean(valid_loss.*)",
+        "--regressor",
+        "gp",
+        "--output",
+        &p("fit"),
+    ]))
+    .unwrap();
     optimize::run(&optimize::Args::parse_from([
-        "optimize", "--fit", &p("fit"), "--prior", &p("prior.json"), "--output", &p("optimum"), "--samples", "20000", "--bootstrap", "3",
+        "optimize",
+        "--fit",
+        &p("fit"),
+        "--prior",
+        &p("prior.json"),
+        "--output",
+        &p("optimum"),
+        "--samples",
+        "20000",
+        "--bootstrap",
+        "3",
     ]))
     .unwrap();
     let s = Schema::get("comparison");
@@ -71,7 +94,9 @@ fn pipeline(dir: &Path) -> Vec<String> {
     let s = Schema::get("run_metrics");
     let lists = domains(&doms);
     for (k, (name, _)) in named.iter().enumerate() {
-        let eval = |step: usize| -> Option<f64> { (step % 2 == 0).then_some(if k == 0 { 6.0 - step as f64 * 0.5 } else { 5.5 - step as f64 * 0.3 }) };
+        let eval = |step: usize| -> Option<f64> {
+            (step % 2 == 0).then_some(if k == 0 { 6.0 - step as f64 * 0.5 } else { 5.5 - step as f64 * 0.3 })
+        };
         let mut cols = vec![
             col::u64(vec![1, 2, 3, 4]),
             col::u64(vec![250, 500, 750, 1000]),
@@ -83,15 +108,32 @@ fn pipeline(dir: &Path) -> Vec<String> {
         ];
         cols.extend((0..4).map(|_| col::f64_opt((1..=4).map(eval).collect())));
         std::fs::create_dir_all(dir.join(name)).unwrap();
-        let md: Vec<(String, String)> = [("regmix.run_spec", "{}"), ("regmix.mixture_id", "0"), ("regmix.model", "{}"), ("regmix.train", "{}"), ("regmix.backend", "cpu f32, 1 thread")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        write_parquet(&dir.join(name).join("metrics.parquet"), s, &lists, &batch(s, &lists, cols).unwrap(), &md, &prov).unwrap();
+        let md: Vec<(String, String)> = [
+            ("regmix.run_spec", "{}"),
+            ("regmix.mixture_id", "0"),
+            ("regmix.model", "{}"),
+            ("regmix.train", "{}"),
+            ("regmix.backend", "cpu f32, 1 thread"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        write_parquet(&dir.join(name).join("metrics.parquet"), s, &lists, &batch(s, &lists, cols).unwrap(), &md, &prov)
+            .unwrap();
     }
     vec![
-        "--mixtures".into(), p("mixtures.parquet"), "--dataset".into(), p("dataset.parquet"), "--fit".into(), p("fit"),
-        "--optimum".into(), p("optimum"), "--comparison".into(), p("comparison.parquet"), "--output".into(), p("report.html"),
+        "--mixtures".into(),
+        p("mixtures.parquet"),
+        "--dataset".into(),
+        p("dataset.parquet"),
+        "--fit".into(),
+        p("fit"),
+        "--optimum".into(),
+        p("optimum"),
+        "--comparison".into(),
+        p("comparison.parquet"),
+        "--output".into(),
+        p("report.html"),
     ]
 }
 
@@ -111,15 +153,30 @@ fn every_figure_and_table_is_in_the_page_with_the_provenance_of_its_inputs() {
     assert!(html.contains("gain of the optimum over the prior") && html.contains("% of refits"));
     // The verdict the optimum's own gain calls for, and not the other one.
     let gain = Optimum::read(&dir.path().join("optimum/optimum.parquet")).unwrap().gain;
-    let (said, not_said) = if gain.is_clear() { ("The proxies support this gain", "do not clearly support") } else { ("do not clearly support this gain", "The proxies support this gain") };
+    let (said, not_said) = if gain.is_clear() {
+        ("The proxies support this gain", "do not clearly support")
+    } else {
+        ("do not clearly support this gain", "The proxies support this gain")
+    };
     assert!(html.contains(said) && !html.contains(not_said), "gain {gain:?}: the page should say `{said}`");
     assert!(html.contains("lowest mean validation loss: <b>regmix"));
     // Provenance: each file read, with the command that wrote it.
-    for f in ["mixtures.parquet", "dataset.parquet", "fit_report.parquet", "predictions.parquet", "optimum.parquet", "comparison.parquet"] {
+    for f in [
+        "mixtures.parquet",
+        "dataset.parquet",
+        "fit_report.parquet",
+        "predictions.parquet",
+        "optimum.parquet",
+        "comparison.parquet",
+    ] {
         assert!(html.contains(f), "{f} not in the provenance table");
     }
     assert!(html.contains("report-test") && html.contains("optimize 0.1.0"));
-    assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count(), "no network resources");
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count(),
+        "no network resources"
+    );
 }
 
 #[test]
@@ -141,7 +198,10 @@ fn training_curves_come_from_the_targets_metrics_and_are_left_out_without_them()
 }
 
 fn chromium() -> Option<String> {
-    ["chromium", "chromium-browser", "google-chrome"].into_iter().map(String::from).find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .map(String::from)
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
 }
 
 #[test]
@@ -160,10 +220,13 @@ fn chromium_lays_out_every_figure_with_a_size_and_marks() {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&o.stdout);
-    let start = dom.find("<pre id=\"render-check\"").unwrap_or_else(|| panic!("no render check in the DOM: {}", String::from_utf8_lossy(&o.stderr)));
+    let start = dom
+        .find("<pre id=\"render-check\"")
+        .unwrap_or_else(|| panic!("no render check in the DOM: {}", String::from_utf8_lossy(&o.stderr)));
     let json = &dom[start..];
     let json = &json[json.find('>').unwrap() + 1..json.find("</pre>").unwrap()];
-    let figs: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_else(|e| panic!("render check `{json}`: {e}"));
+    let figs: Vec<serde_json::Value> =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("render check `{json}`: {e}"));
     let names: Vec<&str> = figs.iter().map(|f| f["figure"].as_str().unwrap()).collect();
     assert_eq!(names, FIGURES);
     for f in &figs {

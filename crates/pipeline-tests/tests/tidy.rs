@@ -52,7 +52,10 @@ fn strip(src: &str) -> String {
                     i += 1;
                 }
             }
-        } else if c[i] == 'r' && (c.get(i + 1) == Some(&'"') || c.get(i + 1) == Some(&'#')) && (i == 0 || !ident_char(c[i - 1])) {
+        } else if c[i] == 'r'
+            && (c.get(i + 1) == Some(&'"') || c.get(i + 1) == Some(&'#'))
+            && (i == 0 || !ident_char(c[i - 1]))
+        {
             // A raw string r"…" or r#"…"#: ends at a quote followed by as many #.
             let mut j = i + 1;
             let mut hashes = 0;
@@ -251,7 +254,8 @@ fn circles(edges: &Edges) -> Vec<String> {
         if done.contains(n) || !reachable[n].contains(n) {
             continue;
         }
-        let component: BTreeSet<&String> = nodes.iter().copied().filter(|&m| reachable[n].contains(m) && reachable[m].contains(n)).collect();
+        let component: BTreeSet<&String> =
+            nodes.iter().copied().filter(|&m| reachable[n].contains(m) && reachable[m].contains(n)).collect();
         done.extend(component.iter().map(|m| (*m).clone()));
         // Breadth-first from n back to n inside the component.
         let mut parent: BTreeMap<String, String> = BTreeMap::new();
@@ -279,7 +283,8 @@ fn circles(edges: &Edges) -> Vec<String> {
         }
         path[1..].reverse();
         path.push(n.clone());
-        let steps: Vec<String> = path.windows(2).map(|w| format!("{} → {} ({})", w[0], w[1], edges[&w[0]][&w[1]])).collect();
+        let steps: Vec<String> =
+            path.windows(2).map(|w| format!("{} → {} ({})", w[0], w[1], edges[&w[0]][&w[1]])).collect();
         let members: Vec<&str> = component.iter().map(|m| m.as_str()).collect();
         out.push(format!("modules {{{}}} import each other in a circle: {}", members.join(", "), steps.join(", ")));
     }
@@ -317,7 +322,11 @@ fn sources(dir: &Path) -> Sources {
 #[test]
 fn no_crate_imports_its_own_modules_in_a_circle() {
     let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut crates: Vec<PathBuf> = std::fs::read_dir(root.join("crates")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("Cargo.toml").exists()).collect();
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
     crates.sort();
     let mut failures = Vec::new();
     let mut modules = 0;
@@ -328,14 +337,28 @@ fn no_crate_imports_its_own_modules_in_a_circle() {
         failures.extend(circles(&edges(&s)).into_iter().map(|c| format!("{name}: {c}")));
     }
     // Not a pass by finding nothing: the workspace has about twenty crates, some eighty modules.
-    assert!(crates.len() >= 15 && modules >= 60, "{} crates, {modules} modules read under {}", crates.len(), root.display());
-    assert!(failures.is_empty(), "import circles (move what both sides need into a module below them):\n{}", failures.join("\n"));
+    assert!(
+        crates.len() >= 15 && modules >= 60,
+        "{} crates, {modules} modules read under {}",
+        crates.len(),
+        root.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "import circles (move what both sides need into a module below them):\n{}",
+        failures.join("\n")
+    );
 }
 
 fn crate_of(files: &[(&str, &str)]) -> Sources {
     files
         .iter()
-        .map(|(m, text)| (m.to_string(), (if m.is_empty() { "lib.rs".into() } else { format!("{}.rs", m.replace("::", "/")) }, text.to_string())))
+        .map(|(m, text)| {
+            (
+                m.to_string(),
+                (if m.is_empty() { "lib.rs".into() } else { format!("{}.rs", m.replace("::", "/")) }, text.to_string()),
+            )
+        })
         .collect()
 }
 
@@ -350,7 +373,10 @@ fn the_checker_finds_a_circle_however_the_path_is_written() {
         ("c", "pub struct Gadget;\nfn h() { let _ = crate::Gadget; }\nuse crate::a as other;\n"),
     ]);
     let found = circles(&edges(&circle));
-    assert_eq!(found, vec!["modules {a, b, c} import each other in a circle: a → b (a.rs:2), b → c (b.rs:2), c → a (c.rs:3)"]);
+    assert_eq!(
+        found,
+        vec!["modules {a, b, c} import each other in a circle: a → b (a.rs:2), b → c (b.rs:2), c → a (c.rs:3)"]
+    );
     // The same references in comments, strings, char literals and `$crate::` are not imports,
     // nor is a use of what the root itself defines (a crate's `Error`).
     let quiet = crate_of(&[

@@ -82,7 +82,8 @@ fn parse_ids_at_most(s: &str, max: u64, what: &str) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     let mut count: u64 = 0;
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let num = |x: &str| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} in {s:?} is not a mixture id"));
+        let num =
+            |x: &str| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} in {s:?} is not a mixture id"));
         let (a, b) = match part.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
             None => (num(part)?, num(part)?),

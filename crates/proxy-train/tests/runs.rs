@@ -41,10 +41,16 @@ fn a_run_killed_with_sigkill_and_restarted_ends_bit_identical_to_an_uninterrupte
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let flags = ["--tokens", "38400", "--checkpoint-every", "5", "--eval-every", "50", "--ids", "1"];
-    let st = cmd(dir.path(), &[&["--output", a.to_str().unwrap()], &flags[..]].concat()).stderr(Stdio::null()).status().unwrap();
+    let st = cmd(dir.path(), &[&["--output", a.to_str().unwrap()], &flags[..]].concat())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(st.success());
 
-    let mut child = cmd(dir.path(), &[&["--output", b.to_str().unwrap()], &flags[..]].concat()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cmd(dir.path(), &[&["--output", b.to_str().unwrap()], &flags[..]].concat())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let ckpt = b.join("1/checkpoint.safetensors");
     let t0 = Instant::now();
     while !ckpt.exists() {
@@ -54,9 +60,15 @@ fn a_run_killed_with_sigkill_and_restarted_ends_bit_identical_to_an_uninterrupte
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!b.join("1/done.json").exists(), "the run finished before it could be killed: lengthen it");
-    let st = cmd(dir.path(), &[&["--output", b.to_str().unwrap()], &flags[..]].concat()).stderr(Stdio::null()).status().unwrap();
+    let st = cmd(dir.path(), &[&["--output", b.to_str().unwrap()], &flags[..]].concat())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(st.success());
-    assert_eq!(common::metrics_without_time(&a.join("1/metrics.parquet")), common::metrics_without_time(&b.join("1/metrics.parquet")));
+    assert_eq!(
+        common::metrics_without_time(&a.join("1/metrics.parquet")),
+        common::metrics_without_time(&b.join("1/metrics.parquet"))
+    );
     // No temporary files are left behind.
     for e in std::fs::read_dir(b.join("1")).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().to_string();
@@ -87,7 +99,9 @@ fn finished_runs_are_skipped_and_collect_reads_the_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
     let run = |extra: &[&str]| {
-        let o = cmd(dir.path(), &[&["--output", out.to_str().unwrap(), "--tokens", "1280"], extra].concat()).output().unwrap();
+        let o = cmd(dir.path(), &[&["--output", out.to_str().unwrap(), "--tokens", "1280"], extra].concat())
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stderr).unwrap()
     };
@@ -105,7 +119,8 @@ fn finished_runs_are_skipped_and_collect_reads_the_runs() {
         let t = read_parquet(&RunDir::of(&out, id).metrics(), Schema::get("run_metrics")).unwrap();
         assert_eq!(t.list("domain").unwrap(), ["code", "config", "prose"]);
         assert_eq!(t.str("status").unwrap().value(t.rows() - 1), RunStatus::Finished.as_str());
-        let last: Vec<f64> = t.wide_f64(VALID_LOSS, t.list("domain").unwrap()).unwrap().iter().map(|c| c[t.rows() - 1]).collect();
+        let last: Vec<f64> =
+            t.wide_f64(VALID_LOSS, t.list("domain").unwrap()).unwrap().iter().map(|c| c[t.rows() - 1]).collect();
         assert!(last.iter().all(|l| *l > 0.0 && *l < 7.0), "mixture {id}: {last:?}");
     }
 }
@@ -130,12 +145,18 @@ fn concurrent_runs_end_with_the_metrics_of_runs_trained_one_at_a_time() {
     let (one, three) = (dir.path().join("one"), dir.path().join("three"));
     let flags = ["--tokens", "2560", "--eval-every", "5"];
     for (out, n) in [(&one, "1"), (&three, "3")] {
-        let o = cmd(dir.path(), &[&["--output", out.to_str().unwrap(), "--concurrent-runs", n], &flags[..]].concat()).output().unwrap();
+        let o = cmd(dir.path(), &[&["--output", out.to_str().unwrap(), "--concurrent-runs", n], &flags[..]].concat())
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     for id in 0..3 {
         let m = format!("{id}/metrics.parquet");
-        assert_eq!(common::metrics_without_time(&one.join(&m)), common::metrics_without_time(&three.join(&m)), "mixture {id}");
+        assert_eq!(
+            common::metrics_without_time(&one.join(&m)),
+            common::metrics_without_time(&three.join(&m)),
+            "mixture {id}"
+        );
     }
 }
 
@@ -143,7 +164,9 @@ fn concurrent_runs_end_with_the_metrics_of_runs_trained_one_at_a_time() {
 fn bad_flags_are_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
-    let o = cmd(dir.path(), &["--output", out.to_str().unwrap(), "--tokens", "1280", "--eval-every", "0"]).output().unwrap();
+    let o = cmd(dir.path(), &["--output", out.to_str().unwrap(), "--tokens", "1280", "--eval-every", "0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--eval-every"), "{e}");

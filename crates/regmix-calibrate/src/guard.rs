@@ -79,7 +79,9 @@ impl Regime {
     /// Whether the evidence says these proxies rank mixtures as the target does.
     pub fn ranks_well(&self) -> bool {
         match self {
-            Regime::Calibrated { row, .. } => matches!(row.verdict.as_str(), "recommended" | "within noise of the best"),
+            Regime::Calibrated { row, .. } => {
+                matches!(row.verdict.as_str(), "recommended" | "within noise of the best")
+            }
             Regime::Uncalibrated { tokens_per_param, .. } => *tokens_per_param >= PUBLISHED_TOKENS_PER_PARAM,
         }
     }
@@ -126,7 +128,10 @@ impl Regime {
                 format!("{measured}. Their optimum may lose to the prior at the target's scale; {action}.")
             }
             Regime::Uncalibrated { tokens_per_param, tokens, params, calibration } => {
-                let lacks = calibration.as_ref().map(|c| format!(" ({} has no row with these settings)", c.display())).unwrap_or_default();
+                let lacks = calibration
+                    .as_ref()
+                    .map(|c| format!(" ({} has no row with these settings)", c.display()))
+                    .unwrap_or_default();
                 let measured = format!(
                     "proxies of {tokens} tokens on {params} parameters see {tokens_per_param:.2} tokens per parameter{lacks}"
                 );
@@ -212,7 +217,13 @@ mod tests {
                 target: "mean(valid_loss.*)".into(),
                 targets: vec![],
                 domains: vec![],
-                mixtures: vec![TargetMixture { id: 0, name: "prior".into(), weights: vec![1.0], loss: 1.0, runs: vec![1.0] }],
+                mixtures: vec![TargetMixture {
+                    id: 0,
+                    name: "prior".into(),
+                    weights: vec![1.0],
+                    loss: 1.0,
+                    runs: vec![1.0],
+                }],
                 prior: None,
                 bootstrap: 10,
                 seed: 1,

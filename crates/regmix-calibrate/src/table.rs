@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use regmix_core::schema::Lists;
 use regmix_core::schema::Schema;
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
-use regmix_core::schema::Lists;
 use regmix_core::{Error, Provenance, Result};
 use serde::{Deserialize, Serialize};
 
@@ -125,21 +125,35 @@ impl Calibration {
         let t = read_parquet(path, Schema::get("calibration"))?;
         let inputs: Inputs = t.json_metadata(KEY)?;
         let n = t.rows();
-        let strs = |name: &str| -> Result<Vec<String>> { Ok(t.str(name)?.iter().map(|v| v.unwrap_or_default().to_string()).collect()) };
-        let (recipe, verdict, losses, settings) = (strs("recipe")?, strs("verdict")?, strs("proxy_losses")?, strs("settings")?);
+        let strs = |name: &str| -> Result<Vec<String>> {
+            Ok(t.str(name)?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        };
+        let (recipe, verdict, losses, settings) =
+            (strs("recipe")?, strs("verdict")?, strs("proxy_losses")?, strs("settings")?);
         let u32s = |name: &str| -> Result<Vec<u32>> { Ok(t.u32(name)?.values().to_vec()) };
-        let (mixtures, planned, decisions, agree) = (u32s("mixtures")?, u32s("planned")?, u32s("prior_decisions")?, u32s("prior_agree")?);
-        let (top, top_decisions, top_agree) = (u32s("top_mixtures")?, u32s("top_prior_decisions")?, u32s("top_prior_agree")?);
+        let (mixtures, planned, decisions, agree) =
+            (u32s("mixtures")?, u32s("planned")?, u32s("prior_decisions")?, u32s("prior_agree")?);
+        let (top, top_decisions, top_agree) =
+            (u32s("top_mixtures")?, u32s("top_prior_decisions")?, u32s("top_prior_agree")?);
         let top_sp = t.f64_opt_values("top_spearman")?;
         let tokens = t.u64("tokens")?.values().to_vec();
         let params = t.u64("params")?.values().to_vec();
         let tpp = t.f64_values("tokens_per_param")?;
         let flops = t.f64_values("flops_per_proxy")?;
         let o = |name: &str| t.f64_opt_values(name);
-        let (sp, sl, sh, pw, pl, ph) = (o("spearman")?, o("spearman_lo")?, o("spearman_hi")?, o("pairwise")?, o("pairwise_lo")?, o("pairwise_hi")?);
+        let (sp, sl, sh, pw, pl, ph) = (
+            o("spearman")?,
+            o("spearman_lo")?,
+            o("spearman_hi")?,
+            o("pairwise")?,
+            o("pairwise_lo")?,
+            o("pairwise_hi")?,
+        );
         let mut rows = Vec::with_capacity(n);
         for i in 0..n {
-            let bad = |field: &str, e: serde_json::Error| Error::value(path, i, field, format!("not the JSON the contract says: {e}"));
+            let bad = |field: &str, e: serde_json::Error| {
+                Error::value(path, i, field, format!("not the JSON the contract says: {e}"))
+            };
             rows.push(RecipeRow {
                 recipe: recipe[i].clone(),
                 mixtures: mixtures[i],
@@ -214,7 +228,13 @@ mod tests {
                 target: "mean(valid_loss.*)".into(),
                 targets: vec![Input { file: "t.parquet".into(), sha256: "ab".into() }],
                 domains: vec!["a".into(), "b".into()],
-                mixtures: vec![TargetMixture { id: 0, name: "prior".into(), weights: vec![0.5, 0.5], loss: 4.5, runs: vec![4.4, 4.6] }],
+                mixtures: vec![TargetMixture {
+                    id: 0,
+                    name: "prior".into(),
+                    weights: vec![0.5, 0.5],
+                    loss: 4.5,
+                    runs: vec![4.4, 4.6],
+                }],
                 prior: Some("prior".into()),
                 bootstrap: 100,
                 seed: 42,

@@ -119,7 +119,9 @@ fn remove_dead_temporaries(dest: &Path) -> Result<()> {
     let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        if stale_temporary_of(&n).is_some_and(|stem| stem == name.to_string_lossy()) && e.file_type().is_ok_and(|t| t.is_file()) {
+        if stale_temporary_of(&n).is_some_and(|stem| stem == name.to_string_lossy())
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
             fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
         }
     }
@@ -196,7 +198,10 @@ impl OutputDir {
     pub fn create(dest: &Path) -> Result<OutputDir> {
         if let Ok(md) = fs::symlink_metadata(dest) {
             if !md.is_dir() {
-                return Err(Error::Invalid(format!("{}: refusing to replace it with an output folder: it is not a folder", dest.display())));
+                return Err(Error::Invalid(format!(
+                    "{}: refusing to replace it with an output folder: it is not a folder",
+                    dest.display()
+                )));
             }
         }
         let parent = match dest.parent() {
@@ -204,7 +209,11 @@ impl OutputDir {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let name = dest.file_name().ok_or_else(|| Error::Invalid(format!("{}: not a folder name", dest.display())))?.to_string_lossy().into_owned();
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{}: not a folder name", dest.display())))?
+            .to_string_lossy()
+            .into_owned();
         for e in fs::read_dir(&parent).map_err(|e| Error::io(&parent, e))?.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             if stale_temporary_of(&n) == Some(name.as_str()) && e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -252,8 +261,10 @@ impl Drop for OutputDir {
 /// Exchanges two paths atomically (Linux `renameat2` with `RENAME_EXCHANGE`).
 fn exchange(a: &Path, b: &Path) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(|_| Error::Invalid(format!("{}: NUL in path", a.display())))?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(|_| Error::Invalid(format!("{}: NUL in path", b.display())))?;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: NUL in path", a.display())))?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: NUL in path", b.display())))?;
     // SAFETY: both are valid NUL-terminated paths that live across the call; renameat2 reads
     // them and touches no other memory.
     let r = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
@@ -300,7 +311,8 @@ pub fn clean_stale_recursive(dir: &Path) -> Result<usize> {
 /// `path` made absolute with its symbolic links resolved, for the part of it that exists (an
 /// output often does not exist yet).
 fn resolved(path: &Path) -> PathBuf {
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
+    let abs =
+        if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
     let mut head = abs.clone();
     let mut tail: Vec<std::ffi::OsString> = Vec::new();
     loop {

@@ -30,7 +30,11 @@ mod tests {
         for s in Schema::all() {
             for c in &s.columns {
                 if let ColumnKind::Template { prefix, .. } = &c.kind {
-                    assert!(ALL.contains(&prefix.as_str()), "schema {}: template prefix `{prefix}` is not in columns::ALL", s.name);
+                    assert!(
+                        ALL.contains(&prefix.as_str()),
+                        "schema {}: template prefix `{prefix}` is not in columns::ALL",
+                        s.name
+                    );
                 }
             }
         }

@@ -7,9 +7,7 @@ pub fn validate(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::Invalid("empty domain name".into()));
     }
-    if let Some(c) =
-        name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
         return Err(Error::Invalid(format!(
             "domain name `{name}` has the character {c:?}; domain names use [a-z0-9_] only"
         )));

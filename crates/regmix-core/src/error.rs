@@ -52,12 +52,7 @@ impl Error {
         Error::Metadata { path: path.into(), key: key.to_string(), message: message.to_string() }
     }
 
-    pub fn value(
-        path: impl Into<PathBuf>,
-        row: usize,
-        field: &str,
-        message: impl ToString,
-    ) -> Self {
+    pub fn value(path: impl Into<PathBuf>, row: usize, field: &str, message: impl ToString) -> Self {
         Error::Value { path: path.into(), row, field: field.to_string(), message: message.to_string() }
     }
 }
@@ -75,10 +70,15 @@ mod tests {
     #[test]
     fn enospc_is_a_full_disk_with_its_path_whether_bare_or_wrapped_by_a_writer() {
         let bare = Error::io("/data/x.parquet", std::io::Error::from_raw_os_error(libc::ENOSPC)).to_string();
-        assert_eq!(bare, "/data/x.parquet: the disk is full (no space left on device): free space there or write elsewhere");
+        assert_eq!(
+            bare,
+            "/data/x.parquet: the disk is full (no space left on device): free space there or write elsewhere"
+        );
         let wrapped = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
         let e = Error::format("/data/s.arrow", "arrow ipc", format!("Io error: {wrapped}")).to_string();
         assert!(e.starts_with("/data/s.arrow: the disk is full"), "{e}");
-        assert!(Error::format("/data/s.arrow", "arrow ipc", "bad magic").to_string().contains("not a valid arrow ipc file"));
+        assert!(Error::format("/data/s.arrow", "arrow ipc", "bad magic")
+            .to_string()
+            .contains("not a valid arrow ipc file"));
     }
 }

@@ -65,12 +65,22 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, schema: &Schema) -> R
         return Err(Error::format(path, kind, format!("expected a `{}` document (a JSON object)", schema.name)));
     };
     let Some(c) = obj.remove(KEY) else {
-        return Err(Error::metadata(path, KEY, format!("missing; this file was not written by regmix (expected a `{}` file)", schema.name)));
+        return Err(Error::metadata(
+            path,
+            KEY,
+            format!("missing; this file was not written by regmix (expected a `{}` file)", schema.name),
+        ));
     };
     let field = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
     match field("schema").as_str() {
         Some(n) if n == schema.name => {}
-        Some(n) => return Err(Error::metadata(path, &format!("{KEY}.schema"), format!("this is a `{n}` file, expected a `{}` file", schema.name))),
+        Some(n) => {
+            return Err(Error::metadata(
+                path,
+                &format!("{KEY}.schema"),
+                format!("this is a `{n}` file, expected a `{}` file", schema.name),
+            ))
+        }
         None => return Err(Error::metadata(path, &format!("{KEY}.schema"), "missing")),
     }
     let v = field("schema_version");
@@ -126,7 +136,14 @@ fn diff_into(at: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 fn check_fields(path: &Path, schema: &Schema, obj: &Map<String, Value>) -> Result<()> {
     for f in &schema.fields {
         match obj.get(&f.name) {
-            None => return Err(Error::Column { path: path.into(), column: f.name.clone(), expected: format!("field `{}`", f.name), found: "no such field".into() }),
+            None => {
+                return Err(Error::Column {
+                    path: path.into(),
+                    column: f.name.clone(),
+                    expected: format!("field `{}`", f.name),
+                    found: "no such field".into(),
+                })
+            }
             Some(Value::Null) if f.nullable => {}
             Some(v) if f.ty.admits(v) => {}
             Some(v) => {
@@ -138,7 +155,12 @@ fn check_fields(path: &Path, schema: &Schema, obj: &Map<String, Value>) -> Resul
                     Value::Array(_) => "an array".into(),
                     Value::Object(_) => "an object".into(),
                 };
-                return Err(Error::Column { path: path.into(), column: f.name.clone(), expected: format!("{:?}", f.ty).to_lowercase(), found });
+                return Err(Error::Column {
+                    path: path.into(),
+                    column: f.name.clone(),
+                    expected: format!("{:?}", f.ty).to_lowercase(),
+                    found,
+                });
             }
         }
     }
@@ -161,7 +183,14 @@ mod tests {
     }
 
     fn done() -> Done {
-        Done { status: "finished".into(), steps: 3, tokens: 96, valid: vec![Some(5.0)], elapsed_s: 1.5, spec: serde_json::json!({"tokens": 96}) }
+        Done {
+            status: "finished".into(),
+            steps: 3,
+            tokens: 96,
+            valid: vec![Some(5.0)],
+            elapsed_s: 1.5,
+            spec: serde_json::json!({"tokens": 96}),
+        }
     }
 
     #[test]
@@ -189,7 +218,10 @@ mod tests {
     fn differences_name_each_leaf_that_changed() {
         let a = serde_json::json!({"train": {"tokens": 8192, "lr": 0.003}, "weights": [0.5, 0.5]});
         let b = serde_json::json!({"train": {"tokens": 16384, "lr": 0.003}, "weights": [0.25, 0.75]});
-        assert_eq!(differences(&a, &b), ["train.tokens: 8192 then, 16384 now", "weights[0]: 0.5 then, 0.25 now", "weights[1]: 0.5 then, 0.75 now"]);
+        assert_eq!(
+            differences(&a, &b),
+            ["train.tokens: 8192 then, 16384 now", "weights[0]: 0.5 then, 0.25 now", "weights[1]: 0.5 then, 0.75 now"]
+        );
         assert!(differences(&a, &a).is_empty());
     }
 

@@ -26,7 +26,9 @@ pub fn path_for(output: &Path) -> PathBuf {
 }
 
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "this host".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "this host".into())
 }
 
 impl Lock {
@@ -44,7 +46,13 @@ impl Lock {
     pub fn at(path: &Path, what: &str) -> Result<Lock> {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| unwritable(dir, path, e))?;
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| unwritable(dir, path, e))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| unwritable(dir, path, e))?;
         // SAFETY: flock on a descriptor this function owns; LOCK_NB makes it return at once.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r != 0 {
@@ -62,7 +70,10 @@ impl Lock {
             return Err(Error::io(path, err));
         }
         let me = format!("pid {} on {}", std::process::id(), host());
-        file.set_len(0).and_then(|_| file.rewind()).and_then(|_| file.write_all(me.as_bytes())).map_err(|e| Error::io(path, e))?;
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(me.as_bytes()))
+            .map_err(|e| Error::io(path, e))?;
         Ok(Lock { file, path: path.to_path_buf() })
     }
 
@@ -103,7 +114,10 @@ mod tests {
         let first = Lock::output(&out, "fit output").unwrap();
         assert_eq!(first.path(), dir.path().join(".fit.lock"));
         let e = Lock::output(&out, "fit output").unwrap_err().to_string();
-        assert!(e.starts_with(&format!("fit output is being written by another process (pid {} on ", std::process::id())), "{e}");
+        assert!(
+            e.starts_with(&format!("fit output is being written by another process (pid {} on ", std::process::id())),
+            "{e}"
+        );
         drop(first);
         Lock::output(&out, "fit output").unwrap();
     }

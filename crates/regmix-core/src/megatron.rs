@@ -173,7 +173,11 @@ pub fn check_prefix(prefix: &str, want: &Expected) -> Result<Checked> {
         }
         let idx = file(d, "idx");
         if !idx.is_file() {
-            return Err(Error::Invalid(format!("{}: no such file, though {} records its export ({what})", idx.display(), m.display())));
+            return Err(Error::Invalid(format!(
+                "{}: no such file, though {} records its export ({what})",
+                idx.display(),
+                m.display()
+            )));
         }
         let bin = file(d, "bin");
         let size = std::fs::metadata(&bin).map_err(|e| Error::io(&bin, e))?.len();
@@ -234,7 +238,11 @@ mod tests {
     fn a_marker_written_before_domain_and_tokenizer_were_recorded_still_reads() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("train-web.json");
-        std::fs::write(&p, r#"{"shards_sha256":"s","tokens":4,"token_type_code":8,"documents":1,"bin_sha256":"b","idx_sha256":"i"}"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"{"shards_sha256":"s","tokens":4,"token_type_code":8,"documents":1,"bin_sha256":"b","idx_sha256":"i"}"#,
+        )
+        .unwrap();
         let m = Marker::read(&p).unwrap();
         assert_eq!((m.token_bytes(), m.domain, m.tokenizer_sha256), (Some(2), None, None));
         std::fs::write(&p, "{").unwrap();

@@ -17,8 +17,7 @@ pub const KEY_PRODUCER_VERSION: &str = "regmix.producer_version";
 pub const KEY_ARGUMENTS: &str = "regmix.arguments";
 
 /// The keys every file carries, whatever its schema.
-pub const COMMON_KEYS: [&str; 5] =
-    [KEY_SCHEMA, KEY_SCHEMA_VERSION, KEY_PRODUCER, KEY_PRODUCER_VERSION, KEY_ARGUMENTS];
+pub const COMMON_KEYS: [&str; 5] = [KEY_SCHEMA, KEY_SCHEMA_VERSION, KEY_PRODUCER, KEY_PRODUCER_VERSION, KEY_ARGUMENTS];
 
 impl Provenance {
     /// The provenance of the running binary: its name, the given version, and `std::env::args`.

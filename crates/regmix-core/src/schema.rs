@@ -133,7 +133,10 @@ struct SchemaJson {
 pub enum ColumnKind {
     Fixed(String),
     /// `prefix` + domain; `list` is the placeholder's name (`domain`, `eval_domain`).
-    Template { prefix: String, list: String },
+    Template {
+        prefix: String,
+        list: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -214,7 +217,12 @@ pub fn type_name(t: &DataType) -> String {
 impl Schema {
     fn from_json(text: &str) -> Schema {
         let j: SchemaJson = serde_json::from_str(text).expect("schemas/*.json must parse");
-        assert_eq!(j.format == Format::Json, j.columns.is_empty(), "schema {}: a JSON contract has fields, a table columns", j.schema);
+        assert_eq!(
+            j.format == Format::Json,
+            j.columns.is_empty(),
+            "schema {}: a JSON contract has fields, a table columns",
+            j.schema
+        );
         let columns = j
             .columns
             .into_iter()
@@ -225,10 +233,7 @@ impl Schema {
                         let open = t.find('{').expect("template needs {list}");
                         let close = t.rfind('}').expect("template needs {list}");
                         assert_eq!(close, t.len() - 1, "template placeholder must end the name");
-                        ColumnKind::Template {
-                            prefix: t[..open].to_string(),
-                            list: t[open + 1..close].to_string(),
-                        }
+                        ColumnKind::Template { prefix: t[..open].to_string(), list: t[open + 1..close].to_string() }
                     }
                     _ => panic!("schema {}: a column has exactly one of name, template", j.schema),
                 };
@@ -300,22 +305,14 @@ impl Schema {
 
     /// Checks a file's Arrow schema and key-value metadata against this contract and returns
     /// the template lists found (e.g. the domains of a wide table), in column order.
-    pub fn check(
-        &self,
-        path: &Path,
-        found: &ArrowSchema,
-        md: &HashMap<String, String>,
-    ) -> Result<Lists> {
+    pub fn check(&self, path: &Path, found: &ArrowSchema, md: &HashMap<String, String>) -> Result<Lists> {
         // The kind and version first: a file of another kind gets an error that says so.
         match md.get(KEY_SCHEMA) {
             None => {
                 return Err(Error::metadata(
                     path,
                     KEY_SCHEMA,
-                    format!(
-                        "missing; this file was not written by regmix (expected a `{}` file)",
-                        self.name
-                    ),
+                    format!("missing; this file was not written by regmix (expected a `{}` file)", self.name),
                 ))
             }
             Some(k) if k != &self.name => {
@@ -334,7 +331,11 @@ impl Schema {
             } else {
                 format!("versions {} to {}", self.reads_from, self.version)
             };
-            return Err(Error::metadata(path, KEY_SCHEMA_VERSION, format!("version `{v}` of `{}`, this build reads {reads}", self.name)));
+            return Err(Error::metadata(
+                path,
+                KEY_SCHEMA_VERSION,
+                format!("version `{v}` of `{}`, this build reads {reads}", self.name),
+            ));
         };
         for k in self.required_keys() {
             if !md.contains_key(&k) {
@@ -449,10 +450,7 @@ fn check_field(path: &Path, f: &Field, c: &ColumnSpec) -> Result<()> {
 
 /// Metadata keys with the schema's identity, to merge into a file's key-value metadata.
 pub fn identity(schema: &Schema) -> Vec<(String, String)> {
-    vec![
-        (KEY_SCHEMA.into(), schema.name.clone()),
-        (KEY_SCHEMA_VERSION.into(), schema.version.to_string()),
-    ]
+    vec![(KEY_SCHEMA.into(), schema.name.clone()), (KEY_SCHEMA_VERSION.into(), schema.version.to_string())]
 }
 
 #[cfg(test)]

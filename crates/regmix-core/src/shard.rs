@@ -45,12 +45,7 @@ pub struct ShardWriter {
 
 impl ShardWriter {
     /// `metadata` must hold the token_shard schema's keys (domain, split, tokenizer, eos).
-    pub fn create(
-        path: &Path,
-        dtype: DataType,
-        metadata: &[(String, String)],
-        prov: &Provenance,
-    ) -> Result<Self> {
+    pub fn create(path: &Path, dtype: DataType, metadata: &[(String, String)], prov: &Provenance) -> Result<Self> {
         let contract = Schema::get("token_shard");
         let mut types = HashMap::new();
         types.insert("tokens".to_string(), dtype.clone());
@@ -155,7 +150,11 @@ impl TokenShard {
         // (or a link to one) is a shard.
         let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !md.is_file() {
-            return Err(Error::format(path, "token shard", "not a regular file (a folder, FIFO or device where a shard should be)"));
+            return Err(Error::format(
+                path,
+                "token shard",
+                "not a regular file (a folder, FIFO or device where a shard should be)",
+            ));
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the file is opened read-only and regmix never rewrites a shard in place
@@ -171,8 +170,8 @@ impl TokenShard {
         let buffer = unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) };
         let bad = |m: String| Error::format(path, "token shard", m);
         let trailer_start = len - 10;
-        let footer_len = read_footer_length(buffer[trailer_start..].try_into().unwrap())
-            .map_err(|e| bad(e.to_string()))?;
+        let footer_len =
+            read_footer_length(buffer[trailer_start..].try_into().unwrap()).map_err(|e| bad(e.to_string()))?;
         if footer_len > trailer_start {
             return Err(bad("footer length exceeds the file".into()));
         }
@@ -343,10 +342,15 @@ mod tests {
         w.finish().unwrap();
         let s = TokenShard::open(&p).unwrap();
         let idx = dir.path().join("manifest.parquet");
-        let row = ShardRow { domain: "web", split: "train", tokens: 3, tokenizer_sha256: "00", token_type: Some("uint16") };
+        let row =
+            ShardRow { domain: "web", split: "train", tokens: 3, tokenizer_sha256: "00", token_type: Some("uint16") };
         s.check_row(&idx, &row).unwrap();
         let e = |r: ShardRow| s.check_row(&idx, &r).unwrap_err().to_string();
-        assert!(e(ShardRow { tokens: 4, ..row }).contains("s.arrow: tokens 3, but"), "{}", e(ShardRow { tokens: 4, ..row }));
+        assert!(
+            e(ShardRow { tokens: 4, ..row }).contains("s.arrow: tokens 3, but"),
+            "{}",
+            e(ShardRow { tokens: 4, ..row })
+        );
         assert!(e(ShardRow { domain: "code", ..row }).contains("domain web, but"));
         assert!(e(ShardRow { split: "valid", ..row }).contains("split train, but"));
         assert!(e(ShardRow { tokenizer_sha256: "ff", ..row }).contains("tokenizer sha256 00, but"));

@@ -15,8 +15,8 @@ use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 use crate::atomic::AtomicFile;
 use crate::schema::{identity, Lists, Schema};
@@ -84,8 +84,7 @@ pub fn write_parquet(
         .set_key_value_metadata(Some(dedup.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
         .build();
     let file = AtomicFile::create(path)?;
-    let mut w = ArrowWriter::try_new(file, expected, Some(props))
-        .map_err(|e| Error::format(path, "parquet", e))?;
+    let mut w = ArrowWriter::try_new(file, expected, Some(props)).map_err(|e| Error::format(path, "parquet", e))?;
     w.write(&batch).map_err(|e| Error::format(path, "parquet", e))?;
     let file = w.into_inner().map_err(|e| Error::format(path, "parquet", e))?;
     file.commit()
@@ -93,12 +92,19 @@ pub fn write_parquet(
 
 /// Opens a Parquet file and checks its footer (columns, types, metadata) against `schema`:
 /// the reader, ready to read the data, with the template lists and key-value metadata.
-fn open_checked(path: &Path, schema: &Schema) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
+fn open_checked(
+    path: &Path,
+    schema: &Schema,
+) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     open_checked_file(path, file, schema)
 }
 
-fn open_checked_file(path: &Path, file: File, schema: &Schema) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
+fn open_checked_file(
+    path: &Path,
+    file: File,
+    schema: &Schema,
+) -> Result<(ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(path, "parquet", e))?;
     let metadata: HashMap<String, String> = builder
         .metadata()
@@ -143,7 +149,11 @@ pub fn read_parquet_hashed(path: &Path, schema: &Schema) -> Result<(Table, Strin
     Ok((t, hex::encode(h.finalize())))
 }
 
-fn read_checked(path: &Path, opened: (ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>), schema: &Schema) -> Result<Table> {
+fn read_checked(
+    path: &Path,
+    opened: (ParquetRecordBatchReaderBuilder<File>, Lists, HashMap<String, String>),
+    schema: &Schema,
+) -> Result<Table> {
     let (builder, lists, metadata) = opened;
     let arrow_schema = builder.schema().clone();
     let reader = builder.build().map_err(|e| Error::format(path, "parquet", e))?;
@@ -151,8 +161,8 @@ fn read_checked(path: &Path, opened: (ParquetRecordBatchReaderBuilder<File>, Lis
     for b in reader {
         batches.push(b.map_err(|e| Error::format(path, "parquet", e))?);
     }
-    let batch = arrow::compute::concat_batches(&arrow_schema, &batches)
-        .map_err(|e| Error::format(path, "parquet", e))?;
+    let batch =
+        arrow::compute::concat_batches(&arrow_schema, &batches).map_err(|e| Error::format(path, "parquet", e))?;
     // Nulls where the contract has none.
     let expected = schema.arrow_schema(&lists);
     for f in expected.fields().iter() {
@@ -238,17 +248,15 @@ impl Table {
 
     /// The template list `list` (e.g. `domain`), or an error naming the file.
     pub fn list(&self, list: &str) -> Result<&[String]> {
-        self.lists.get(list).map(|v| v.as_slice()).ok_or_else(|| {
-            Error::Invalid(format!("{}: no `{list}` columns", self.path.display()))
-        })
+        self.lists
+            .get(list)
+            .map(|v| v.as_slice())
+            .ok_or_else(|| Error::Invalid(format!("{}: no `{list}` columns", self.path.display())))
     }
 
     /// A metadata value parsed as JSON, or an error naming file and key.
     pub fn json_metadata<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
-        let text = self
-            .metadata
-            .get(key)
-            .ok_or_else(|| Error::metadata(&self.path, key, "missing"))?;
+        let text = self.metadata.get(key).ok_or_else(|| Error::metadata(&self.path, key, "missing"))?;
         serde_json::from_str(text).map_err(|e| Error::metadata(&self.path, key, e))
     }
 }
@@ -284,8 +292,7 @@ pub mod col {
 /// Makes a batch from columns in schema order (the writer re-checks names and types).
 pub fn batch(schema: &Schema, lists: &Lists, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     let s = schema.arrow_schema(lists);
-    RecordBatch::try_new(s, columns)
-        .map_err(|e| Error::Invalid(format!("building a `{}` batch: {e}", schema.name)))
+    RecordBatch::try_new(s, columns).map_err(|e| Error::Invalid(format!("building a `{}` batch: {e}", schema.name)))
 }
 
 #[cfg(test)]

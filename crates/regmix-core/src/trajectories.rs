@@ -103,7 +103,14 @@ mod tests {
             train: serde_json::json!({"tokens": 2000, "schedule": "constant"}),
             points: vec![
                 Point { mixture_id: 3, step: 1, tokens: 100, lr: 1e-4, warmup: true, losses: vec![Some(7.0), None] },
-                Point { mixture_id: 3, step: 20, tokens: 2000, lr: 1e-3, warmup: false, losses: vec![Some(4.0), Some(5.0)] },
+                Point {
+                    mixture_id: 3,
+                    step: 20,
+                    tokens: 2000,
+                    lr: 1e-3,
+                    warmup: false,
+                    losses: vec![Some(4.0), Some(5.0)],
+                },
             ],
         };
         let p = path_for(&dir.path().join("dataset.parquet"));

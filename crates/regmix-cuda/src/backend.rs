@@ -17,8 +17,8 @@ use regmix_model::{Config, Layout};
 
 use crate::gemm::{Gemm, Mat, Ty};
 use crate::launch::{AdamConsts, Kernels, Ptr, TokenBuckets, RMSNORM_DW_ROWS};
-use regmix_model::backend::NORM_CHUNK;
 use crate::{Error, Result};
+use regmix_model::backend::NORM_CHUNK;
 
 /// Bytes of bf16 logits materialised at a time: the output layer and the loss run over row
 /// chunks this size. Smaller chunks stay in L2 (50 MB on an H200) between the product that
@@ -28,7 +28,11 @@ use crate::{Error, Result};
 const LOGIT_CHUNK_BYTES: usize = 128 << 20;
 
 fn logit_chunk_bytes() -> usize {
-    std::env::var("REGMIX_LOGIT_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&mb| mb > 0).map_or(LOGIT_CHUNK_BYTES, |mb| mb << 20)
+    std::env::var("REGMIX_LOGIT_CHUNK_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&mb| mb > 0)
+        .map_or(LOGIT_CHUNK_BYTES, |mb| mb << 20)
 }
 
 /// A device buffer and its address.
@@ -222,7 +226,10 @@ impl CudaBackend {
         let (cos, sin) = regmix_model::cpu::ops::rope_tables::<f32>(cfg.context, cfg.head_dim(), cfg.rope_theta);
         let mut b = CudaBackend {
             cfg: cfg.clone(),
-            name: format!("cuda {} ({arch}), bf16 matmuls, fp32 master weights", info.devices.get(ordinal).map_or("?", |d| d.name.as_str())),
+            name: format!(
+                "cuda {} ({arch}), bf16 matmuls, fp32 master weights",
+                info.devices.get(ordinal).map_or("?", |d| d.name.as_str())
+            ),
             params: alloc(&stream, len)?,
             params_bf16: alloc(&stream, len)?,
             grads: alloc(&stream, len)?,
@@ -256,7 +263,11 @@ impl CudaBackend {
 
     fn upload(&mut self, which: Buffer, data: &[f32]) -> Result<()> {
         if data.len() != self.layout.len() {
-            return Err(Error::Shape(format!("{which:?}: {} values for a buffer of {}", data.len(), self.layout.len())));
+            return Err(Error::Shape(format!(
+                "{which:?}: {} values for a buffer of {}",
+                data.len(),
+                self.layout.len()
+            )));
         }
         let s = self.stream.clone();
         let dst = match which {
@@ -288,7 +299,8 @@ impl CudaBackend {
         let a = self.ensure_capacity(batch)?;
         for (addr, bytes) in a.regions() {
             // SAFETY: each region is a live allocation of this backend on this stream.
-            unsafe { cudarc::driver::result::memset_d8_async(addr, 0xff, bytes, self.stream.cu_stream()) }.map_err(cuda)?;
+            unsafe { cudarc::driver::result::memset_d8_async(addr, 0xff, bytes, self.stream.cu_stream()) }
+                .map_err(cuda)?;
         }
         Ok(())
     }
@@ -340,22 +352,100 @@ impl CudaBackend {
             // x_l = xm_{l-1} + proj (the previous block's MLP output), then the attention norm.
             let (x_in, proj) = if l == 0 { (b.x.p, None) } else { (a.blocks[l - 1].xm.p, Some(a.proj.p)) };
             k.rmsnorm_forward(s, b.x.p, b.xn1.p, b.rstd1.p, x_in, proj, p32.at(o.attn_norm, d), n, d, c.norm_eps)?;
-            self.blas.gemm(n, qd, d, bf(b.xn1.p.addr, d, false), bf(w16(o.wq), d, true), out(b.q.p.addr, Ty::Bf16, qd), 0.0)?;
-            self.blas.gemm(n, kvd, d, bf(b.xn1.p.addr, d, false), bf(w16(o.wk), d, true), out(b.k.p.addr, Ty::Bf16, kvd), 0.0)?;
-            self.blas.gemm(n, kvd, d, bf(b.xn1.p.addr, d, false), bf(w16(o.wv), d, true), out(b.v.p.addr, Ty::Bf16, kvd), 0.0)?;
+            self.blas.gemm(
+                n,
+                qd,
+                d,
+                bf(b.xn1.p.addr, d, false),
+                bf(w16(o.wq), d, true),
+                out(b.q.p.addr, Ty::Bf16, qd),
+                0.0,
+            )?;
+            self.blas.gemm(
+                n,
+                kvd,
+                d,
+                bf(b.xn1.p.addr, d, false),
+                bf(w16(o.wk), d, true),
+                out(b.k.p.addr, Ty::Bf16, kvd),
+                0.0,
+            )?;
+            self.blas.gemm(
+                n,
+                kvd,
+                d,
+                bf(b.xn1.p.addr, d, false),
+                bf(w16(o.wv), d, true),
+                out(b.v.p.addr, Ty::Bf16, kvd),
+                0.0,
+            )?;
             k.rope(s, b.q.p, self.rope_cos.p, self.rope_sin.p, n, c.n_head, hd, t, false)?;
             k.rope(s, b.k.p, self.rope_cos.p, self.rope_sin.p, n, c.n_query_groups, hd, t, false)?;
             k.attention_forward(s, b.att.p, b.lse.p, b.q.p, b.k.p, b.v.p, batch, t, c.n_head, c.n_query_groups)?;
             // xm = x + att · Woᵀ, then the MLP norm.
-            self.blas.gemm(n, d, qd, bf(b.att.p.addr, qd, false), bf(w16(o.wo), qd, true), out(a.proj.p.addr, Ty::F32, d), 0.0)?;
-            k.rmsnorm_forward(s, b.xm.p, b.xn2.p, b.rstd2.p, b.x.p, Some(a.proj.p), p32.at(o.mlp_norm, d), n, d, c.norm_eps)?;
-            self.blas.gemm(n, ff, d, bf(b.xn2.p.addr, d, false), bf(w16(o.w1), d, true), out(b.h1.p.addr, Ty::Bf16, ff), 0.0)?;
-            self.blas.gemm(n, ff, d, bf(b.xn2.p.addr, d, false), bf(w16(o.w3), d, true), out(b.h3.p.addr, Ty::Bf16, ff), 0.0)?;
+            self.blas.gemm(
+                n,
+                d,
+                qd,
+                bf(b.att.p.addr, qd, false),
+                bf(w16(o.wo), qd, true),
+                out(a.proj.p.addr, Ty::F32, d),
+                0.0,
+            )?;
+            k.rmsnorm_forward(
+                s,
+                b.xm.p,
+                b.xn2.p,
+                b.rstd2.p,
+                b.x.p,
+                Some(a.proj.p),
+                p32.at(o.mlp_norm, d),
+                n,
+                d,
+                c.norm_eps,
+            )?;
+            self.blas.gemm(
+                n,
+                ff,
+                d,
+                bf(b.xn2.p.addr, d, false),
+                bf(w16(o.w1), d, true),
+                out(b.h1.p.addr, Ty::Bf16, ff),
+                0.0,
+            )?;
+            self.blas.gemm(
+                n,
+                ff,
+                d,
+                bf(b.xn2.p.addr, d, false),
+                bf(w16(o.w3), d, true),
+                out(b.h3.p.addr, Ty::Bf16, ff),
+                0.0,
+            )?;
             k.swiglu_forward(s, b.g.p, b.h1.p, b.h3.p, n * ff)?;
-            self.blas.gemm(n, d, ff, bf(b.g.p.addr, ff, false), bf(w16(o.w2), ff, true), out(a.proj.p.addr, Ty::F32, d), 0.0)?;
+            self.blas.gemm(
+                n,
+                d,
+                ff,
+                bf(b.g.p.addr, ff, false),
+                bf(w16(o.w2), ff, true),
+                out(a.proj.p.addr, Ty::F32, d),
+                0.0,
+            )?;
         }
         let last = &a.blocks[c.n_layer - 1];
-        k.rmsnorm_forward(s, a.x_out.p, a.xnf.p, a.rstdf.p, last.xm.p, Some(a.proj.p), p32.at(lay.final_norm, d), n, d, c.norm_eps)?;
+        k.rmsnorm_forward(
+            s,
+            a.x_out.p,
+            a.xnf.p,
+            a.rstdf.p,
+            last.xm.p,
+            Some(a.proj.p),
+            p32.at(lay.final_norm, d),
+            n,
+            d,
+            c.norm_eps,
+        )?;
         Ok(())
     }
 
@@ -377,8 +467,24 @@ impl CudaBackend {
             k.classifier(s, a.logits.p, a.losses.p.at(r0, rows), a.targets.p.at(r0, rows), rows, v, grad_scale)?;
             if grad_scale.is_some() {
                 // dxnf = dlogits · W;  dW += dlogitsᵀ · xnf.
-                self.blas.gemm(rows, d, v, bf(a.logits.p.addr, v, false), bf(w16, d, false), out(a.dxn.p.at(r0 * d, rows * d).addr, Ty::F32, d), 0.0)?;
-                self.blas.gemm(v, d, rows, bf(a.logits.p.addr, v, true), bf(xnf, d, false), out(dw, Ty::F32, d), 1.0)?;
+                self.blas.gemm(
+                    rows,
+                    d,
+                    v,
+                    bf(a.logits.p.addr, v, false),
+                    bf(w16, d, false),
+                    out(a.dxn.p.at(r0 * d, rows * d).addr, Ty::F32, d),
+                    0.0,
+                )?;
+                self.blas.gemm(
+                    v,
+                    d,
+                    rows,
+                    bf(a.logits.p.addr, v, true),
+                    bf(xnf, d, false),
+                    out(dw, Ty::F32, d),
+                    1.0,
+                )?;
             }
             r0 += rows;
         }
@@ -409,31 +515,180 @@ impl CudaBackend {
         for l in (0..c.n_layer).rev() {
             let (o, b) = (&lay.blocks[l], &a.blocks[l]);
             // MLP: x_next = xm + g · W2ᵀ.
-            self.blas.gemm(n, ff, d, bf(a.dres_bf16.p.addr, d, false), bf(w16(o.w2), ff, false), out(a.dg.p.addr, Ty::F32, ff), 0.0)?;
-            self.blas.gemm(d, ff, n, bf(a.dres_bf16.p.addr, d, true), bf(b.g.p.addr, ff, false), out(gw(o.w2), Ty::F32, ff), 1.0)?;
+            self.blas.gemm(
+                n,
+                ff,
+                d,
+                bf(a.dres_bf16.p.addr, d, false),
+                bf(w16(o.w2), ff, false),
+                out(a.dg.p.addr, Ty::F32, ff),
+                0.0,
+            )?;
+            self.blas.gemm(
+                d,
+                ff,
+                n,
+                bf(a.dres_bf16.p.addr, d, true),
+                bf(b.g.p.addr, ff, false),
+                out(gw(o.w2), Ty::F32, ff),
+                1.0,
+            )?;
             k.swiglu_backward(s, a.dh1.p, a.dh3.p, a.dg.p, b.h1.p, b.h3.p, n * ff)?;
-            self.blas.gemm(n, d, ff, bf(a.dh1.p.addr, ff, false), bf(w16(o.w1), d, false), out(a.dxn.p.addr, Ty::F32, d), 0.0)?;
-            self.blas.gemm(n, d, ff, bf(a.dh3.p.addr, ff, false), bf(w16(o.w3), d, false), out(a.dxn.p.addr, Ty::F32, d), 1.0)?;
-            self.blas.gemm(ff, d, n, bf(a.dh1.p.addr, ff, true), bf(b.xn2.p.addr, d, false), out(gw(o.w1), Ty::F32, d), 1.0)?;
-            self.blas.gemm(ff, d, n, bf(a.dh3.p.addr, ff, true), bf(b.xn2.p.addr, d, false), out(gw(o.w3), Ty::F32, d), 1.0)?;
+            self.blas.gemm(
+                n,
+                d,
+                ff,
+                bf(a.dh1.p.addr, ff, false),
+                bf(w16(o.w1), d, false),
+                out(a.dxn.p.addr, Ty::F32, d),
+                0.0,
+            )?;
+            self.blas.gemm(
+                n,
+                d,
+                ff,
+                bf(a.dh3.p.addr, ff, false),
+                bf(w16(o.w3), d, false),
+                out(a.dxn.p.addr, Ty::F32, d),
+                1.0,
+            )?;
+            self.blas.gemm(
+                ff,
+                d,
+                n,
+                bf(a.dh1.p.addr, ff, true),
+                bf(b.xn2.p.addr, d, false),
+                out(gw(o.w1), Ty::F32, d),
+                1.0,
+            )?;
+            self.blas.gemm(
+                ff,
+                d,
+                n,
+                bf(a.dh3.p.addr, ff, true),
+                bf(b.xn2.p.addr, d, false),
+                out(gw(o.w3), Ty::F32, d),
+                1.0,
+            )?;
             norm_backward(g32.at(o.mlp_norm, d), b.xm.p, p32.at(o.mlp_norm, d), b.rstd2.p)?;
             // Attention: xm = x + att · Woᵀ.
-            self.blas.gemm(n, qd, d, bf(a.dres_bf16.p.addr, d, false), bf(w16(o.wo), qd, false), out(a.datt.p.addr, Ty::Bf16, qd), 0.0)?;
-            self.blas.gemm(d, qd, n, bf(a.dres_bf16.p.addr, d, true), bf(b.att.p.addr, qd, false), out(gw(o.wo), Ty::F32, qd), 1.0)?;
+            self.blas.gemm(
+                n,
+                qd,
+                d,
+                bf(a.dres_bf16.p.addr, d, false),
+                bf(w16(o.wo), qd, false),
+                out(a.datt.p.addr, Ty::Bf16, qd),
+                0.0,
+            )?;
+            self.blas.gemm(
+                d,
+                qd,
+                n,
+                bf(a.dres_bf16.p.addr, d, true),
+                bf(b.att.p.addr, qd, false),
+                out(gw(o.wo), Ty::F32, qd),
+                1.0,
+            )?;
             k.attention_backward_preprocess(s, a.dsum.p, a.datt.p, b.att.p, batch, t, c.n_head)?;
-            k.attention_backward_dkv(s, a.dk.p, a.dv.p, a.datt.p, b.lse.p, a.dsum.p, b.q.p, b.k.p, b.v.p, batch, t, c.n_head, c.n_query_groups)?;
-            k.attention_backward_dq(s, a.dq.p, a.datt.p, b.lse.p, a.dsum.p, b.q.p, b.k.p, b.v.p, batch, t, c.n_head, c.n_query_groups)?;
+            k.attention_backward_dkv(
+                s,
+                a.dk.p,
+                a.dv.p,
+                a.datt.p,
+                b.lse.p,
+                a.dsum.p,
+                b.q.p,
+                b.k.p,
+                b.v.p,
+                batch,
+                t,
+                c.n_head,
+                c.n_query_groups,
+            )?;
+            k.attention_backward_dq(
+                s,
+                a.dq.p,
+                a.datt.p,
+                b.lse.p,
+                a.dsum.p,
+                b.q.p,
+                b.k.p,
+                b.v.p,
+                batch,
+                t,
+                c.n_head,
+                c.n_query_groups,
+            )?;
             k.rope(s, a.dq.p, self.rope_cos.p, self.rope_sin.p, n, c.n_head, hd, t, true)?;
             k.rope(s, a.dk.p, self.rope_cos.p, self.rope_sin.p, n, c.n_query_groups, hd, t, true)?;
-            self.blas.gemm(n, d, qd, bf(a.dq.p.addr, qd, false), bf(w16(o.wq), d, false), out(a.dxn.p.addr, Ty::F32, d), 0.0)?;
-            self.blas.gemm(n, d, kvd, bf(a.dk.p.addr, kvd, false), bf(w16(o.wk), d, false), out(a.dxn.p.addr, Ty::F32, d), 1.0)?;
-            self.blas.gemm(n, d, kvd, bf(a.dv.p.addr, kvd, false), bf(w16(o.wv), d, false), out(a.dxn.p.addr, Ty::F32, d), 1.0)?;
-            self.blas.gemm(qd, d, n, bf(a.dq.p.addr, qd, true), bf(b.xn1.p.addr, d, false), out(gw(o.wq), Ty::F32, d), 1.0)?;
-            self.blas.gemm(kvd, d, n, bf(a.dk.p.addr, kvd, true), bf(b.xn1.p.addr, d, false), out(gw(o.wk), Ty::F32, d), 1.0)?;
-            self.blas.gemm(kvd, d, n, bf(a.dv.p.addr, kvd, true), bf(b.xn1.p.addr, d, false), out(gw(o.wv), Ty::F32, d), 1.0)?;
+            self.blas.gemm(
+                n,
+                d,
+                qd,
+                bf(a.dq.p.addr, qd, false),
+                bf(w16(o.wq), d, false),
+                out(a.dxn.p.addr, Ty::F32, d),
+                0.0,
+            )?;
+            self.blas.gemm(
+                n,
+                d,
+                kvd,
+                bf(a.dk.p.addr, kvd, false),
+                bf(w16(o.wk), d, false),
+                out(a.dxn.p.addr, Ty::F32, d),
+                1.0,
+            )?;
+            self.blas.gemm(
+                n,
+                d,
+                kvd,
+                bf(a.dv.p.addr, kvd, false),
+                bf(w16(o.wv), d, false),
+                out(a.dxn.p.addr, Ty::F32, d),
+                1.0,
+            )?;
+            self.blas.gemm(
+                qd,
+                d,
+                n,
+                bf(a.dq.p.addr, qd, true),
+                bf(b.xn1.p.addr, d, false),
+                out(gw(o.wq), Ty::F32, d),
+                1.0,
+            )?;
+            self.blas.gemm(
+                kvd,
+                d,
+                n,
+                bf(a.dk.p.addr, kvd, true),
+                bf(b.xn1.p.addr, d, false),
+                out(gw(o.wk), Ty::F32, d),
+                1.0,
+            )?;
+            self.blas.gemm(
+                kvd,
+                d,
+                n,
+                bf(a.dv.p.addr, kvd, true),
+                bf(b.xn1.p.addr, d, false),
+                out(gw(o.wv), Ty::F32, d),
+                1.0,
+            )?;
             norm_backward(g32.at(o.attn_norm, d), b.x.p, p32.at(o.attn_norm, d), b.rstd1.p)?;
         }
-        k.embedding_backward(s, g32.at(lay.embedding, v * d), a.bucket_tokens.p, a.bucket_offsets.p, a.bucket_rows.p, a.dres.p, a.buckets, n, d)?;
+        k.embedding_backward(
+            s,
+            g32.at(lay.embedding, v * d),
+            a.bucket_tokens.p,
+            a.bucket_offsets.p,
+            a.bucket_rows.p,
+            a.dres.p,
+            a.buckets,
+            n,
+            d,
+        )?;
         Ok(())
     }
 
@@ -502,7 +757,9 @@ impl Backend for CudaBackend {
     fn adamw_step(&mut self, step: u64, lr: f64, hp: &AdamW, grad_scale: f64) -> regmix_model::Result<()> {
         let consts = AdamConsts::from(hp.step(step, lr, grad_scale));
         let s = self.stream.clone();
-        self.k.adamw(&s, self.params.p, self.params_bf16.p, self.grads.p, self.adam_m.p, self.adam_v.p, &consts).map_err(model_err)
+        self.k
+            .adamw(&s, self.params.p, self.params_bf16.p, self.grads.p, self.adam_m.p, self.adam_v.p, &consts)
+            .map_err(model_err)
     }
 
     fn read(&self, which: Buffer) -> regmix_model::Result<Vec<f32>> {

@@ -32,7 +32,9 @@ pub fn nvrtc_available() -> bool {
 /// NVRTC's `(major, minor)`.
 pub fn nvrtc_version() -> Result<(i32, i32)> {
     if !nvrtc_available() {
-        return Err(Error::Missing("libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into()));
+        return Err(Error::Missing(
+            "libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into(),
+        ));
     }
     let (mut major, mut minor) = (0, 0);
     // SAFETY: the library is present (checked above); both pointers are valid for writes.
@@ -147,7 +149,9 @@ fn nvrtc(file: &str, source: &str, arch: &str, opts: &[String], cubin: bool) -> 
     use cudarc::nvrtc::{result, sys};
     let fail = |log: String| Error::Compile { file: file.to_string(), arch: arch.to_string(), log };
     if !nvrtc_available() {
-        return Err(Error::Missing("libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into()));
+        return Err(Error::Missing(
+            "libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into(),
+        ));
     }
     let src = std::ffi::CString::new(expanded_source(source)).map_err(|e| fail(e.to_string()))?;
     let name = std::ffi::CString::new(file).map_err(|e| fail(e.to_string()))?;
@@ -157,7 +161,8 @@ fn nvrtc(file: &str, source: &str, arch: &str, opts: &[String], cubin: bool) -> 
     // own size queries.
     let out = unsafe {
         let compiled = result::compile_program(prog, opts);
-        let log = result::get_program_log(prog).map(|l| l.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect::<String>());
+        let log = result::get_program_log(prog)
+            .map(|l| l.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect::<String>());
         match compiled {
             Err(e) => Err(fail(format!("{e:?}\n{}", log.unwrap_or_default()))),
             Ok(()) if cubin => {
@@ -165,7 +170,10 @@ fn nvrtc(file: &str, source: &str, arch: &str, opts: &[String], cubin: bool) -> 
                 match sys::nvrtcGetCUBINSize(prog, &mut size).result() {
                     Ok(()) if size > 0 => {
                         let mut buf = vec![0u8; size];
-                        sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr().cast()).result().map(|_| Image::Cubin(buf)).map_err(|e| fail(format!("nvrtcGetCUBIN: {e:?}")))
+                        sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr().cast())
+                            .result()
+                            .map(|_| Image::Cubin(buf))
+                            .map_err(|e| fail(format!("nvrtcGetCUBIN: {e:?}")))
                     }
                     Ok(()) => Err(fail("NVRTC made no cubin (a virtual architecture?)".into())),
                     Err(e) => Err(fail(format!("nvrtcGetCUBINSize: {e:?}"))),
@@ -229,7 +237,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 fn cache_path(file: &str, source: &str, target: &str, opts: &[String], ext: &str) -> Result<Option<PathBuf>> {
     let (major, minor) = nvrtc_version()?;
     let driver = driver_version().unwrap_or(0);
-    let key = xxhash_rust::xxh3::xxh3_64(format!("{target}\0{major}.{minor}\0{driver}\0{}\0{}", opts.join(" "), expanded_source(source)).as_bytes());
+    let key = xxhash_rust::xxh3::xxh3_64(
+        format!("{target}\0{major}.{minor}\0{driver}\0{}\0{}", opts.join(" "), expanded_source(source)).as_bytes(),
+    );
     Ok(cache_dir().map(|d| d.join(format!("{}-{target}-{key:016x}.{ext}", file.trim_end_matches(".cu")))))
 }
 
@@ -239,13 +249,21 @@ fn cached(file: &str, source: &str, target: &str, include: &Path, cubin: bool) -
     if let Some(p) = &path {
         if let Ok(bytes) = std::fs::read(p) {
             log::debug!("kernel {file} for {target}: cached {}", p.display());
-            return Ok(if cubin { Image::Cubin(bytes) } else { Image::Ptx(String::from_utf8_lossy(&bytes).into_owned()) });
+            return Ok(if cubin {
+                Image::Cubin(bytes)
+            } else {
+                Image::Ptx(String::from_utf8_lossy(&bytes).into_owned())
+            });
         }
     }
     let t0 = std::time::Instant::now();
     let image = nvrtc(file, source, target, &opts, cubin)?;
     let (major, minor) = nvrtc_version()?;
-    log::info!("compiled kernels/{file} to {} for {target} with NVRTC {major}.{minor} in {:.2} s", image.ext(), t0.elapsed().as_secs_f64());
+    log::info!(
+        "compiled kernels/{file} to {} for {target} with NVRTC {major}.{minor} in {:.2} s",
+        image.ext(),
+        t0.elapsed().as_secs_f64()
+    );
     if let Some(p) = &path {
         if let Err(e) = store(p, image.bytes()) {
             log::warn!("could not cache kernel {file} in {}: {e}", p.display());
@@ -299,7 +317,8 @@ pub fn resources(file: &str, source: &str, arch: &'static str, include: &Path) -
     use cudarc::nvrtc::result as nvrtc;
     let src = std::ffi::CString::new(expanded_source(source)).map_err(|e| Error::Cuda(e.to_string()))?;
     let name = std::ffi::CString::new(file).map_err(|e| Error::Cuda(e.to_string()))?;
-    let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
+    let prog =
+        nvrtc::create_program(&src, Some(&name)).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
     let mut opts = options(arch, include);
     opts.push("--ptxas-options=-v".into());
     // SAFETY: `prog` was created above and is destroyed once, below.
@@ -356,7 +375,10 @@ mod tests {
         assert!(live.exists() && live_old.exists(), "another live writer's temporary was removed");
         assert!(user.exists(), "a user's file was removed");
         assert!(!dead.exists(), "a dead writer's temporary was left");
-        let mut names: Vec<String> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names.len(), 4, "no temporary of this writer is left: {names:?}");
         // A second store replaces the file whole.

@@ -40,7 +40,8 @@ pub struct Gemm {
 
 impl Gemm {
     pub fn new(stream: Arc<CudaStream>) -> Result<Gemm> {
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| Error::Cuda(format!("creating the cuBLAS handle: {e:?}")))?;
+        let blas =
+            CudaBlas::new(stream.clone()).map_err(|e| Error::Cuda(format!("creating the cuBLAS handle: {e:?}")))?;
         Ok(Gemm { blas, stream })
     }
 
@@ -50,7 +51,9 @@ impl Gemm {
     /// their transpose flags.
     pub fn gemm(&self, m: usize, n: usize, k: usize, a: Mat, b: Mat, c: Mat, beta: f32) -> Result<()> {
         if a.ty != Ty::Bf16 || b.ty != Ty::Bf16 || c.trans {
-            return Err(Error::Shape(format!("gemm: operands must be bf16 and the result not transposed ({a:?}, {b:?}, {c:?})")));
+            return Err(Error::Shape(format!(
+                "gemm: operands must be bf16 and the result not transposed ({a:?}, {b:?}, {c:?})"
+            )));
         }
         let op = |t: bool| if t { sys::cublasOperation_t::CUBLAS_OP_T } else { sys::cublasOperation_t::CUBLAS_OP_N };
         let alpha = 1.0f32;

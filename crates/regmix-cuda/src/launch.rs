@@ -50,7 +50,11 @@ fn need(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
 }
 
 fn grid_1d(elements: usize, block: u32) -> LaunchConfig {
-    LaunchConfig { grid_dim: ((elements as u64).div_ceil(block as u64) as u32, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: ((elements as u64).div_ceil(block as u64) as u32, 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// With `REGMIX_CUDA_SYNC=1`, every launch is followed by a synchronisation, so an error
@@ -61,7 +65,8 @@ pub fn sync_after_launch() -> bool {
     *SYNC.get_or_init(|| std::env::var("REGMIX_CUDA_SYNC").is_ok_and(|v| v == "1"))
 }
 
-type LaunchResult = std::result::Result<Option<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>, cudarc::driver::DriverError>;
+type LaunchResult =
+    std::result::Result<Option<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>, cudarc::driver::DriverError>;
 
 fn launched(s: &Arc<CudaStream>, name: &str, r: LaunchResult) -> Result<()> {
     r.map_err(|e| Error::Cuda(format!("launching {name}: {e:?}")))?;
@@ -151,7 +156,8 @@ impl Kernels {
                 (Err(e), Image::Cubin(_)) => {
                     log::warn!("kernels/{file}: the driver refused the cubin for {arch} ({e:?}); loading PTX instead");
                     let ptx = compile_ptx_cached(file, src, arch, &include)?;
-                    ctx.load_module(ptx.to_module()).map_err(|e| Error::Cuda(format!("loading kernels/{file} as PTX: {e:?}")))?
+                    ctx.load_module(ptx.to_module())
+                        .map_err(|e| Error::Cuda(format!("loading kernels/{file} as PTX: {e:?}")))?
                 }
                 (Err(e), Image::Ptx(_)) => return Err(Error::Cuda(format!("loading kernels/{file}: {e:?}"))),
             };
@@ -159,10 +165,14 @@ impl Kernels {
         }
         let mut by_field: std::collections::HashMap<&str, CudaFunction> = std::collections::HashMap::new();
         for (field, file, name) in function_names(head_dim) {
-            let f = modules[file].load_function(&name).map_err(|e| Error::Cuda(format!("kernels/{file}: no function {name}: {e:?}")))?;
+            let f = modules[file]
+                .load_function(&name)
+                .map_err(|e| Error::Cuda(format!("kernels/{file}: no function {name}: {e:?}")))?;
             by_field.insert(field, f);
         }
-        let mut f = |field: &str| by_field.remove(field).unwrap_or_else(|| panic!("function_names has no entry for Kernels::{field}"));
+        let mut f = |field: &str| {
+            by_field.remove(field).unwrap_or_else(|| panic!("function_names has no entry for Kernels::{field}"))
+        };
         Ok(Kernels {
             head_dim,
             embedding_forward: f("embedding_forward"),
@@ -186,8 +196,18 @@ impl Kernels {
     }
 
     /// `out[i, :] = table[tokens[i], :]`.
-    pub fn embedding_forward(&self, s: &Arc<CudaStream>, out: Ptr<f32>, tokens: Ptr<u32>, table: Ptr<f32>, n: usize, d: usize) -> Result<()> {
-        need(out.len >= n * d && tokens.len >= n && table.len % d == 0, || format!("embedding_forward: out {} tokens {} table {} for n {n} d {d}", out.len, tokens.len, table.len))?;
+    pub fn embedding_forward(
+        &self,
+        s: &Arc<CudaStream>,
+        out: Ptr<f32>,
+        tokens: Ptr<u32>,
+        table: Ptr<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        need(out.len >= n * d && tokens.len >= n && table.len % d == 0, || {
+            format!("embedding_forward: out {} tokens {} table {} for n {n} d {d}", out.len, tokens.len, table.len)
+        })?;
         let cfg = grid_1d(n * d, 256);
         let (n, d) = (n as i32, d as i32);
         let mut b = s.launch_builder(&self.embedding_forward);
@@ -200,18 +220,47 @@ impl Kernels {
     /// `dtable[tokens[i], :] += dout[i, :]`, the rows of each token added in ascending order
     /// (the same bits every run): `buckets` is [`TokenBuckets`] of the `n` tokens, uploaded.
     #[allow(clippy::too_many_arguments)]
-    pub fn embedding_backward(&self, s: &Arc<CudaStream>, dtable: Ptr<f32>, bucket_tokens: Ptr<u32>, bucket_offsets: Ptr<u32>, bucket_rows: Ptr<u32>, dout: Ptr<f32>, buckets: usize, n: usize, d: usize) -> Result<()> {
-        need(dout.len >= n * d && bucket_tokens.len >= buckets && bucket_offsets.len > buckets && bucket_rows.len >= n && dtable.len.is_multiple_of(d) && buckets <= n,
-            || format!("embedding_backward: dout {} buckets {buckets} ({} tokens, {} offsets, {} rows) dtable {} for n {n} d {d}", dout.len, bucket_tokens.len, bucket_offsets.len, bucket_rows.len, dtable.len))?;
+    pub fn embedding_backward(
+        &self,
+        s: &Arc<CudaStream>,
+        dtable: Ptr<f32>,
+        bucket_tokens: Ptr<u32>,
+        bucket_offsets: Ptr<u32>,
+        bucket_rows: Ptr<u32>,
+        dout: Ptr<f32>,
+        buckets: usize,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        need(
+            dout.len >= n * d
+                && bucket_tokens.len >= buckets
+                && bucket_offsets.len > buckets
+                && bucket_rows.len >= n
+                && dtable.len.is_multiple_of(d)
+                && buckets <= n,
+            || {
+                format!("embedding_backward: dout {} buckets {buckets} ({} tokens, {} offsets, {} rows) dtable {} for n {n} d {d}", dout.len, bucket_tokens.len, bucket_offsets.len, bucket_rows.len, dtable.len)
+            },
+        )?;
         if buckets == 0 {
             return Ok(()); // no rows: nothing to add (a grid of 0 blocks is a launch error)
         }
         // Threads own columns; a block no wider than d (rounded up to a warp) when d is small.
         let block = d.next_multiple_of(32).min(256);
-        let cfg = LaunchConfig { grid_dim: (buckets as u32, d.div_ceil(block) as u32, 1), block_dim: (block as u32, 1, 1), shared_mem_bytes: 0 };
+        let cfg = LaunchConfig {
+            grid_dim: (buckets as u32, d.div_ceil(block) as u32, 1),
+            block_dim: (block as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let d = d as i32;
         let mut b = s.launch_builder(&self.embedding_backward);
-        b.arg(&dtable.addr).arg(&bucket_tokens.addr).arg(&bucket_offsets.addr).arg(&bucket_rows.addr).arg(&dout.addr).arg(&d);
+        b.arg(&dtable.addr)
+            .arg(&bucket_tokens.addr)
+            .arg(&bucket_offsets.addr)
+            .arg(&bucket_rows.addr)
+            .arg(&dout.addr)
+            .arg(&d);
         // SAFETY: matches embedding_backward_f32's signature; shapes checked above. The kernel
         // reads offsets [0, buckets], rows below offsets[buckets] and writes rows of dtable
         // named by bucket_tokens: TokenBuckets::new makes offsets ascending up to n, rows < n
@@ -222,13 +271,44 @@ impl Kernels {
 
     /// `x_out = x_in (+ proj)`, `out = rmsnorm(x_out) · w`, `rstd` kept for backward.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmsnorm_forward(&self, s: &Arc<CudaStream>, x_out: Ptr<f32>, out: Ptr<bf16>, rstd: Ptr<f32>, x_in: Ptr<f32>, proj: Option<Ptr<f32>>, w: Ptr<f32>, n: usize, d: usize, eps: f64) -> Result<()> {
-        need(x_out.len >= n * d && out.len >= n * d && rstd.len >= n && x_in.len >= n * d && proj.is_none_or(|p| p.len >= n * d) && w.len == d,
-            || format!("rmsnorm_forward: buffers too small for n {n} d {d}"))?;
-        let cfg = LaunchConfig { grid_dim: (n.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1), block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1), shared_mem_bytes: 0 };
+    pub fn rmsnorm_forward(
+        &self,
+        s: &Arc<CudaStream>,
+        x_out: Ptr<f32>,
+        out: Ptr<bf16>,
+        rstd: Ptr<f32>,
+        x_in: Ptr<f32>,
+        proj: Option<Ptr<f32>>,
+        w: Ptr<f32>,
+        n: usize,
+        d: usize,
+        eps: f64,
+    ) -> Result<()> {
+        need(
+            x_out.len >= n * d
+                && out.len >= n * d
+                && rstd.len >= n
+                && x_in.len >= n * d
+                && proj.is_none_or(|p| p.len >= n * d)
+                && w.len == d,
+            || format!("rmsnorm_forward: buffers too small for n {n} d {d}"),
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1),
+            block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let (n, d, eps, proj) = (n as i32, d as i32, eps as f32, proj.map_or(NULL, |p| p.addr));
         let mut b = s.launch_builder(&self.rmsnorm_forward);
-        b.arg(&x_out.addr).arg(&out.addr).arg(&rstd.addr).arg(&x_in.addr).arg(&proj).arg(&w.addr).arg(&n).arg(&d).arg(&eps);
+        b.arg(&x_out.addr)
+            .arg(&out.addr)
+            .arg(&rstd.addr)
+            .arg(&x_in.addr)
+            .arg(&proj)
+            .arg(&w.addr)
+            .arg(&n)
+            .arg(&d)
+            .arg(&eps);
         // SAFETY: matches rmsnorm_forward_bf16's signature; shapes checked above; proj may be
         // null (the kernel tests it); x_out may alias x_in (each element is read, then written,
         // by the same thread).
@@ -239,14 +319,47 @@ impl Kernels {
     /// `dw_partials` (`[n / RMSNORM_DW_ROWS rounded up, d]`), which
     /// [`Self::rmsnorm_backward_dw`] then adds into dw.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmsnorm_backward(&self, s: &Arc<CudaStream>, dres: Ptr<f32>, dres_bf16: Ptr<bf16>, dw_partials: Ptr<f32>, dy: Ptr<f32>, x: Ptr<f32>, w: Ptr<f32>, rstd: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+    pub fn rmsnorm_backward(
+        &self,
+        s: &Arc<CudaStream>,
+        dres: Ptr<f32>,
+        dres_bf16: Ptr<bf16>,
+        dw_partials: Ptr<f32>,
+        dy: Ptr<f32>,
+        x: Ptr<f32>,
+        w: Ptr<f32>,
+        rstd: Ptr<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
         let blocks = n.div_ceil(RMSNORM_DW_ROWS);
-        need(dres.len >= n * d && dres_bf16.len >= n * d && dw_partials.len >= blocks * d && dy.len >= n * d && x.len >= n * d && w.len == d && rstd.len >= n,
-            || format!("rmsnorm_backward: buffers too small for n {n} d {d}"))?;
-        let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1), shared_mem_bytes: 0 };
+        need(
+            dres.len >= n * d
+                && dres_bf16.len >= n * d
+                && dw_partials.len >= blocks * d
+                && dy.len >= n * d
+                && x.len >= n * d
+                && w.len == d
+                && rstd.len >= n,
+            || format!("rmsnorm_backward: buffers too small for n {n} d {d}"),
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let (n, d, rows) = (n as i32, d as i32, RMSNORM_DW_ROWS as i32);
         let mut b = s.launch_builder(&self.rmsnorm_backward);
-        b.arg(&dres.addr).arg(&dres_bf16.addr).arg(&dw_partials.addr).arg(&dy.addr).arg(&x.addr).arg(&w.addr).arg(&rstd.addr).arg(&n).arg(&d).arg(&rows);
+        b.arg(&dres.addr)
+            .arg(&dres_bf16.addr)
+            .arg(&dw_partials.addr)
+            .arg(&dy.addr)
+            .arg(&x.addr)
+            .arg(&w.addr)
+            .arg(&rstd.addr)
+            .arg(&n)
+            .arg(&d)
+            .arg(&rows);
         // SAFETY: matches rmsnorm_backward_f32's signature; shapes checked above; block b
         // writes partials row b < blocks.
         launched(s, "rmsnorm_backward_f32", unsafe { b.launch(cfg) })
@@ -254,9 +367,18 @@ impl Kernels {
 
     /// `dw += Σ_b dw_partials[b, :]` over the `n.div_ceil(RMSNORM_DW_ROWS)` partials
     /// [`Self::rmsnorm_backward`] wrote for `n` rows, in order.
-    pub fn rmsnorm_backward_dw(&self, s: &Arc<CudaStream>, dw: Ptr<f32>, dw_partials: Ptr<f32>, n: usize, d: usize) -> Result<()> {
+    pub fn rmsnorm_backward_dw(
+        &self,
+        s: &Arc<CudaStream>,
+        dw: Ptr<f32>,
+        dw_partials: Ptr<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
         let blocks = n.div_ceil(RMSNORM_DW_ROWS);
-        need(dw.len == d && dw_partials.len >= blocks * d, || format!("rmsnorm_backward_dw: dw {} partials {} for n {n} d {d}", dw.len, dw_partials.len))?;
+        need(dw.len == d && dw_partials.len >= blocks * d, || {
+            format!("rmsnorm_backward_dw: dw {} partials {} for n {n} d {d}", dw.len, dw_partials.len)
+        })?;
         let cfg = grid_1d(d, 256);
         let (blocks, d) = (blocks as i32, d as i32);
         let mut b = s.launch_builder(&self.rmsnorm_backward_dw);
@@ -267,8 +389,21 @@ impl Kernels {
 
     /// Rotates every head of `x [n, heads·hd]` in place (`inverse`: the backward pass).
     #[allow(clippy::too_many_arguments)]
-    pub fn rope(&self, s: &Arc<CudaStream>, x: Ptr<bf16>, cos: Ptr<f32>, sin: Ptr<f32>, n: usize, heads: usize, hd: usize, context: usize, inverse: bool) -> Result<()> {
-        need(x.len >= n * heads * hd && cos.len >= context * hd / 2 && sin.len == cos.len && hd % 2 == 0, || format!("rope: x {} cos {} for n {n} heads {heads} hd {hd} context {context}", x.len, cos.len))?;
+    pub fn rope(
+        &self,
+        s: &Arc<CudaStream>,
+        x: Ptr<bf16>,
+        cos: Ptr<f32>,
+        sin: Ptr<f32>,
+        n: usize,
+        heads: usize,
+        hd: usize,
+        context: usize,
+        inverse: bool,
+    ) -> Result<()> {
+        need(x.len >= n * heads * hd && cos.len >= context * hd / 2 && sin.len == cos.len && hd % 2 == 0, || {
+            format!("rope: x {} cos {} for n {n} heads {heads} hd {hd} context {context}", x.len, cos.len)
+        })?;
         let cfg = grid_1d(n * heads * hd / 2, 256);
         let (n, heads, hd, context) = (n as i32, heads as i32, hd as i32, context as i32);
         let f = if inverse { &self.rope_backward } else { &self.rope_forward };
@@ -280,11 +415,34 @@ impl Kernels {
 
     /// Causal attention: `out` and the per-row log-sum-exp `lse [batch, heads, T]`.
     #[allow(clippy::too_many_arguments)]
-    pub fn attention_forward(&self, s: &Arc<CudaStream>, out: Ptr<bf16>, lse: Ptr<f32>, q: Ptr<bf16>, k: Ptr<bf16>, v: Ptr<bf16>, batch: usize, t: usize, heads: usize, groups: usize) -> Result<()> {
+    pub fn attention_forward(
+        &self,
+        s: &Arc<CudaStream>,
+        out: Ptr<bf16>,
+        lse: Ptr<f32>,
+        q: Ptr<bf16>,
+        k: Ptr<bf16>,
+        v: Ptr<bf16>,
+        batch: usize,
+        t: usize,
+        heads: usize,
+        groups: usize,
+    ) -> Result<()> {
         let (n, hd) = (batch * t, self.head_dim);
-        need(out.len >= n * heads * hd && q.len >= n * heads * hd && k.len >= n * groups * hd && v.len >= n * groups * hd && lse.len >= batch * heads * t && heads % groups == 0,
-            || format!("attention_forward: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"))?;
-        let cfg = LaunchConfig { grid_dim: (t.div_ceil(ATTN_TILE) as u32, heads as u32, batch as u32), block_dim: (ATTN_TILE as u32, 1, 1), shared_mem_bytes: 0 };
+        need(
+            out.len >= n * heads * hd
+                && q.len >= n * heads * hd
+                && k.len >= n * groups * hd
+                && v.len >= n * groups * hd
+                && lse.len >= batch * heads * t
+                && heads % groups == 0,
+            || format!("attention_forward: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"),
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (t.div_ceil(ATTN_TILE) as u32, heads as u32, batch as u32),
+            block_dim: (ATTN_TILE as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let (t, heads, groups) = (t as i32, heads as i32, groups as i32);
         let mut b = s.launch_builder(&self.attention_forward);
         b.arg(&out.addr).arg(&lse.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
@@ -295,9 +453,20 @@ impl Kernels {
 
     /// `dsum[b, h, i] = Σ dout ⊙ out` over the head's row.
     #[allow(clippy::too_many_arguments)]
-    pub fn attention_backward_preprocess(&self, s: &Arc<CudaStream>, dsum: Ptr<f32>, dout: Ptr<bf16>, out: Ptr<bf16>, batch: usize, t: usize, heads: usize) -> Result<()> {
+    pub fn attention_backward_preprocess(
+        &self,
+        s: &Arc<CudaStream>,
+        dsum: Ptr<f32>,
+        dout: Ptr<bf16>,
+        out: Ptr<bf16>,
+        batch: usize,
+        t: usize,
+        heads: usize,
+    ) -> Result<()> {
         let (n, hd) = (batch * t, self.head_dim);
-        need(dsum.len >= batch * heads * t && dout.len >= n * heads * hd && out.len >= n * heads * hd, || format!("attention_backward_preprocess: buffers too small for batch {batch} T {t} heads {heads}"))?;
+        need(dsum.len >= batch * heads * t && dout.len >= n * heads * hd && out.len >= n * heads * hd, || {
+            format!("attention_backward_preprocess: buffers too small for batch {batch} T {t} heads {heads}")
+        })?;
         let cfg = grid_1d(n * heads, 256);
         let (n, t, heads, hd) = (n as i32, t as i32, heads as i32, hd as i32);
         let mut b = s.launch_builder(&self.attention_backward_preprocess);
@@ -308,37 +477,125 @@ impl Kernels {
 
     /// `dk`, `dv` (overwritten) from `dout`, recomputing the probabilities from `lse`.
     #[allow(clippy::too_many_arguments)]
-    pub fn attention_backward_dkv(&self, s: &Arc<CudaStream>, dk: Ptr<bf16>, dv: Ptr<bf16>, dout: Ptr<bf16>, lse: Ptr<f32>, dsum: Ptr<f32>, q: Ptr<bf16>, k: Ptr<bf16>, v: Ptr<bf16>, batch: usize, t: usize, heads: usize, groups: usize) -> Result<()> {
+    pub fn attention_backward_dkv(
+        &self,
+        s: &Arc<CudaStream>,
+        dk: Ptr<bf16>,
+        dv: Ptr<bf16>,
+        dout: Ptr<bf16>,
+        lse: Ptr<f32>,
+        dsum: Ptr<f32>,
+        q: Ptr<bf16>,
+        k: Ptr<bf16>,
+        v: Ptr<bf16>,
+        batch: usize,
+        t: usize,
+        heads: usize,
+        groups: usize,
+    ) -> Result<()> {
         let (n, hd) = (batch * t, self.head_dim);
-        need(dk.len >= n * groups * hd && dv.len >= n * groups * hd && dout.len >= n * heads * hd && lse.len >= batch * heads * t && dsum.len >= batch * heads * t
-            && q.len >= n * heads * hd && k.len >= n * groups * hd && v.len >= n * groups * hd,
-            || format!("attention_backward_dkv: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"))?;
-        let cfg = LaunchConfig { grid_dim: (t.div_ceil(ATTN_TILE) as u32, groups as u32, batch as u32), block_dim: (ATTN_TILE as u32, 1, 1), shared_mem_bytes: 0 };
+        need(
+            dk.len >= n * groups * hd
+                && dv.len >= n * groups * hd
+                && dout.len >= n * heads * hd
+                && lse.len >= batch * heads * t
+                && dsum.len >= batch * heads * t
+                && q.len >= n * heads * hd
+                && k.len >= n * groups * hd
+                && v.len >= n * groups * hd,
+            || {
+                format!(
+                    "attention_backward_dkv: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"
+                )
+            },
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (t.div_ceil(ATTN_TILE) as u32, groups as u32, batch as u32),
+            block_dim: (ATTN_TILE as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let (t, heads, groups) = (t as i32, heads as i32, groups as i32);
         let mut b = s.launch_builder(&self.attention_backward_dkv);
-        b.arg(&dk.addr).arg(&dv.addr).arg(&dout.addr).arg(&lse.addr).arg(&dsum.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
+        b.arg(&dk.addr)
+            .arg(&dv.addr)
+            .arg(&dout.addr)
+            .arg(&lse.addr)
+            .arg(&dsum.addr)
+            .arg(&q.addr)
+            .arg(&k.addr)
+            .arg(&v.addr)
+            .arg(&t)
+            .arg(&heads)
+            .arg(&groups);
         // SAFETY: matches attention_backward_dkv_bf16_hd{HD}'s signature; shapes checked above.
         launched(s, "attention_backward_dkv_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `dq` (overwritten) from `dout`, recomputing the probabilities from `lse`.
     #[allow(clippy::too_many_arguments)]
-    pub fn attention_backward_dq(&self, s: &Arc<CudaStream>, dq: Ptr<bf16>, dout: Ptr<bf16>, lse: Ptr<f32>, dsum: Ptr<f32>, q: Ptr<bf16>, k: Ptr<bf16>, v: Ptr<bf16>, batch: usize, t: usize, heads: usize, groups: usize) -> Result<()> {
+    pub fn attention_backward_dq(
+        &self,
+        s: &Arc<CudaStream>,
+        dq: Ptr<bf16>,
+        dout: Ptr<bf16>,
+        lse: Ptr<f32>,
+        dsum: Ptr<f32>,
+        q: Ptr<bf16>,
+        k: Ptr<bf16>,
+        v: Ptr<bf16>,
+        batch: usize,
+        t: usize,
+        heads: usize,
+        groups: usize,
+    ) -> Result<()> {
         let (n, hd) = (batch * t, self.head_dim);
-        need(dq.len >= n * heads * hd && dout.len >= n * heads * hd && lse.len >= batch * heads * t && dsum.len >= batch * heads * t
-            && q.len >= n * heads * hd && k.len >= n * groups * hd && v.len >= n * groups * hd,
-            || format!("attention_backward_dq: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"))?;
-        let cfg = LaunchConfig { grid_dim: (t.div_ceil(ATTN_TILE) as u32, heads as u32, batch as u32), block_dim: (ATTN_TILE as u32, 1, 1), shared_mem_bytes: 0 };
+        need(
+            dq.len >= n * heads * hd
+                && dout.len >= n * heads * hd
+                && lse.len >= batch * heads * t
+                && dsum.len >= batch * heads * t
+                && q.len >= n * heads * hd
+                && k.len >= n * groups * hd
+                && v.len >= n * groups * hd,
+            || {
+                format!(
+                    "attention_backward_dq: buffers too small for batch {batch} T {t} heads {heads} groups {groups}"
+                )
+            },
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (t.div_ceil(ATTN_TILE) as u32, heads as u32, batch as u32),
+            block_dim: (ATTN_TILE as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let (t, heads, groups) = (t as i32, heads as i32, groups as i32);
         let mut b = s.launch_builder(&self.attention_backward_dq);
-        b.arg(&dq.addr).arg(&dout.addr).arg(&lse.addr).arg(&dsum.addr).arg(&q.addr).arg(&k.addr).arg(&v.addr).arg(&t).arg(&heads).arg(&groups);
+        b.arg(&dq.addr)
+            .arg(&dout.addr)
+            .arg(&lse.addr)
+            .arg(&dsum.addr)
+            .arg(&q.addr)
+            .arg(&k.addr)
+            .arg(&v.addr)
+            .arg(&t)
+            .arg(&heads)
+            .arg(&groups);
         // SAFETY: matches attention_backward_dq_bf16_hd{HD}'s signature; shapes checked above.
         launched(s, "attention_backward_dq_bf16", unsafe { b.launch(cfg) })
     }
 
     /// `g = silu(h1) ⊙ h3`.
-    pub fn swiglu_forward(&self, s: &Arc<CudaStream>, g: Ptr<bf16>, h1: Ptr<bf16>, h3: Ptr<bf16>, len: usize) -> Result<()> {
-        need(g.len >= len && h1.len >= len && h3.len >= len, || format!("swiglu_forward: buffers too small for {len}"))?;
+    pub fn swiglu_forward(
+        &self,
+        s: &Arc<CudaStream>,
+        g: Ptr<bf16>,
+        h1: Ptr<bf16>,
+        h3: Ptr<bf16>,
+        len: usize,
+    ) -> Result<()> {
+        need(g.len >= len && h1.len >= len && h3.len >= len, || {
+            format!("swiglu_forward: buffers too small for {len}")
+        })?;
         let cfg = grid_1d(len, 256);
         let len = len as i64;
         let mut b = s.launch_builder(&self.swiglu_forward);
@@ -349,8 +606,19 @@ impl Kernels {
 
     /// `dh1`, `dh3` from `dg`.
     #[allow(clippy::too_many_arguments)]
-    pub fn swiglu_backward(&self, s: &Arc<CudaStream>, dh1: Ptr<bf16>, dh3: Ptr<bf16>, dg: Ptr<f32>, h1: Ptr<bf16>, h3: Ptr<bf16>, len: usize) -> Result<()> {
-        need(dh1.len >= len && dh3.len >= len && dg.len >= len && h1.len >= len && h3.len >= len, || format!("swiglu_backward: buffers too small for {len}"))?;
+    pub fn swiglu_backward(
+        &self,
+        s: &Arc<CudaStream>,
+        dh1: Ptr<bf16>,
+        dh3: Ptr<bf16>,
+        dg: Ptr<f32>,
+        h1: Ptr<bf16>,
+        h3: Ptr<bf16>,
+        len: usize,
+    ) -> Result<()> {
+        need(dh1.len >= len && dh3.len >= len && dg.len >= len && h1.len >= len && h3.len >= len, || {
+            format!("swiglu_backward: buffers too small for {len}")
+        })?;
         let cfg = grid_1d(len, 256);
         let len = len as i64;
         let mut b = s.launch_builder(&self.swiglu_backward);
@@ -361,8 +629,19 @@ impl Kernels {
 
     /// Losses of `rows` rows of logits and, with `grad_scale`, the logit gradient in place.
     #[allow(clippy::too_many_arguments)]
-    pub fn classifier(&self, s: &Arc<CudaStream>, logits: Ptr<bf16>, losses: Ptr<f32>, targets: Ptr<u32>, rows: usize, vp: usize, grad_scale: Option<f64>) -> Result<()> {
-        need(logits.len >= rows * vp && losses.len >= rows && targets.len >= rows, || format!("classifier: buffers too small for {rows} rows of {vp}"))?;
+    pub fn classifier(
+        &self,
+        s: &Arc<CudaStream>,
+        logits: Ptr<bf16>,
+        losses: Ptr<f32>,
+        targets: Ptr<u32>,
+        rows: usize,
+        vp: usize,
+        grad_scale: Option<f64>,
+    ) -> Result<()> {
+        need(logits.len >= rows * vp && losses.len >= rows && targets.len >= rows, || {
+            format!("classifier: buffers too small for {rows} rows of {vp}")
+        })?;
         let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (512, 1, 1), shared_mem_bytes: 0 };
         let (rows, vp) = (rows as i32, vp as i32);
         let (scale, write) = (grad_scale.unwrap_or(0.0) as f32, grad_scale.is_some() as i32);
@@ -375,14 +654,37 @@ impl Kernels {
 
     /// One AdamW step over the flat buffers (also refreshes the bf16 weights).
     #[allow(clippy::too_many_arguments)]
-    pub fn adamw(&self, s: &Arc<CudaStream>, params: Ptr<f32>, params_bf16: Ptr<bf16>, grads: Ptr<f32>, m: Ptr<f32>, v: Ptr<f32>, c: &AdamConsts) -> Result<()> {
+    pub fn adamw(
+        &self,
+        s: &Arc<CudaStream>,
+        params: Ptr<f32>,
+        params_bf16: Ptr<bf16>,
+        grads: Ptr<f32>,
+        m: Ptr<f32>,
+        v: Ptr<f32>,
+        c: &AdamConsts,
+    ) -> Result<()> {
         let len = params.len;
-        need(params_bf16.len == len && grads.len == len && m.len == len && v.len == len, || format!("adamw: buffers of {len}, {}, {}, {}, {}", params_bf16.len, grads.len, m.len, v.len))?;
+        need(params_bf16.len == len && grads.len == len && m.len == len && v.len == len, || {
+            format!("adamw: buffers of {len}, {}, {}, {}, {}", params_bf16.len, grads.len, m.len, v.len)
+        })?;
         let cfg = grid_1d(len, 256);
         let len = len as i64;
         let mut b = s.launch_builder(&self.adamw);
-        b.arg(&params.addr).arg(&params_bf16.addr).arg(&grads.addr).arg(&m.addr).arg(&v.addr).arg(&len)
-            .arg(&c.lr).arg(&c.beta1).arg(&c.beta2).arg(&c.eps).arg(&c.decay).arg(&c.step_size).arg(&c.sqrt_bc2).arg(&c.grad_scale);
+        b.arg(&params.addr)
+            .arg(&params_bf16.addr)
+            .arg(&grads.addr)
+            .arg(&m.addr)
+            .arg(&v.addr)
+            .arg(&len)
+            .arg(&c.lr)
+            .arg(&c.beta1)
+            .arg(&c.beta2)
+            .arg(&c.eps)
+            .arg(&c.decay)
+            .arg(&c.step_size)
+            .arg(&c.sqrt_bc2)
+            .arg(&c.grad_scale);
         // SAFETY: matches adamw_step_f32's signature; all five buffers have len elements.
         launched(s, "adamw_step_f32", unsafe { b.launch(cfg) })
     }

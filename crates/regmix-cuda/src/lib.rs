@@ -63,12 +63,15 @@ pub fn probe() -> Result<Info> {
     let mut driver_version = 0;
     // SAFETY: the driver is loaded and initialised; the pointer is valid for one write.
     unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver_version) };
-    let count = cudarc::driver::CudaContext::device_count().map_err(|e| Error::Missing(format!("counting GPUs: {e:?}")))?;
+    let count =
+        cudarc::driver::CudaContext::device_count().map_err(|e| Error::Missing(format!("counting GPUs: {e:?}")))?;
     if count <= 0 {
         return Err(Error::Missing("the driver reports no GPU".into()));
     }
     if !compile::nvrtc_available() {
-        return Err(Error::Missing("libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into()));
+        return Err(Error::Missing(
+            "libnvrtc (NVRTC) could not be opened; put its directory on LD_LIBRARY_PATH".into(),
+        ));
     }
     // SAFETY: as above, only opens the library.
     if !unsafe { cudarc::cublas::sys::is_culib_present() } {
@@ -80,9 +83,15 @@ pub fn probe() -> Result<Info> {
         let name = cudarc::driver::result::device::get_name(dev).unwrap_or_default();
         use cudarc::driver::sys::CUdevice_attribute as A;
         // SAFETY: `dev` is a valid device handle from cuDeviceGet.
-        let major = unsafe { cudarc::driver::result::device::get_attribute(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR) }.unwrap_or(0);
+        let major = unsafe {
+            cudarc::driver::result::device::get_attribute(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+        }
+        .unwrap_or(0);
         // SAFETY: as above.
-        let minor = unsafe { cudarc::driver::result::device::get_attribute(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR) }.unwrap_or(0);
+        let minor = unsafe {
+            cudarc::driver::result::device::get_attribute(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+        }
+        .unwrap_or(0);
         // SAFETY: as above.
         let memory_bytes = unsafe { cudarc::driver::result::device::total_mem(dev) }.unwrap_or(0);
         devices.push(Device { ordinal, name, compute_capability: (major, minor), memory_bytes });

@@ -70,7 +70,10 @@ impl Gpu {
         let s = self.stream.alloc_zeros::<T>(len).unwrap();
         let addr = s.device_ptr(&self.stream).0;
         // SAFETY: a live allocation of len elements on this stream.
-        unsafe { cudarc::driver::result::memset_d8_async(addr, 0xff, len * std::mem::size_of::<T>(), self.stream.cu_stream()) }.unwrap();
+        unsafe {
+            cudarc::driver::result::memset_d8_async(addr, 0xff, len * std::mem::size_of::<T>(), self.stream.cu_stream())
+        }
+        .unwrap();
         D { p: Ptr::new(addr, len), s }
     }
     fn get32(&self, d: &D<f32>) -> Vec<f32> {
@@ -126,7 +129,14 @@ fn embedding_forward_and_backward() {
 
 /// Groups `tokens` by token on the host, uploads the buckets and runs the kernel, as the
 /// backend does; returns the buckets.
-fn embedding_backward(g: &Gpu, dtable: Ptr<f32>, tokens: &[u32], vocab: usize, dout: Ptr<f32>, d: usize) -> TokenBuckets {
+fn embedding_backward(
+    g: &Gpu,
+    dtable: Ptr<f32>,
+    tokens: &[u32],
+    vocab: usize,
+    dout: Ptr<f32>,
+    d: usize,
+) -> TokenBuckets {
     let b = TokenBuckets::new(tokens, vocab);
     let (bt, bo, br) = (g.u32(&b.tokens), g.u32(&b.offsets), g.u32(&b.rows));
     g.k.embedding_backward(&g.stream, dtable, bt.p, bo.p, br.p, dout, b.tokens.len(), tokens.len(), d).unwrap();
@@ -268,8 +278,14 @@ fn attention(head_dim: usize) {
     let dsum = g.poison::<f32>(s.batch * s.heads * s.context);
     let (dq, dk, dv) = (g.poison::<bf16>(n * qd), g.poison::<bf16>(n * kvd), g.poison::<bf16>(n * kvd));
     g.k.attention_backward_preprocess(&g.stream, dsum.p, dout_d.p, out.p, s.batch, s.context, s.heads).unwrap();
-    g.k.attention_backward_dkv(&g.stream, dk.p, dv.p, dout_d.p, lse.p, dsum.p, q_d.p, k_d.p, v_d.p, s.batch, s.context, s.heads, s.groups).unwrap();
-    g.k.attention_backward_dq(&g.stream, dq.p, dout_d.p, lse.p, dsum.p, q_d.p, k_d.p, v_d.p, s.batch, s.context, s.heads, s.groups).unwrap();
+    g.k.attention_backward_dkv(
+        &g.stream, dk.p, dv.p, dout_d.p, lse.p, dsum.p, q_d.p, k_d.p, v_d.p, s.batch, s.context, s.heads, s.groups,
+    )
+    .unwrap();
+    g.k.attention_backward_dq(
+        &g.stream, dq.p, dout_d.p, lse.p, dsum.p, q_d.p, k_d.p, v_d.p, s.batch, s.context, s.heads, s.groups,
+    )
+    .unwrap();
     let (mut wq, mut wk, mut wv) = (vec![0.0; n * qd], vec![0.0; n * kvd], vec![0.0; n * kvd]);
     let mut scratch = vec![0.0; s.batch * s.groups * s.context * s.context];
     ops::attention_backward(&mut wq, &mut wk, &mut wv, &mut scratch, &dout, &q, &k, &v, &probs, s);

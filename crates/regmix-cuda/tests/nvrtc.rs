@@ -48,12 +48,18 @@ fn every_kernel_compiles_for_sm80_and_sm90_and_exports_what_the_backend_loads() 
                     None => decl,
                 };
                 let name = decl.split('(').next().unwrap().split_whitespace().last().unwrap();
-                assert!(entries.iter().any(|(f, n)| f == file && n == name), "{file}: {name} missing from the {arch} PTX");
+                assert!(
+                    entries.iter().any(|(f, n)| f == file && n == name),
+                    "{file}: {name} missing from the {arch} PTX"
+                );
             }
         }
         for &hd in HEAD_DIMS {
             for (_, file, name) in function_names(hd) {
-                assert!(entries.iter().any(|(f, n)| f == file && *n == name), "{arch}: the backend loads {file}:{name}, which the PTX lacks");
+                assert!(
+                    entries.iter().any(|(f, n)| f == file && *n == name),
+                    "{arch}: the backend loads {file}:{name}, which the PTX lacks"
+                );
             }
         }
     }
@@ -79,7 +85,11 @@ fn the_attention_tile_comes_from_the_rust_constant() {
     // __launch_bounds__(TILE) becomes .maxntid TILE on the three entries of each head size.
     let tile = regmix_cuda::compile::ATTN_TILE;
     let tiled = 3 * HEAD_DIMS.len();
-    assert_eq!(ptx.matches(&format!(".maxntid {tile}, 1, 1")).count(), tiled, "every per-head-size attention entry is bounded by ATTN_TILE = {tile}");
+    assert_eq!(
+        ptx.matches(&format!(".maxntid {tile}, 1, 1")).count(),
+        tiled,
+        "every per-head-size attention entry is bounded by ATTN_TILE = {tile}"
+    );
 }
 
 #[test]
@@ -92,14 +102,19 @@ fn the_backend_loads_each_function_once_under_its_own_field() {
         fields.dedup();
         names.sort();
         names.dedup();
-        assert_eq!((fields.len(), names.len()), (t.len(), t.len()), "head size {hd}: a field or a function appears twice");
+        assert_eq!(
+            (fields.len(), names.len()),
+            (t.len(), t.len()),
+            "head size {hd}: a field or a function appears twice"
+        );
     }
 }
 
 #[test]
 fn a_kernel_that_does_not_compile_is_reported_with_its_file_and_log() {
     let Some(include) = nvrtc_or_skip() else { return };
-    let err = compile("broken.cu", "extern \"C\" __global__ void k() { undefined_thing(); }", "sm_90", &include).unwrap_err();
+    let err =
+        compile("broken.cu", "extern \"C\" __global__ void k() { undefined_thing(); }", "sm_90", &include).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("kernels/broken.cu") && msg.contains("sm_90") && msg.contains("undefined_thing"), "{msg}");
 }
@@ -113,7 +128,10 @@ fn kernels_for_the_proxy_head_sizes_do_not_spill_registers() {
     let Some(include) = nvrtc_or_skip() else { return };
     for (file, src) in KERNEL_FILES {
         for r in regmix_cuda::compile::resources(file, src, "sm_90", &include).unwrap_or_else(|e| panic!("{e}")) {
-            eprintln!("{file:<14} {:<40} {:>3} registers {:>5} B spilled {:>6} B shared", r.kernel, r.registers, r.spill_bytes, r.shared_bytes);
+            eprintln!(
+                "{file:<14} {:<40} {:>3} registers {:>5} B spilled {:>6} B shared",
+                r.kernel, r.registers, r.spill_bytes, r.shared_bytes
+            );
             assert!(r.registers > 0, "{}: no resource line parsed", r.kernel);
             assert!(r.shared_bytes <= 48 * 1024, "{}: {} bytes of shared memory", r.kernel, r.shared_bytes);
             let attention_small = r.kernel.ends_with("_hd16") || r.kernel.ends_with("_hd32");

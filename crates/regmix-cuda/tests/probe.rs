@@ -26,7 +26,14 @@ fn probe_lists_the_gpu_when_one_is_required() {
     let info = regmix_cuda::probe().unwrap_or_else(|e| panic!("REGMIX_REQUIRE_GPU=1 but {e}"));
     assert!(!info.devices.is_empty() && info.driver_version > 0);
     for d in &info.devices {
-        eprintln!("GPU {}: {} (sm_{}{}), {:.1} GiB", d.ordinal, d.name, d.compute_capability.0, d.compute_capability.1, d.memory_bytes as f64 / (1u64 << 30) as f64);
+        eprintln!(
+            "GPU {}: {} (sm_{}{}), {:.1} GiB",
+            d.ordinal,
+            d.name,
+            d.compute_capability.0,
+            d.compute_capability.1,
+            d.memory_bytes as f64 / (1u64 << 30) as f64
+        );
         assert!(d.compute_capability.0 >= 8, "{}: the kernels need sm_80 or newer", d.name);
     }
 }

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use regmix_core::columns::{self, WEIGHT};
 use regmix_core::schema::{domains as dom_lists, Schema};
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
-use regmix_core::columns::{self, WEIGHT};
 use regmix_core::{atomic, domain, Error, Provenance, Result};
 
 /// Rows must sum to 1 within this; the paper's CSVs are rounded to 3 decimals, so they are
@@ -46,7 +46,12 @@ impl Mixtures {
             }
             for (d, x) in self.domains.iter().zip(w) {
                 if !(x.is_finite() && (0.0..=1.0).contains(x)) {
-                    return Err(Error::value(path, r, &columns::wide(WEIGHT, d), format!("{x} is not in [0, 1] (mixture {id})")));
+                    return Err(Error::value(
+                        path,
+                        r,
+                        &columns::wide(WEIGHT, d),
+                        format!("{x} is not in [0, 1] (mixture {id})"),
+                    ));
                 }
             }
             let s: f64 = w.iter().sum();
@@ -122,11 +127,8 @@ impl Mixtures {
                 absent.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
             );
         }
-        let weights = self
-            .weights
-            .iter()
-            .map(|w| idx.iter().map(|i| i.map(|i| w[i]).unwrap_or(0.0)).collect())
-            .collect();
+        let weights =
+            self.weights.iter().map(|w| idx.iter().map(|i| i.map(|i| w[i]).unwrap_or(0.0)).collect()).collect();
         Ok(Mixtures { domains: order.to_vec(), ids: self.ids.clone(), weights })
     }
 }
@@ -135,7 +137,8 @@ impl Mixtures {
 /// bits of the sha256 of its nonzero weights by domain name, so two different mixtures never
 /// share a run folder and the same mixture always gets the same one.
 pub fn content_id(domains: &[String], weights: &[f64]) -> u32 {
-    let mut pairs: Vec<(&String, f64)> = domains.iter().zip(weights.iter().copied()).filter(|(_, w)| *w > 0.0).collect();
+    let mut pairs: Vec<(&String, f64)> =
+        domains.iter().zip(weights.iter().copied()).filter(|(_, w)| *w > 0.0).collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     let text: String = pairs.iter().map(|(d, w)| format!("{d}={:016x}\n", w.to_bits())).collect();
     u32::from_str_radix(&regmix_core::digest::sha256(text.as_bytes())[..8], 16).expect("hex") & 0x7fff_ffff
@@ -202,9 +205,7 @@ pub fn read_regmix_yaml(path: &Path) -> Result<(Vec<String>, Vec<f64>)> {
     let mut w = Vec::new();
     for (k, x) in train {
         let k = k.as_str().ok_or_else(|| Error::format(path, "regmix YAML", "a `train:` key is not a string"))?;
-        let x = x
-            .as_f64()
-            .ok_or_else(|| Error::format(path, "regmix YAML", format!("`train.{k}` is not a number")))?;
+        let x = x.as_f64().ok_or_else(|| Error::format(path, "regmix YAML", format!("`train.{k}` is not a number")))?;
         domains.push(domain_from_key(k));
         w.push(x);
     }
@@ -254,13 +255,21 @@ mod tests {
     fn a_yaml_mixtures_id_comes_from_its_weights() {
         let d: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
         let id = content_id(&d, &[0.5, 0.5, 0.0]);
-        assert_eq!(id, content_id(&["b".into(), "a".into()], &[0.5, 0.5]), "zero weights and domain order do not matter");
+        assert_eq!(
+            id,
+            content_id(&["b".into(), "a".into()], &[0.5, 0.5]),
+            "zero weights and domain order do not matter"
+        );
         assert_ne!(id, content_id(&d, &[0.4, 0.6, 0.0]));
         assert!(id < 1 << 31);
     }
 
     fn two() -> Mixtures {
-        Mixtures { domains: vec!["web".into(), "code".into()], ids: vec![0, 1], weights: vec![vec![0.5, 0.5], vec![1.0, 0.0]] }
+        Mixtures {
+            domains: vec!["web".into(), "code".into()],
+            ids: vec![0, 1],
+            weights: vec![vec![0.5, 0.5], vec![1.0, 0.0]],
+        }
     }
 
     #[test]

@@ -37,9 +37,13 @@ impl Gain {
     }
 
     pub fn describe(&self) -> String {
-        let mut s = format!("predicted at the prior: {:.4}; gain of the optimum over the prior: {:.4}", self.prior, self.gain);
+        let mut s =
+            format!("predicted at the prior: {:.4}; gain of the optimum over the prior: {:.4}", self.prior, self.gain);
         if let (Some(sd), Some(share)) = (self.std, self.win_share) {
-            s += &format!(" ± {sd:.4} (bootstrap sd); the optimum is predicted below the prior in {:.0}% of refits", 100.0 * share);
+            s += &format!(
+                " ± {sd:.4} (bootstrap sd); the optimum is predicted below the prior in {:.0}% of refits",
+                100.0 * share
+            );
         } else {
             s += " (no bootstrap: run optimize --bootstrap B to see how sure this is)";
         }
@@ -82,11 +86,17 @@ impl Recommendation {
     /// recommendations) implies.
     pub fn from_gain(g: &Gain) -> Recommendation {
         if g.is_clear() {
-            Recommendation { choice: Choice::Optimum, reason: format!("the predicted gain over the prior is clear: {}", g.describe()) }
+            Recommendation {
+                choice: Choice::Optimum,
+                reason: format!("the predicted gain over the prior is clear: {}", g.describe()),
+            }
         } else {
             Recommendation {
                 choice: Choice::Prior,
-                reason: format!("the predicted gain over the prior is not clear of its bootstrap spread: {}", g.describe()),
+                reason: format!(
+                    "the predicted gain over the prior is not clear of its bootstrap spread: {}",
+                    g.describe()
+                ),
             }
         }
     }
@@ -131,7 +141,12 @@ impl Optimum {
         let prior_map: serde_json::Map<String, serde_json::Value> = t.json_metadata(KEY_PRIOR)?;
         let prior = domains
             .iter()
-            .map(|d| prior_map.get(d).and_then(|v| v.as_f64()).ok_or_else(|| Error::metadata(&t.path, KEY_PRIOR, format!("no weight for domain `{d}`"))))
+            .map(|d| {
+                prior_map
+                    .get(d)
+                    .and_then(|v| v.as_f64())
+                    .ok_or_else(|| Error::metadata(&t.path, KEY_PRIOR, format!("no weight for domain `{d}`")))
+            })
             .collect::<Result<Vec<f64>>>()?;
         let opt = |c: &str| -> Result<Option<f64>> { Ok(t.f64_opt_values(c)?[0]) };
         let gain = Gain {
@@ -143,8 +158,9 @@ impl Optimum {
         // A version-2 file has no recommendation: the one its gain implies.
         let recommendation = if t.batch.schema().index_of("recommendation").is_ok() {
             let text = t.str("recommendation")?.value(0).to_string();
-            let choice = Choice::parse(&text)
-                .ok_or_else(|| Error::value(&t.path, 0, "recommendation", format!("`{text}` is neither `optimum` nor `prior`")))?;
+            let choice = Choice::parse(&text).ok_or_else(|| {
+                Error::value(&t.path, 0, "recommendation", format!("`{text}` is neither `optimum` nor `prior`"))
+            })?;
             Recommendation { choice, reason: t.str("recommendation_reason")?.value(0).to_string() }
         } else {
             Recommendation::from_gain(&gain)
@@ -179,7 +195,8 @@ impl Optimum {
         ];
         cols.extend(self.weights.iter().map(|x| col::f64(vec![*x])));
         cols.extend((0..d.len()).map(|j| col::f64_opt(vec![self.weight_std.as_ref().map(|s| s[j])])));
-        let prior: serde_json::Map<_, _> = d.iter().zip(&self.prior).map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
+        let prior: serde_json::Map<_, _> =
+            d.iter().zip(&self.prior).map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
         let md = vec![
             (KEY_CONSTRAINTS.to_string(), constraints.to_string()),
             (KEY_TARGET.to_string(), self.target.clone()),
@@ -222,7 +239,8 @@ mod tests {
         };
         o.write(&p, &serde_json::json!({}), &Provenance::new("optimize", "0", &[])).unwrap();
         assert_eq!(Optimum::read(&p).unwrap(), o);
-        let plain = Optimum { weight_std: None, predicted_std: None, gain: Gain { std: None, win_share: None, ..o.gain }, ..o };
+        let plain =
+            Optimum { weight_std: None, predicted_std: None, gain: Gain { std: None, win_share: None, ..o.gain }, ..o };
         plain.write(&p, &serde_json::json!({}), &Provenance::new("optimize", "0", &[])).unwrap();
         assert_eq!(Optimum::read(&p).unwrap(), plain);
     }
@@ -253,7 +271,8 @@ mod tests {
             (KEY_TARGET.to_string(), "valid_loss.a".to_string()),
             (KEY_PRIOR.to_string(), r#"{"a": 0.5, "b": 0.5}"#.to_string()),
         ];
-        write_parquet(&p, &v2, &lists, &batch(&v2, &lists, cols).unwrap(), &md, &Provenance::new("optimize", "0", &[])).unwrap();
+        write_parquet(&p, &v2, &lists, &batch(&v2, &lists, cols).unwrap(), &md, &Provenance::new("optimize", "0", &[]))
+            .unwrap();
         let o = Optimum::read(&p).unwrap();
         assert_eq!(o.recommendation.choice, Choice::Optimum, "a gain of 0.1 ± 0.01 in every refit is clear");
     }

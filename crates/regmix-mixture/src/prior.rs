@@ -53,8 +53,7 @@ impl Prior {
     /// `{domain: w}`. Domains are taken in the file's key order, sorted by name.
     pub fn from_json_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let j: PriorJson = serde_json::from_str(&text)
-            .map_err(|e| Error::format(path, "prior.json", e))?;
+        let j: PriorJson = serde_json::from_str(&text).map_err(|e| Error::format(path, "prior.json", e))?;
         let wrap = |e: Error| Error::format(path, "prior.json", e);
         match j {
             PriorJson::Tokens { tokens } => {
@@ -75,7 +74,10 @@ impl Prior {
         let split = t.str("split")?;
         let tok = t.u64("tokens")?;
         if t.rows() == 0 {
-            return Err(Error::Invalid(format!("{}: the manifest is empty: it lists no shards (tokenize-shard wrote none?)", path.display())));
+            return Err(Error::Invalid(format!(
+                "{}: the manifest is empty: it lists no shards (tokenize-shard wrote none?)",
+                path.display()
+            )));
         }
         let mut order: Vec<String> = Vec::new();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -90,10 +92,7 @@ impl Prior {
         }
         for d in &order {
             if counts.get(d).copied().unwrap_or(0) == 0 {
-                return Err(Error::Invalid(format!(
-                    "{}: domain `{d}` has no training tokens",
-                    path.display()
-                )));
+                return Err(Error::Invalid(format!("{}: domain `{d}` has no training tokens", path.display())));
             }
         }
         let tokens = order.iter().map(|d| counts[d]).collect();
@@ -137,7 +136,9 @@ impl Prior {
         let w: serde_json::Map<String, serde_json::Value> =
             self.domains.iter().zip(&self.weights).map(|(d, w)| (d.clone(), (*w).into())).collect();
         match &self.tokens {
-            Some(t) => serde_json::json!({"weights": w, "tokens": self.domains.iter().zip(t).map(|(d, n)| (d.clone(), *n)).collect::<BTreeMap<_,_>>()}),
+            Some(t) => {
+                serde_json::json!({"weights": w, "tokens": self.domains.iter().zip(t).map(|(d, n)| (d.clone(), *n)).collect::<BTreeMap<_,_>>()})
+            }
             None => serde_json::json!({ "weights": w }),
         }
     }
@@ -164,8 +165,7 @@ pub fn pile_prior() -> Prior {
         ("pubmed_abstracts", 0.038825953),
         ("uspto_backgrounds", 0.046446962),
     ];
-    Prior::from_weights(pairs.iter().map(|p| p.0.to_string()).collect(), pairs.iter().map(|p| p.1).collect())
-        .unwrap()
+    Prior::from_weights(pairs.iter().map(|p| p.0.to_string()).collect(), pairs.iter().map(|p| p.1).collect()).unwrap()
 }
 
 #[cfg(test)]

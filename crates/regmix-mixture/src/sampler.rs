@@ -104,7 +104,13 @@ impl Dirichlet {
     pub fn new(alpha: &[f64]) -> Self {
         let parts = alpha
             .iter()
-            .map(|&a| if a >= 1.0 { (Gamma::new(a, 1.0).unwrap(), None) } else { (Gamma::new(a + 1.0, 1.0).unwrap(), Some(a)) })
+            .map(|&a| {
+                if a >= 1.0 {
+                    (Gamma::new(a, 1.0).unwrap(), None)
+                } else {
+                    (Gamma::new(a + 1.0, 1.0).unwrap(), Some(a))
+                }
+            })
             .collect();
         Dirichlet { parts }
     }
@@ -224,7 +230,10 @@ impl Sampler {
         let p = &self.params;
         let n = self.prior.domains.len();
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-        let draws = p.count.checked_mul(p.oversample).ok_or_else(|| Error::Invalid("--count × --oversample overflows".into()))?;
+        let draws = p
+            .count
+            .checked_mul(p.oversample)
+            .ok_or_else(|| Error::Invalid("--count × --oversample overflows".into()))?;
         // Mixtures are snapped to a grid of --min-weight: no more distinct ones exist than its
         // points, C(1/min_weight + n − 1, n − 1), whatever the draws.
         let steps = (1.0 / p.min_weight).round();
@@ -265,7 +274,9 @@ impl Sampler {
         // Drop near-duplicates: sort, then keep a row only if it is far enough from the last kept.
         // Lexicographic by total_cmp: a NaN cannot panic the sort (the snapped weights are
         // multiples of --min-weight, never NaN or −0, so the order is partial_cmp's).
-        cands.sort_by(|a, b| a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len())));
+        cands.sort_by(|a, b| {
+            a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len()))
+        });
         let mut uniq: Vec<Vec<f64>> = Vec::with_capacity(cands.len());
         for c in cands {
             let dup = uniq
@@ -316,11 +327,15 @@ mod tests {
 
     #[test]
     fn a_count_above_the_grids_distinct_mixtures_is_refused_before_any_draw() {
-        let prior = Prior { domains: vec!["a".into(), "b".into(), "c".into()], weights: vec![0.5, 0.3, 0.2], tokens: None };
+        let prior =
+            Prior { domains: vec!["a".into(), "b".into(), "c".into()], weights: vec![0.5, 0.3, 0.2], tokens: None };
         // min weight 2e-4: 5000 steps, C(5002, 2) = 12,507,501 points for three domains.
         let s = Sampler::new(prior, SamplerParams { count: 100_000_000, ..Default::default() }).unwrap();
         let e = s.sample().unwrap_err().to_string();
-        assert!(e.contains("only 12507501 distinct mixtures of 3 domains exist on the grid of --min-weight 0.0002"), "{e}");
+        assert!(
+            e.contains("only 12507501 distinct mixtures of 3 domains exist on the grid of --min-weight 0.0002"),
+            "{e}"
+        );
     }
     use crate::prior::pile_prior;
 

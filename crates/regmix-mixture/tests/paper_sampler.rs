@@ -89,7 +89,13 @@ fn ks_statistic_is_zero_for_identical_samples_and_one_for_disjoint() {
 
 /// The parameters that reproduce the published mixtures (see the module comment).
 fn published_params(seed: u64) -> SamplerParams {
-    SamplerParams { count: 512, seed, temperature: PUBLISHED_TEMPERATURE, min_strength: PUBLISHED_MIN_STRENGTH, ..Default::default() }
+    SamplerParams {
+        count: 512,
+        seed,
+        temperature: PUBLISHED_TEMPERATURE,
+        min_strength: PUBLISHED_MIN_STRENGTH,
+        ..Default::default()
+    }
 }
 
 #[test]

@@ -61,7 +61,15 @@ pub struct Preset {
     pub context: usize,
 }
 
-const fn preset(name: &'static str, n_layer: usize, n_head: usize, n_query_groups: usize, d_model: usize, mlp_hidden: usize, context: usize) -> Preset {
+const fn preset(
+    name: &'static str,
+    n_layer: usize,
+    n_head: usize,
+    n_query_groups: usize,
+    d_model: usize,
+    mlp_hidden: usize,
+    context: usize,
+) -> Preset {
     Preset { name, n_layer, n_head, n_query_groups, d_model, mlp_hidden, context }
 }
 
@@ -83,10 +91,10 @@ pub fn preset_names() -> Vec<&'static str> {
 
 impl Config {
     pub fn preset(name: &str, vocab_size: usize) -> Result<Config> {
-        let &Preset { name, n_layer, n_head, n_query_groups, d_model, mlp_hidden, context } =
-            PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
-                Error::Config(format!("unknown preset {name:?}; known: {}", preset_names().join(", ")))
-            })?;
+        let &Preset { name, n_layer, n_head, n_query_groups, d_model, mlp_hidden, context } = PRESETS
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Config(format!("unknown preset {name:?}; known: {}", preset_names().join(", "))))?;
         let mut c = Config {
             name: name.to_string(),
             vocab_size,
@@ -148,10 +156,7 @@ impl Config {
             return bad(format!("d_model {} is not a multiple of n_head {}", self.d_model, self.n_head));
         }
         if self.n_query_groups == 0 || self.n_head % self.n_query_groups != 0 {
-            return bad(format!(
-                "n_head {} is not a multiple of n_query_groups {}",
-                self.n_head, self.n_query_groups
-            ));
+            return bad(format!("n_head {} is not a multiple of n_query_groups {}", self.n_head, self.n_query_groups));
         }
         if self.head_dim() % 2 != 0 {
             return bad(format!("head dimension {} must be even for RoPE", self.head_dim()));

@@ -67,8 +67,19 @@ pub trait Float:
         // slices, and `c` is a unique borrow, so it aliases neither `a` nor `b`.
         unsafe {
             Self::gemm_raw(
-                m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), b_rs, b_cs, c.as_mut_ptr(), c_rs,
-                accumulate, threaded,
+                m,
+                n,
+                k,
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                b.as_ptr(),
+                b_rs,
+                b_cs,
+                c.as_mut_ptr(),
+                c_rs,
+                accumulate,
+                threaded,
             )
         }
     }
@@ -208,8 +219,7 @@ pub fn exp_f32(x: f32) -> f32 {
     const SHIFT: f32 = 12_582_912.0;
     let n = (x * LOG2E + SHIFT) - SHIFT;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     f32::from_bits(((n as i32 + 127) << 23) as u32) * p
 }
 impl_float!(f64, matrixmultiply::dgemm);

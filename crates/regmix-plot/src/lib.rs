@@ -49,7 +49,12 @@ pub fn strips(domains: &[String], weights: &[Vec<f64>]) -> String {
     let max = weights.iter().flatten().cloned().fold(0.0, f64::max).max(1e-9);
     let sx = |v: f64| left + v / max * width;
     let mut s = String::new();
-    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#, left + width + 30.0).unwrap();
+    writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#,
+        left + width + 30.0
+    )
+    .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
     for (i, (d, w)) in domains.iter().zip(weights).enumerate() {
         let y = 20.0 + row * i as f64;
@@ -57,11 +62,32 @@ pub fn strips(domains: &[String], weights: &[Vec<f64>]) -> String {
         sorted.sort_by(f64::total_cmp);
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 15.0, esc(d)).unwrap();
         let (q1, med, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.5), quantile(&sorted, 0.75));
-        writeln!(s, r##"<rect x="{:.1}" y="{}" width="{:.1}" height="20" fill="{BOX_FILL}" stroke="{MAIN}"/>"##, sx(q1), y, (sx(q3) - sx(q1)).max(1.0)).unwrap();
-        writeln!(s, r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black" stroke-width="2"/>"#, sx(med), y, sx(med), y + 20.0).unwrap();
+        writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{}" width="{:.1}" height="20" fill="{BOX_FILL}" stroke="{MAIN}"/>"##,
+            sx(q1),
+            y,
+            (sx(q3) - sx(q1)).max(1.0)
+        )
+        .unwrap();
+        writeln!(
+            s,
+            r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black" stroke-width="2"/>"#,
+            sx(med),
+            y,
+            sx(med),
+            y + 20.0
+        )
+        .unwrap();
         for (k, v) in w.iter().enumerate() {
             let jitter = ((k * 37) % 17) as f64 / 17.0 * 16.0 + 2.0;
-            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="{MAIN}" fill-opacity="0.5"/>"##, sx(*v), y + jitter).unwrap();
+            writeln!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="{MAIN}" fill-opacity="0.5"/>"##,
+                sx(*v),
+                y + jitter
+            )
+            .unwrap();
         }
     }
     let base = 25.0 + row * domains.len() as f64;
@@ -82,7 +108,13 @@ pub fn small_multiples(domains: &[String], x: &[Vec<f64>], y: &[f64], rho: &[f64
     let pad = (yhi - ylo).max(1e-9) * 0.05;
     let (ylo, yhi) = (ylo - pad, yhi + pad);
     let mut s = String::new();
-    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#, cw * cols as f64, ch * rows as f64 + 20.0).unwrap();
+    writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#,
+        cw * cols as f64,
+        ch * rows as f64 + 20.0
+    )
+    .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
     for (i, d) in domains.iter().enumerate() {
         let (ox, oy) = (cw * (i % cols) as f64, ch * (i / cols) as f64);
@@ -90,15 +122,47 @@ pub fn small_multiples(domains: &[String], x: &[Vec<f64>], y: &[f64], rho: &[f64
         let xmax = x[i].iter().cloned().fold(0.0, f64::max).max(1e-9);
         let sx = |v: f64| l + v / xmax * w;
         let sy = |v: f64| t + h - (v - ylo) / (yhi - ylo) * h;
-        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">{} (ρ = {:+.2})</text>"#, l + w / 2.0, oy + 14.0, esc(d), rho[i]).unwrap();
+        writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">{} (ρ = {:+.2})</text>"#,
+            l + w / 2.0,
+            oy + 14.0,
+            esc(d),
+            rho[i]
+        )
+        .unwrap();
         writeln!(s, r##"<rect x="{l}" y="{t}" width="{w}" height="{h}" fill="none" stroke="#888"/>"##).unwrap();
         for (xv, yv) in x[i].iter().zip(y) {
-            writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{MAIN}" fill-opacity="0.55"/>"##, sx(*xv), sy(*yv)).unwrap();
+            writeln!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{MAIN}" fill-opacity="0.55"/>"##,
+                sx(*xv),
+                sy(*yv)
+            )
+            .unwrap();
         }
-        writeln!(s, r#"<text x="{l}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{xmax:.2}</text>"#, t + h + 13.0, l + w, t + h + 13.0).unwrap();
-        writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{:.2}</text><text x="{}" y="{}" text-anchor="end">{:.2}</text>"#, l - 3.0, t + 8.0, yhi, l - 3.0, t + h, ylo).unwrap();
+        writeln!(
+            s,
+            r#"<text x="{l}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{xmax:.2}</text>"#,
+            t + h + 13.0,
+            l + w,
+            t + h + 13.0
+        )
+        .unwrap();
+        writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{:.2}</text><text x="{}" y="{}" text-anchor="end">{:.2}</text>"#,
+            l - 3.0,
+            t + 8.0,
+            yhi,
+            l - 3.0,
+            t + h,
+            ylo
+        )
+        .unwrap();
     }
-    writeln!(s, r#"<text x="8" y="{}">x: the domain's weight; y: {}</text>"#, ch * rows as f64 + 12.0, esc(y_label)).unwrap();
+    writeln!(s, r#"<text x="8" y="{}">x: the domain's weight; y: {}</text>"#, ch * rows as f64 + 12.0, esc(y_label))
+        .unwrap();
     s.push_str("</svg>\n");
     s
 }
@@ -115,11 +179,23 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
     let (lo, hi) = (lo - pad, hi + pad);
     let sx = |v: f64| left + (v - lo) / (hi - lo) * width;
     let mut s = String::new();
-    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#, left + width + 30.0).unwrap();
+    writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#,
+        left + width + 30.0
+    )
+    .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
     for (k, name) in series.iter().enumerate() {
         let x = left + 110.0 * k as f64;
-        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, color(k), x + 8.0, esc(name)).unwrap();
+        writeln!(
+            s,
+            r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#,
+            color(k),
+            x + 8.0,
+            esc(name)
+        )
+        .unwrap();
     }
     for (i, r) in rows.iter().enumerate() {
         let y = 40.0 + row * i as f64;
@@ -127,7 +203,8 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
         writeln!(s, r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/>"##, left + width).unwrap();
         for (k, v) in values.iter().enumerate() {
             if v[i].is_finite() {
-                writeln!(s, r#"<circle cx="{:.1}" cy="{y}" r="5" fill="{}" fill-opacity="0.85"/>"#, sx(v[i]), color(k)).unwrap();
+                writeln!(s, r#"<circle cx="{:.1}" cy="{y}" r="5" fill="{}" fill-opacity="0.85"/>"#, sx(v[i]), color(k))
+                    .unwrap();
             }
         }
     }
@@ -136,7 +213,13 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
     for t in ticks(lo, hi) {
         writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.3}</text>"#, sx(t), base + 16.0).unwrap();
     }
-    writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">validation loss (lower is better)</text>"#, left + width / 2.0, base + 36.0).unwrap();
+    writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">validation loss (lower is better)</text>"#,
+        left + width / 2.0,
+        base + 36.0
+    )
+    .unwrap();
     s.push_str("</svg>\n");
     s
 }
@@ -145,7 +228,8 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
 /// models' validation loss over training tokens, where crossing lines are a change of ranking.
 pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_label: &str) -> String {
     let (left, top, width, height) = (70.0, 40.0, 500.0, 280.0);
-    let all: Vec<(f64, f64)> = points.iter().flatten().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    let all: Vec<(f64, f64)> =
+        points.iter().flatten().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     let (x0, x1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (y0, y1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let (x0, x1) = if all.is_empty() { (0.0, 1.0) } else { (x0.min(0.0), x1.max(x0 + 1e-9)) };
@@ -154,25 +238,61 @@ pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_la
     let sx = |v: f64| left + (v - x0) / (x1 - x0) * width;
     let sy = |v: f64| top + (y1 - v) / (y1 - y0) * height;
     let mut s = String::new();
-    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">"#, left + width + 30.0, top + height + 50.0).unwrap();
+    writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">"#,
+        left + width + 30.0,
+        top + height + 50.0
+    )
+    .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
     for (k, name) in series.iter().enumerate() {
         let x = left + 110.0 * k as f64;
-        writeln!(s, r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#, color(k), x + 8.0, esc(name)).unwrap();
+        writeln!(
+            s,
+            r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#,
+            color(k),
+            x + 8.0,
+            esc(name)
+        )
+        .unwrap();
     }
-    writeln!(s, r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, top + height, left + width, top + height).unwrap();
+    writeln!(
+        s,
+        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+        top + height,
+        left + width,
+        top + height
+    )
+    .unwrap();
     writeln!(s, r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#, top + height).unwrap();
     for t in ticks(x0, x1) {
-        writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, sx(t), top + height + 16.0, human(t)).unwrap();
+        writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, sx(t), top + height + 16.0, human(t))
+            .unwrap();
     }
     for t in ticks(y0, y1) {
         writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{t:.3}</text>"#, left - 6.0, sy(t) + 4.0).unwrap();
     }
-    writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + width / 2.0, top + height + 38.0, esc(x_label)).unwrap();
-    writeln!(s, r#"<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#, top + height / 2.0, top + height / 2.0, esc(y_label)).unwrap();
+    writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        left + width / 2.0,
+        top + height + 38.0,
+        esc(x_label)
+    )
+    .unwrap();
+    writeln!(
+        s,
+        r#"<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#,
+        top + height / 2.0,
+        top + height / 2.0,
+        esc(y_label)
+    )
+    .unwrap();
     for (k, pts) in points.iter().enumerate() {
         let c = color(k);
-        let xy: Vec<(f64, f64)> = pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (sx(p.0), sy(p.1))).collect();
+        let xy: Vec<(f64, f64)> =
+            pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (sx(p.0), sy(p.1))).collect();
         let path: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" ")).unwrap();
         for (x, y) in &xy {
@@ -200,22 +320,63 @@ pub fn scatter(title: &str, series: &[Series]) -> String {
     let sx = |v: f64| m + (v - lo) / (hi - lo) * (w - 2.0 * m);
     let sy = |v: f64| h - m - (v - lo) / (hi - lo) * (h - 2.0 * m);
     let mut s = String::new();
-    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#).unwrap();
+    writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    )
+    .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="24" text-anchor="middle" font-size="14">{}</text>"#, w / 2.0, esc(title)).unwrap();
-    writeln!(s, r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4"/>"##, sx(lo), sy(lo), sx(hi), sy(hi)).unwrap();
-    writeln!(s, r#"<rect x="{m}" y="{m}" width="{}" height="{}" fill="none" stroke="black"/>"#, w - 2.0 * m, h - 2.0 * m).unwrap();
+    writeln!(
+        s,
+        r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4"/>"##,
+        sx(lo),
+        sy(lo),
+        sx(hi),
+        sy(hi)
+    )
+    .unwrap();
+    writeln!(
+        s,
+        r#"<rect x="{m}" y="{m}" width="{}" height="{}" fill="none" stroke="black"/>"#,
+        w - 2.0 * m,
+        h - 2.0 * m
+    )
+    .unwrap();
     for i in 0..=4 {
         let v = lo + (hi - lo) * i as f64 / 4.0;
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{v:.3}</text>"#, sx(v), h - m + 16.0).unwrap();
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{v:.3}</text>"#, m - 4.0, sy(v) + 4.0).unwrap();
     }
     writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">true</text>"#, w / 2.0, h - 16.0).unwrap();
-    writeln!(s, r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">predicted</text>"#, h / 2.0, h / 2.0).unwrap();
+    writeln!(
+        s,
+        r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">predicted</text>"#,
+        h / 2.0,
+        h / 2.0
+    )
+    .unwrap();
     for (k, se) in series.iter().enumerate() {
         for (t, p) in &se.points {
-            writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}" fill-opacity="0.6"/>"#, sx(*t), sy(*p), color(k)).unwrap();
+            writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}" fill-opacity="0.6"/>"#,
+                sx(*t),
+                sy(*p),
+                color(k)
+            )
+            .unwrap();
         }
-        writeln!(s, r#"<circle cx="{}" cy="{}" r="4" fill="{}"/><text x="{}" y="{}">{}</text>"#, m + 12.0, m + 16.0 + 16.0 * k as f64, color(k), m + 22.0, m + 20.0 + 16.0 * k as f64, esc(&se.label)).unwrap();
+        writeln!(
+            s,
+            r#"<circle cx="{}" cy="{}" r="4" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            m + 12.0,
+            m + 16.0 + 16.0 * k as f64,
+            color(k),
+            m + 22.0,
+            m + 20.0 + 16.0 * k as f64,
+            esc(&se.label)
+        )
+        .unwrap();
     }
     s.push_str("</svg>\n");
     s
@@ -228,15 +389,34 @@ pub fn bar_chart(doms: &[String], w: &[f64], sd: Option<&[f64]>, prior: &[f64]) 
     let max = w.iter().chain(prior).cloned().fold(0.0, f64::max).max(1e-9) * 1.1;
     let sx = |v: f64| left + v / max * width;
     let mut s = String::new();
-    writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#, left + width + 40.0).unwrap();
+    writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="12">"#,
+        left + width + 40.0
+    )
+    .unwrap();
     writeln!(s, r##"<rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="14">Optimum (blue) and token-share prior (grey)</text>"##).unwrap();
     for (i, d) in doms.iter().enumerate() {
         let y = 40.0 + row * i as f64;
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 14.0, esc(d)).unwrap();
         writeln!(s, r#"<rect x="{left}" y="{y}" width="{:.1}" height="10" fill="{MAIN}"/>"#, sx(w[i]) - left).unwrap();
-        writeln!(s, r#"<rect x="{left}" y="{}" width="{:.1}" height="8" fill="{REFERENCE}"/>"#, y + 11.0, sx(prior[i]) - left).unwrap();
+        writeln!(
+            s,
+            r#"<rect x="{left}" y="{}" width="{:.1}" height="8" fill="{REFERENCE}"/>"#,
+            y + 11.0,
+            sx(prior[i]) - left
+        )
+        .unwrap();
         if let Some(sd) = sd {
-            writeln!(s, r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black"/>"#, sx((w[i] - sd[i]).max(0.0)), y + 5.0, sx(w[i] + sd[i]), y + 5.0).unwrap();
+            writeln!(
+                s,
+                r#"<line x1="{:.1}" y1="{}" x2="{:.1}" y2="{}" stroke="black"/>"#,
+                sx((w[i] - sd[i]).max(0.0)),
+                y + 5.0,
+                sx(w[i] + sd[i]),
+                y + 5.0
+            )
+            .unwrap();
         }
         writeln!(s, r#"<text x="{:.1}" y="{}">{:.3}</text>"#, sx(w[i].max(prior[i])) + 4.0, y + 10.0, w[i]).unwrap();
     }
@@ -272,7 +452,12 @@ mod tests {
 
     #[test]
     fn each_curve_is_a_line_with_a_dot_per_point() {
-        let svg = curves(&["a".into(), "b<".into()], &[vec![(0.0, 2.0), (10.0, 1.0)], vec![(0.0, 2.5), (10.0, f64::NAN)]], "tokens", "loss");
+        let svg = curves(
+            &["a".into(), "b<".into()],
+            &[vec![(0.0, 2.0), (10.0, 1.0)], vec![(0.0, 2.5), (10.0, f64::NAN)]],
+            "tokens",
+            "loss",
+        );
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches("r=\"3\"").count(), 3, "the NaN point is left out");
         assert!(svg.contains("b&lt;") && !svg.contains("NaN"));
@@ -288,8 +473,17 @@ mod tests {
 
     #[test]
     fn the_scatter_draws_each_series_in_its_palette_colour() {
-        let s = scatter("t", &[Series { label: "oof".into(), points: vec![(1.0, 1.1)] }, Series { label: "test".into(), points: vec![(2.0, 1.9)] }]);
-        assert!(s.contains(&format!(r#"r="2.5" fill="{}""#, PALETTE[0])) && s.contains(&format!(r#"r="2.5" fill="{}""#, PALETTE[1])));
+        let s = scatter(
+            "t",
+            &[
+                Series { label: "oof".into(), points: vec![(1.0, 1.1)] },
+                Series { label: "test".into(), points: vec![(2.0, 1.9)] },
+            ],
+        );
+        assert!(
+            s.contains(&format!(r#"r="2.5" fill="{}""#, PALETTE[0]))
+                && s.contains(&format!(r#"r="2.5" fill="{}""#, PALETTE[1]))
+        );
     }
 
     #[test]

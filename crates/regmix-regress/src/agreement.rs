@@ -157,9 +157,16 @@ impl Verdict {
     }
 
     pub fn parse(s: &str) -> Option<Verdict> {
-        [Verdict::Recommended, Verdict::WithinNoise, Verdict::Worse, Verdict::NoSignal, Verdict::MisjudgesPrior, Verdict::Incomplete]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Verdict::Recommended,
+            Verdict::WithinNoise,
+            Verdict::Worse,
+            Verdict::NoSignal,
+            Verdict::MisjudgesPrior,
+            Verdict::Incomplete,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 
     /// Whether proxies of this recipe can be trusted to rank mixtures as the targets do.
@@ -205,7 +212,9 @@ pub fn recommend(cands: &[Candidate]) -> Vec<Verdict> {
     }
     let pick = *near
         .iter()
-        .min_by(|&&a, &&b| cands[a].cost.total_cmp(&cands[b].cost).then(cands[b].spearman.total_cmp(&cands[a].spearman)))
+        .min_by(|&&a, &&b| {
+            cands[a].cost.total_cmp(&cands[b].cost).then(cands[b].spearman.total_cmp(&cands[a].spearman))
+        })
         .expect("near holds the best");
     for &i in &near {
         out[i] = if i == pick { Verdict::Recommended } else { Verdict::WithinNoise };
@@ -260,7 +269,13 @@ mod tests {
     }
 
     fn cand(cost: f64, truth: &[f64], pred: &[f64], r: &Resamples) -> Candidate {
-        Candidate { cost, spearman: spearman(truth, pred), boot: r.values(truth, pred, spearman), complete: true, misjudges_prior: false }
+        Candidate {
+            cost,
+            spearman: spearman(truth, pred),
+            boot: r.values(truth, pred, spearman),
+            complete: true,
+            misjudges_prior: false,
+        }
     }
 
     #[test]
@@ -273,7 +288,8 @@ mod tests {
         near.swap(3, 4);
         // Reversed: a clear anti-ranking.
         let reversed: Vec<f64> = truth.iter().rev().copied().collect();
-        let cands = [cand(100.0, &truth, &perfect, &r), cand(10.0, &truth, &near, &r), cand(1.0, &truth, &reversed, &r)];
+        let cands =
+            [cand(100.0, &truth, &perfect, &r), cand(10.0, &truth, &near, &r), cand(1.0, &truth, &reversed, &r)];
         assert_eq!(recommend(&cands), vec![Verdict::WithinNoise, Verdict::Recommended, Verdict::NoSignal]);
     }
 

@@ -95,7 +95,10 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
                 .collect::<Result<_>>()?;
             let checks = xgb::MAX_ROUNDS / xgb::CHECK_EVERY;
             let mse_at = |c: usize| -> f64 {
-                curves.iter().flat_map(|(iv, cur)| iv.iter().zip(&cur[c]).map(|(&i, p)| (p - y[i]).powi(2))).sum::<f64>()
+                curves
+                    .iter()
+                    .flat_map(|(iv, cur)| iv.iter().zip(&cur[c]).map(|(&i, p)| (p - y[i]).powi(2)))
+                    .sum::<f64>()
             };
             let best = (0..checks).min_by(|&a, &b| mse_at(a).total_cmp(&mse_at(b))).expect("at least one check");
             let rounds = (best + 1) * xgb::CHECK_EVERY;
@@ -139,7 +142,8 @@ pub fn fit_cv(kind: Kind, x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Res
 pub fn fit_kinds(kinds: &[Kind], x: &[Vec<f64>], y: &[f64], k: usize, seed: u64) -> Result<Vec<(Kind, Fitted)>> {
     let mut out: Vec<(Kind, Fitted)> = Vec::new();
     for &kind in kinds {
-        let members: Option<Vec<Fitted>> = ENSEMBLE.iter().map(|m| out.iter().find(|(k, _)| k == m).map(|(_, f)| f.clone())).collect();
+        let members: Option<Vec<Fitted>> =
+            ENSEMBLE.iter().map(|m| out.iter().find(|(k, _)| k == m).map(|(_, f)| f.clone())).collect();
         let f = match (kind, members) {
             (Kind::Ensemble, Some(members)) => ensemble_of(members),
             _ => fit_cv(kind, x, y, k, seed)?,

@@ -158,7 +158,8 @@ mod tests {
 
     #[test]
     fn marginal_likelihood_gradient_matches_central_differences() {
-        let z: Vec<Vec<f64>> = (0..40).map(|i| (0..3).map(|k| ((i * 13 + k * 7) % 17) as f64 / 17.0 * 4.0 - 3.0).collect()).collect();
+        let z: Vec<Vec<f64>> =
+            (0..40).map(|i| (0..3).map(|k| ((i * 13 + k * 7) % 17) as f64 / 17.0 * 4.0 - 3.0).collect()).collect();
         let y = DVector::from_iterator(40, z.iter().map(|r| (r[0] * 0.7).sin() + 0.3 * r[1] - 0.1 * r[2] * r[2]));
         let p = vec![0.3, -0.2, 0.8, 0.1, -1.5];
         let g = Gp::grad(&z, &y, &p);

@@ -36,14 +36,27 @@ impl HorizonCv {
     /// Training run `r`'s target at `tokens`, out of fold.
     pub fn oof_of(&self, r: usize, tokens: u64) -> f64 {
         let h = &self.horizon;
-        h.laws.iter().enumerate().map(|(j, l)| l.coef * value(self.at_ref_oof[j][r], self.log_b_oof[j][r], h.decay(l, tokens))).sum()
+        h.laws
+            .iter()
+            .enumerate()
+            .map(|(j, l)| l.coef * value(self.at_ref_oof[j][r], self.log_b_oof[j][r], h.decay(l, tokens)))
+            .sum()
     }
 }
 
 /// Regresses every law's E and ln B on the weights `x` with each of `kinds` (the same folds
 /// for all, so the composite's out-of-fold predictions are out of fold), one [`HorizonCv`]
 /// per kind.
-pub fn fit_laws_cv(kinds: &[Kind], x: &[Vec<f64>], laws: &[LawInput], at_tokens: u64, t_ref: f64, fit_tokens: [u64; 2], folds: usize, seed: u64) -> Result<Vec<HorizonCv>> {
+pub fn fit_laws_cv(
+    kinds: &[Kind],
+    x: &[Vec<f64>],
+    laws: &[LawInput],
+    at_tokens: u64,
+    t_ref: f64,
+    fit_tokens: [u64; 2],
+    folds: usize,
+    seed: u64,
+) -> Result<Vec<HorizonCv>> {
     use rayon::prelude::*;
     // Per law: the fitted kinds of E and of ln B.
     type Kinds = Vec<(Kind, Fitted)>;
@@ -77,7 +90,8 @@ pub fn fit_laws_cv(kinds: &[Kind], x: &[Vec<f64>], laws: &[LawInput], at_tokens:
                 log_b_of_run: l.fit.b.iter().map(|b| b.ln()).collect(),
             });
         }
-        let horizon = Horizon { at_tokens, t_ref, fit_tokens, assumption: ASSUMPTION.to_string(), laws: built, x: x.to_vec() };
+        let horizon =
+            Horizon { at_tokens, t_ref, fit_tokens, assumption: ASSUMPTION.to_string(), laws: built, x: x.to_vec() };
         out.push(HorizonCv { kind, horizon, fold_of, at_ref_oof, log_b_oof: b_oof });
     }
     Ok(out)
@@ -97,16 +111,31 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let tokens: Vec<f64> = (0..6).map(|i| 20_000.0 * 1.6f64.powi(i)).collect();
         let t_ref = tokens[5];
-        let x: Vec<Vec<f64>> = (0..40).map(|_| { let w: f64 = rng.random(); vec![w, 1.0 - w] }).collect();
+        let x: Vec<Vec<f64>> = (0..40)
+            .map(|_| {
+                let w: f64 = rng.random();
+                vec![w, 1.0 - w]
+            })
+            .collect();
         let curves = |scale: f64, beta: f64| -> Vec<Curve> {
             x.iter()
-                .map(|w| Curve { tokens: tokens.clone(), loss: tokens.iter().map(|t| scale * (3.0 - w[0] + (1.0 + 2.0 * w[0]) * (t / t_ref).powf(-beta))).collect() })
+                .map(|w| Curve {
+                    tokens: tokens.clone(),
+                    loss: tokens
+                        .iter()
+                        .map(|t| scale * (3.0 - w[0] + (1.0 + 2.0 * w[0]) * (t / t_ref).powf(-beta)))
+                        .collect(),
+                })
                 .collect()
         };
         let laws: Vec<LawInput> = [(1.0, 0.5), (0.8, 0.9)]
             .iter()
             .enumerate()
-            .map(|(j, &(scale, beta))| LawInput { column: format!("valid_loss.d{j}"), coef: 0.5, fit: fit_curves(&curves(scale, beta), t_ref).unwrap() })
+            .map(|(j, &(scale, beta))| LawInput {
+                column: format!("valid_loss.d{j}"),
+                coef: 0.5,
+                fit: fit_curves(&curves(scale, beta), t_ref).unwrap(),
+            })
             .collect();
         let cv = fit_laws_cv(&[Kind::Gp], &x, &laws, t_ref as u64, t_ref, [20_000, t_ref as u64], 5, 1).unwrap();
         let observed: Vec<f64> = x.iter().map(|w| 0.9 * (4.0 + w[0])).collect();

@@ -143,8 +143,14 @@ pub fn fit_curves(curves: &[Curve], t_ref: f64) -> Result<CurveFit> {
         if c.tokens.len() < MIN_POINTS {
             bail!("curve {i}: {} evaluations, the law needs at least {MIN_POINTS}", c.tokens.len());
         }
-        if let Some(j) = (0..c.loss.len()).find(|&j| !c.loss[j].is_finite() || !(c.tokens[j].is_finite() && c.tokens[j] > 0.0)) {
-            bail!("curve {i}: evaluation {j} (tokens {}, loss {}) is not a finite loss at a positive token count", c.tokens[j], c.loss[j]);
+        if let Some(j) =
+            (0..c.loss.len()).find(|&j| !c.loss[j].is_finite() || !(c.tokens[j].is_finite() && c.tokens[j] > 0.0))
+        {
+            bail!(
+                "curve {i}: evaluation {j} (tokens {}, loss {}) is not a finite loss at a positive token count",
+                c.tokens[j],
+                c.loss[j]
+            );
         }
     }
     // Huber's δ from a robust spread of the residuals of an unweighted fit at a middle
@@ -160,7 +166,8 @@ pub fn fit_curves(curves: &[Curve], t_ref: f64) -> Result<CurveFit> {
     let delta = (HUBER_K * 1.4826 * mad).max(1e-9 * scale);
 
     let f = |beta: f64| objective(curves, beta, t_ref, delta).0;
-    let grid: Vec<f64> = (0..GRID).map(|i| BETA_MIN * (BETA_MAX / BETA_MIN).powf(i as f64 / (GRID - 1) as f64)).collect();
+    let grid: Vec<f64> =
+        (0..GRID).map(|i| BETA_MIN * (BETA_MAX / BETA_MIN).powf(i as f64 / (GRID - 1) as f64)).collect();
     let vals: Vec<f64> = grid.iter().map(|&b| f(b)).collect();
     let best = (0..GRID).min_by(|&a, &b| vals[a].total_cmp(&vals[b])).expect("a grid");
     let (mut lo, mut hi) = (grid[best.saturating_sub(1)].ln(), grid[(best + 1).min(GRID - 1)].ln());
@@ -296,5 +303,4 @@ mod tests {
         let e = fit_curves(&curves, 1e5).unwrap_err().to_string();
         assert!(e.starts_with("curve 1: evaluation 4 "), "{e}");
     }
-
 }

@@ -91,7 +91,22 @@ pub fn inverse_from_cholesky(l: &[f64], n: usize) -> Vec<f64> {
     // columns swapped (row stride n, column stride 1) is Mᵀ, M is column-major (1, n), and
     // the output is a separate column-major buffer (1, n).
     unsafe {
-        matrixmultiply::dgemm(n, n, n, 1.0, m.as_ptr(), n as isize, 1, m.as_ptr(), 1, n as isize, 0.0, out.as_mut_ptr(), 1, n as isize);
+        matrixmultiply::dgemm(
+            n,
+            n,
+            n,
+            1.0,
+            m.as_ptr(),
+            n as isize,
+            1,
+            m.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+        );
     }
     out
 }

@@ -57,7 +57,12 @@ pub struct Scores {
 }
 
 pub fn score(truth: &[f64], pred: &[f64]) -> Scores {
-    Scores { spearman: spearman(truth, pred), pearson: pearson(truth, pred), mse: mse(truth, pred), mae: mae(truth, pred) }
+    Scores {
+        spearman: spearman(truth, pred),
+        pearson: pearson(truth, pred),
+        mse: mse(truth, pred),
+        mae: mae(truth, pred),
+    }
 }
 
 #[cfg(test)]

@@ -55,7 +55,9 @@ pub enum Model {
     LogLinear(LogLinear),
     Xgboost(Xgb),
     Gp(Gp),
-    Ensemble { members: Vec<Model> },
+    Ensemble {
+        members: Vec<Model>,
+    },
     /// The target at a training horizon from every domain's power law, its asymptote and
     /// scale regressed by one kind of regressor (`fit --at-tokens`; see [`crate::law`]).
     Horizon(Box<Horizon>),
@@ -107,7 +109,9 @@ impl Model {
             Model::Ensemble { members } => {
                 Model::Ensemble { members: members.iter().map(|m| m.refit(x, y, seed)).collect::<Result<_>>()? }
             }
-            Model::Horizon(_) => anyhow::bail!("a horizon model is refitted on its own curves (Model::refit_rows), not on one target"),
+            Model::Horizon(_) => {
+                anyhow::bail!("a horizon model is refitted on its own curves (Model::refit_rows), not on one target")
+            }
             other => fit_plain(other.kind(), x, y),
         })
     }

@@ -13,8 +13,8 @@ use regmix_core::{json, Provenance, Schema};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Kind, Model};
-use crate::trees::TreeScorer;
 use crate::target::Target;
+use crate::trees::TreeScorer;
 
 /// The file name of the contract in a fit folder.
 pub const FILE: &str = "model.json";
@@ -96,7 +96,17 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
             if g.alpha.len() != g.z.len() {
                 bail!("gp: {} weights for {} training inputs", g.alpha.len(), g.z.len());
             }
-            finite("parameter", Box::new(g.log_ls.iter().chain(&g.alpha).chain(g.z.iter().flatten()).copied().chain([g.log_sf, g.log_sn, g.y_mean, g.y_std])))
+            finite(
+                "parameter",
+                Box::new(
+                    g.log_ls
+                        .iter()
+                        .chain(&g.alpha)
+                        .chain(g.z.iter().flatten())
+                        .copied()
+                        .chain([g.log_sf, g.log_sn, g.y_mean, g.y_std]),
+                ),
+            )
         }
         Model::Xgboost(x) => count("features", TreeScorer::new(x)?.features()),
         Model::Ensemble { members } => {
@@ -117,7 +127,13 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
                     bail!("horizon: the law of {} has exponent {} and coefficient {}", l.column, l.beta, l.coef);
                 }
                 if l.at_ref_of_run.len() != h.x.len() || l.log_b_of_run.len() != h.x.len() {
-                    bail!("horizon: the law of {} has {} and {} curve values for {} runs", l.column, l.at_ref_of_run.len(), l.log_b_of_run.len(), h.x.len());
+                    bail!(
+                        "horizon: the law of {} has {} and {} curve values for {} runs",
+                        l.column,
+                        l.at_ref_of_run.len(),
+                        l.log_b_of_run.len(),
+                        h.x.len()
+                    );
                 }
                 check_model(&l.at_ref, d)?;
                 check_model(&l.log_b, d)?;
@@ -157,8 +173,11 @@ pub fn load_xy(t: &Table, domains: Option<&[String]>, target: &Target) -> Result
         .iter()
         .map(|d| if own.contains(d) { t.f64_values(&columns::wide(WEIGHT, d)).map(Some) } else { Ok(None) })
         .collect::<regmix_core::Result<_>>()?;
-    let x: Vec<Vec<f64>> = (0..t.rows()).map(|r| cols.iter().map(|c| c.as_ref().map_or(0.0, |c| c[r])).collect()).collect();
-    let y = target.eval(t.rows(), |c| Ok(t.f64_values(c)?)).with_context(|| format!("{}: target `{}`", t.path.display(), target.expr))?;
+    let x: Vec<Vec<f64>> =
+        (0..t.rows()).map(|r| cols.iter().map(|c| c.as_ref().map_or(0.0, |c| c[r])).collect()).collect();
+    let y = target
+        .eval(t.rows(), |c| Ok(t.f64_values(c)?))
+        .with_context(|| format!("{}: target `{}`", t.path.display(), target.expr))?;
     let ids = t.u32("mixture_id")?.values().to_vec();
     let tokens = t.u64("tokens")?.values().to_vec();
     let keep: Vec<usize> = (0..y.len()).filter(|&i| y[i].is_finite()).collect();
@@ -212,6 +231,9 @@ mod tests {
         v["model"]["coef"] = serde_json::json!([0.1, 0.2]);
         std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
         let e = format!("{:#}", SavedFit::load(dir.path()).unwrap_err());
-        assert!(e.contains("model.json: the model does not fit its own domains: linear has 2 coefficients for 3 domains"), "{e}");
+        assert!(
+            e.contains("model.json: the model does not fit its own domains: linear has 2 coefficients for 3 domains"),
+            "{e}"
+        );
     }
 }

@@ -287,7 +287,8 @@ mod tests {
     fn rows(n: usize, d: usize) -> Vec<Vec<f64>> {
         (0..n)
             .map(|i| {
-                let mut w: Vec<f64> = (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
+                let mut w: Vec<f64> =
+                    (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
                 let s: f64 = w.iter().sum();
                 w.iter_mut().for_each(|x| *x /= s);
                 w
@@ -300,7 +301,13 @@ mod tests {
         let x = rows(300, 4);
         let y: Vec<f64> = x.iter().map(|w| 3.0 - w[0] + 0.5 * w[1] * w[2]).collect();
         let lin = Model::Linear(Linear::fit(&x, &y));
-        let ens = Model::Ensemble { members: vec![lin.clone(), Model::Gp(Gp::fit(&x[..60], &y[..60], 20)), Model::Xgboost(Xgb::fit(&x, &y, 30, 3).unwrap())] };
+        let ens = Model::Ensemble {
+            members: vec![
+                lin.clone(),
+                Model::Gp(Gp::fit(&x[..60], &y[..60], 20)),
+                Model::Xgboost(Xgb::fit(&x, &y, 30, 3).unwrap()),
+            ],
+        };
         let probe = rows(700, 4); // more than two blocks of 256, the last one partial
         for m in [&lin, &ens] {
             let fast = predict_many(m, &probe).unwrap();
@@ -308,7 +315,10 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * b.abs(), "{} row {i}: {a} vs {b}", m.kind().name());
             }
         }
-        assert!(predict_many(&lin, &[vec![0.5, 0.5], vec![1.0]]).unwrap_err().to_string().contains("row 1 has 1 weights"));
+        assert!(predict_many(&lin, &[vec![0.5, 0.5], vec![1.0]])
+            .unwrap_err()
+            .to_string()
+            .contains("row 1 has 1 weights"));
     }
 
     #[test]

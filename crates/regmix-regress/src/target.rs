@@ -34,7 +34,12 @@ impl Target {
             for part in e.split('+') {
                 let part = part.trim();
                 let (coef, col) = match part.split_once('*') {
-                    Some((a, b)) => (a.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("target `{expr}`: `{a}` is not a number"))?, b.trim()),
+                    Some((a, b)) => (
+                        a.trim()
+                            .parse::<f64>()
+                            .map_err(|_| anyhow::anyhow!("target `{expr}`: `{a}` is not a number"))?,
+                        b.trim(),
+                    ),
                     None => (1.0, part),
                 };
                 if !columns.iter().any(|c| c == col) {

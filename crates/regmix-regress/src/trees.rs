@@ -56,7 +56,11 @@ impl TreeScorer {
         let base = num(&param["base_score"])? as f32 as f64;
         let features = num(&param["num_feature"])? as usize;
         let trees = learner["gradient_booster"]["model"]["trees"].as_array().context("XGBoost model: no trees")?;
-        let parsed: Vec<RawTree> = trees.iter().enumerate().map(|(i, t)| RawTree::parse(t).with_context(|| format!("XGBoost tree {i}"))).collect::<Result<_>>()?;
+        let parsed: Vec<RawTree> = trees
+            .iter()
+            .enumerate()
+            .map(|(i, t)| RawTree::parse(t).with_context(|| format!("XGBoost tree {i}")))
+            .collect::<Result<_>>()?;
         let depth = parsed.iter().map(|t| t.depth(0)).max().unwrap_or(0);
         if depth > MAX_DEPTH {
             bail!("XGBoost model: trees of depth {depth}, at most {MAX_DEPTH} are scored");
@@ -179,7 +183,10 @@ impl TreeScorer {
             for t in 0..self.trees {
                 let mut node = 0usize;
                 for _ in 0..self.depth {
-                    node = 2 * node + 1 + (w[self.feature[t * inner + node] as usize] as f32 >= self.threshold[t * inner + node]) as usize;
+                    node = 2 * node
+                        + 1
+                        + (w[self.feature[t * inner + node] as usize] as f32 >= self.threshold[t * inner + node])
+                            as usize;
                 }
                 s += self.leaf[t * leaves + node - inner] as f64;
             }
@@ -202,7 +209,11 @@ struct RawTree {
 impl RawTree {
     fn parse(t: &Value) -> Result<Self> {
         let ints = |k: &str| -> Result<Vec<i64>> {
-            t[k].as_array().with_context(|| format!("no `{k}`"))?.iter().map(|x| x.as_i64().with_context(|| format!("`{k}`: not an integer"))).collect()
+            t[k].as_array()
+                .with_context(|| format!("no `{k}`"))?
+                .iter()
+                .map(|x| x.as_i64().with_context(|| format!("`{k}`: not an integer")))
+                .collect()
         };
         let left = ints("left_children")?;
         let right = ints("right_children")?;
@@ -267,7 +278,8 @@ mod tests {
     fn rows(n: usize, d: usize) -> Vec<Vec<f64>> {
         (0..n)
             .map(|i| {
-                let mut w: Vec<f64> = (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
+                let mut w: Vec<f64> =
+                    (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
                 let s: f64 = w.iter().sum();
                 w.iter_mut().for_each(|x| *x /= s);
                 w

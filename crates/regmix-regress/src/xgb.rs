@@ -41,7 +41,8 @@ fn dmatrix(x: &[Vec<f64>], y: Option<&[f64]>) -> Result<DMatrix> {
     let flat: Vec<f32> = x.iter().flat_map(|r| r.iter().map(|v| *v as f32)).collect();
     let cols = x.first().map_or(0, Vec::len);
     // Row-major through the strided constructor: a row is `cols` floats apart, a column one.
-    let mut m = DMatrix::from_col_major_f32(&flat, 4 * cols, 4, x.len(), cols, 1, f32::NAN).map_err(|e| anyhow!("xgboost: {e}"))?;
+    let mut m = DMatrix::from_col_major_f32(&flat, 4 * cols, 4, x.len(), cols, 1, f32::NAN)
+        .map_err(|e| anyhow!("xgboost: {e}"))?;
     if let Some(y) = y {
         let yl: Vec<f32> = y.iter().map(|v| *v as f32).collect();
         m.set_labels(&yl).map_err(|e| anyhow!("xgboost: {e}"))?;
@@ -61,7 +62,8 @@ pub fn train(
 ) -> Result<(Booster, Vec<Vec<f64>>)> {
     let dtrain = dmatrix(x, Some(y))?;
     let deval = eval.map(|e| dmatrix(e, None)).transpose()?;
-    let mut b = Booster::new_with_json_config(&[&dtrain], params(seed, threads)).map_err(|e| anyhow!("xgboost: {e}"))?;
+    let mut b =
+        Booster::new_with_json_config(&[&dtrain], params(seed, threads)).map_err(|e| anyhow!("xgboost: {e}"))?;
     let mut curve = Vec::new();
     for i in 0..rounds {
         b.update(&dtrain, i as i32).map_err(|e| anyhow!("xgboost: {e}"))?;
@@ -107,7 +109,8 @@ impl Xgb {
     }
 
     fn booster(&self) -> &Booster {
-        self.booster.get_or_init(|| Booster::load_buffer(self.model_json.as_bytes()).expect("stored XGBoost model loads"))
+        self.booster
+            .get_or_init(|| Booster::load_buffer(self.model_json.as_bytes()).expect("stored XGBoost model loads"))
     }
 
     pub fn predict_many(&self, rows: &[Vec<f64>]) -> Vec<f64> {

@@ -57,7 +57,10 @@ fn regressors_reach_the_papers_rank_correlations_on_held_out_runs() {
         table.insert(kind, (s1, s60));
     }
     let (l1, l60) = table[&Kind::Linear];
-    assert!((l1 - 90.08).abs() <= 1.0 && (l60 - 89.26).abs() <= 1.0, "linear {l1:.2}/{l60:.2} vs the paper's 90.08/89.26");
+    assert!(
+        (l1 - 90.08).abs() <= 1.0 && (l60 - 89.26).abs() <= 1.0,
+        "linear {l1:.2}/{l60:.2} vs the paper's 90.08/89.26"
+    );
     let best1 = table.values().map(|v| v.0).fold(f64::MIN, f64::max);
     let best60 = table.values().map(|v| v.1).fold(f64::MIN, f64::max);
     assert!(best1 >= 99.2, "best 1M Spearman {best1:.2} < 99.2");

@@ -82,9 +82,23 @@ pub fn check_prefix_domains(inputs: &[PathBuf]) -> Result<()> {
     let mut seen: std::collections::BTreeMap<String, (String, &PathBuf)> = Default::default();
     for p in inputs {
         let d = prefix_domain(p)?;
-        let raw = p.file_name().and_then(|n| n.to_str()).unwrap_or("").split('.').next().unwrap_or("").split('-').next().unwrap_or("").to_string();
+        let raw = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .to_string();
         match seen.get(&d) {
-            Some((r, q)) if *r != raw => bail!("{} and {}: the prefixes `{r}` and `{raw}` are both domain `{d}`; rename one", q.display(), p.display()),
+            Some((r, q)) if *r != raw => bail!(
+                "{} and {}: the prefixes `{r}` and `{raw}` are both domain `{d}`; rename one",
+                q.display(),
+                p.display()
+            ),
             Some(_) => {}
             None => {
                 seen.insert(d, (raw, p));
@@ -179,7 +193,12 @@ fn too_long(max: usize) -> String {
 /// Reads one line (through its `\n`, or to the end) into `buf`, keeping at most `max` bytes.
 /// Returns the bytes consumed (0 at the end) and whether the line was longer than `max`; with
 /// `stop_when_long` it returns as soon as it is, without reading the rest of the line.
-fn read_line_bounded(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize, stop_when_long: bool) -> std::io::Result<(usize, bool)> {
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+    stop_when_long: bool,
+) -> std::io::Result<(usize, bool)> {
     let mut consumed = 0;
     let mut long = false;
     loop {
@@ -253,7 +272,10 @@ pub fn read_records_bounded(
             }
             match String::from_utf8(bytes) {
                 Ok(text) => sink(Record::Doc { line: 1, domain: d, text }),
-                Err(e) => sink(Record::Bad { line: 1, message: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()) }),
+                Err(e) => sink(Record::Bad {
+                    line: 1,
+                    message: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+                }),
             }
         }
         Kind::Jsonl => {
@@ -289,14 +311,19 @@ pub fn read_records_bounded(
         }
         Kind::Parquet => {
             let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-            let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| anyhow!("{}: not a valid Parquet file: {e}", path.display()))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| anyhow!("{}: not a valid Parquet file: {e}", path.display()))?;
             let schema = b.schema().clone();
             let text_idx = schema
                 .index_of(text_field)
                 .map_err(|_| anyhow!("{}: no column `{text_field}` (use --text-field)", path.display()))?;
             let dom_idx = match domain_from {
                 DomainFrom::Field(p) => Some(schema.index_of(&p.join(".")).map_err(|_| {
-                    anyhow!("{}: no column `{}` for --domain-from (Parquet inputs take a top-level column)", path.display(), p.join("."))
+                    anyhow!(
+                        "{}: no column `{}` for --domain-from (Parquet inputs take a top-level column)",
+                        path.display(),
+                        p.join(".")
+                    )
                 })?),
                 DomainFrom::Prefix => None,
             };
@@ -372,7 +399,10 @@ mod tests {
         let p = |s: &str| PathBuf::from(s);
         check_prefix_domains(&[p("in/web-0.jsonl"), p("in/web-1.jsonl"), p("in/code-0.jsonl")]).unwrap();
         let e = check_prefix_domains(&[p("in/web-0.jsonl"), p("in/Web-1.jsonl")]).unwrap_err().to_string();
-        assert_eq!(e, "in/web-0.jsonl and in/Web-1.jsonl: the prefixes `web` and `Web` are both domain `web`; rename one");
+        assert_eq!(
+            e,
+            "in/web-0.jsonl and in/Web-1.jsonl: the prefixes `web` and `Web` are both domain `web`; rename one"
+        );
     }
 
     /// Each record's number and its (domain, text) or error.
@@ -418,7 +448,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("00.jsonl.gz");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, b"{\"text\": \"a\", \"meta\": {\"pile_set_name\": \"Pile-CC\"}}\n{\"text\": \"b\", \"meta\": {}}\n").unwrap();
+        std::io::Write::write_all(
+            &mut gz,
+            b"{\"text\": \"a\", \"meta\": {\"pile_set_name\": \"Pile-CC\"}}\n{\"text\": \"b\", \"meta\": {}}\n",
+        )
+        .unwrap();
         std::fs::write(&p, gz.finish().unwrap()).unwrap();
         let df: DomainFrom = "field:meta.pile_set_name".parse().unwrap();
         let r = collect(&p, &df);
@@ -480,7 +514,10 @@ mod tests {
         let fifo = dir.path().join("web-1.jsonl");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         let e = expand_inputs(&[dir.path().to_path_buf()]).unwrap_err().to_string();
-        assert_eq!(e, format!("{}: refusing to read it as an input: it is a FIFO; give regular files or folders", fifo.display()));
+        assert_eq!(
+            e,
+            format!("{}: refusing to read it as an input: it is a FIFO; give regular files or folders", fifo.display())
+        );
     }
 
     #[test]

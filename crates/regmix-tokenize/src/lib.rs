@@ -156,7 +156,13 @@ fn input_keys(given: &[PathBuf], files: &[PathBuf]) -> Result<HashMap<PathBuf, S
     for f in files {
         let rel = given
             .iter()
-            .find_map(|g| if g == f { f.file_name().map(PathBuf::from) } else { f.strip_prefix(g).ok().map(Path::to_path_buf) })
+            .find_map(|g| {
+                if g == f {
+                    f.file_name().map(PathBuf::from)
+                } else {
+                    f.strip_prefix(g).ok().map(Path::to_path_buf)
+                }
+            })
             .with_context(|| format!("{}: not under any --input", f.display()))?;
         let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         let rel = rel.join("/");
@@ -223,7 +229,8 @@ fn clean_own_temporaries(output: &Path, keys: &[String]) -> Result<usize> {
             }
             let rest = &name[at + 5..];
             let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            let live = pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+            let live =
+                pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
             if pid.is_empty() || live {
                 continue;
             }
@@ -236,10 +243,14 @@ fn clean_own_temporaries(output: &Path, keys: &[String]) -> Result<usize> {
 
 pub fn run(args: &Args) -> Result<Summary> {
     let array = match (args.array_index, args.array_count) {
-        (Some(i), Some(k)) if k == 0 || i >= k => bail!("--array-index {i} --array-count {k}: the index must be below the count"),
+        (Some(i), Some(k)) if k == 0 || i >= k => {
+            bail!("--array-index {i} --array-count {k}: the index must be below the count")
+        }
         (Some(i), Some(k)) => Some((i, k)),
         (None, Some(0)) => bail!("--array-count 0: at least one task"),
-        (None, Some(k)) if !args.merge => bail!("--array-count {k} without --array-index: give the task's index (or --merge)"),
+        (None, Some(k)) if !args.merge => {
+            bail!("--array-count {k} without --array-index: give the task's index (or --merge)")
+        }
         _ => None,
     };
     if (array.is_some() || args.merge) && args.tokenizer.is_none() {
@@ -253,13 +264,17 @@ pub fn run(args: &Args) -> Result<Summary> {
     // shards and markers of its own inputs.
     let _lock = match array {
         Some((i, k)) => {
-            std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
+            std::fs::create_dir_all(&args.output)
+                .with_context(|| format!("{}: cannot create", args.output.display()))?;
             regmix_core::lock::Lock::at(
                 &args.output.join(format!(".task-{i}-of-{k}.lock")),
                 &format!("{} (tokenize-shard's array task {i} of {k})", args.output.display()),
             )?
         }
-        None => regmix_core::lock::Lock::output(&args.output, &format!("{} (tokenize-shard's output)", args.output.display()))?,
+        None => regmix_core::lock::Lock::output(
+            &args.output,
+            &format!("{} (tokenize-shard's output)", args.output.display()),
+        )?,
     };
     if args.max_record_bytes == 0 {
         bail!("--max-record-bytes 0: a record of at least one byte");
@@ -323,7 +338,8 @@ pub fn run(args: &Args) -> Result<Summary> {
         (None, None) => bail!("give --tokenizer FILE or --train-bpe VOCAB_SIZE"),
     };
     let loaded = tok::load(&tok_src, args.eos_token.as_deref())?;
-    let same_file = std::fs::canonicalize(&tok_src).ok().is_some_and(|a| std::fs::canonicalize(&tok_path).ok() == Some(a));
+    let same_file =
+        std::fs::canonicalize(&tok_src).ok().is_some_and(|a| std::fs::canonicalize(&tok_path).ok() == Some(a));
     // Array tasks leave tokenizer.json to --merge, which runs alone: two tasks copying it at
     // once would race on its temporary.
     if tok_src != tok_path && !same_file && array.is_none() {
@@ -361,8 +377,7 @@ pub fn run(args: &Args) -> Result<Summary> {
                 && m.domain_from == format!("{:?}", args.domain_from)
                 && m.shards.iter().all(|s| args.output.join(&s.file).exists())
         };
-        let previous: Option<Marker> =
-            std::fs::read(&marker_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let previous: Option<Marker> = std::fs::read(&marker_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let marker = match previous {
             Some(m) if expect(&m) => {
                 log::info!("{}: done earlier, skipping", path.display());
@@ -381,7 +396,9 @@ pub fn run(args: &Args) -> Result<Summary> {
                 if !manifest_removed {
                     let manifest = args.output.join("manifest.parquet");
                     match std::fs::remove_file(&manifest) {
-                        Ok(()) => log::info!("removed {}: it is written again when every input is done", manifest.display()),
+                        Ok(()) => {
+                            log::info!("removed {}: it is written again when every input is done", manifest.display())
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(e).with_context(|| format!("{}: cannot remove", manifest.display())),
                     }
@@ -436,7 +453,11 @@ pub fn run(args: &Args) -> Result<Summary> {
     // An input with no document would drop its domain from the manifest without a word.
     if args.domain_from == DomainFrom::Prefix {
         if let Some(m) = markers.iter().find(|m| m.shards.is_empty()) {
-            bail!("{}: no documents, so domain `{}` would be left out; remove the file or add text", m.source, input::prefix_domain(Path::new(&m.source))?);
+            bail!(
+                "{}: no documents, so domain `{}` would be left out; remove the file or add text",
+                m.source,
+                input::prefix_domain(Path::new(&m.source))?
+            );
         }
     }
     write_manifest(args, &markers, &loaded, &prov)?;
@@ -474,29 +495,32 @@ impl std::fmt::Display for Stopped {
 impl std::error::Error for Stopped {}
 
 /// Streams `path`'s records in chunks from a reader thread to `f`.
-fn for_each_chunk(
-    args: &Args,
-    path: &Path,
-    mut f: impl FnMut(Vec<Record>) -> Result<bool>,
-) -> Result<()> {
+fn for_each_chunk(args: &Args, path: &Path, mut f: impl FnMut(Vec<Record>) -> Result<bool>) -> Result<()> {
     let (tx, rx) = sync_channel::<Vec<Record>>(4);
     std::thread::scope(|s| {
         let reader = s.spawn(|| -> Result<()> {
             let mut chunk = Vec::with_capacity(CHUNK_DOCS);
             let mut bytes = 0;
-            let res = input::read_records_bounded(path, &args.text_field, &args.domain_from, args.max_record_bytes, args.skip_bad_records, |r| {
-                if let Record::Doc { text, .. } = &r {
-                    bytes += text.len();
-                }
-                chunk.push(r);
-                if chunk.len() >= CHUNK_DOCS || bytes >= CHUNK_BYTES {
-                    bytes = 0;
-                    // The receiver hung up: it has what it needs, stop reading.
-                    tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_DOCS)))
-                        .map_err(|_| anyhow::Error::new(Stopped))?;
-                }
-                Ok(())
-            });
+            let res = input::read_records_bounded(
+                path,
+                &args.text_field,
+                &args.domain_from,
+                args.max_record_bytes,
+                args.skip_bad_records,
+                |r| {
+                    if let Record::Doc { text, .. } = &r {
+                        bytes += text.len();
+                    }
+                    chunk.push(r);
+                    if chunk.len() >= CHUNK_DOCS || bytes >= CHUNK_BYTES {
+                        bytes = 0;
+                        // The receiver hung up: it has what it needs, stop reading.
+                        tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_DOCS)))
+                            .map_err(|_| anyhow::Error::new(Stopped))?;
+                    }
+                    Ok(())
+                },
+            );
             if !chunk.is_empty() {
                 let _ = tx.send(chunk);
             }
@@ -600,9 +624,7 @@ fn process_file(
             .map(|r| match r {
                 Record::Doc { line, domain, text } => {
                     let mut ids = Vec::with_capacity(text.len() / 3 + 1);
-                    encoder
-                        .encode_into(&text, &mut ids)
-                        .map_err(|e| anyhow!("{}:{line}: {e}", path.display()))?;
+                    encoder.encode_into(&text, &mut ids).map_err(|e| anyhow!("{}:{line}: {e}", path.display()))?;
                     ids.push(loaded.eos_id);
                     let valid = is_valid_doc(&text, args.valid_fraction);
                     Ok(Encoded::Doc { domain, valid, ids, bytes: text.len() })
@@ -629,7 +651,14 @@ fn process_file(
                     ("regmix.eos_id".to_string(), loaded.eos_id.to_string()),
                 ];
                 let w = ShardWriter::create(&args.output.join(&rel), dtype.clone(), &md, prov)?;
-                let row = ShardRow { domain: domain.clone(), split: split.into(), file: rel, documents: 0, tokens: 0, bytes: 0 };
+                let row = ShardRow {
+                    domain: domain.clone(),
+                    split: split.into(),
+                    file: rel,
+                    documents: 0,
+                    tokens: 0,
+                    bytes: 0,
+                };
                 writers.insert(k.clone(), (w, row));
             }
             let (w, row) = writers.get_mut(&k).unwrap();
@@ -658,7 +687,8 @@ fn process_file(
 }
 
 fn write_manifest(args: &Args, markers: &[Marker], loaded: &tok::LoadedTokenizer, prov: &Provenance) -> Result<()> {
-    let mut rows: Vec<(&ShardRow, &Marker)> = markers.iter().flat_map(|m| m.shards.iter().map(move |s| (s, m))).collect();
+    let mut rows: Vec<(&ShardRow, &Marker)> =
+        markers.iter().flat_map(|m| m.shards.iter().map(move |s| (s, m))).collect();
     rows.sort_by(|a, b| (&a.0.domain, &a.0.split, &a.0.file).cmp(&(&b.0.domain, &b.0.split, &b.0.file)));
     if rows.is_empty() {
         bail!("no documents in any input: nothing to write");

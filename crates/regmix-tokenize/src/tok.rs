@@ -24,8 +24,7 @@ pub const DEFAULT_EOS: &str = "<|endoftext|>";
 
 /// GPT-2's pre-tokenizer pattern without its look-ahead `\s+(?!\S)`, which
 /// [`split_pretokens`] emulates by giving the last whitespace character back.
-const PRETOKEN_PATTERN: &str =
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+";
+const PRETOKEN_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+";
 
 /// A loaded tokenizer with its identity.
 pub struct LoadedTokenizer {
@@ -40,18 +39,18 @@ pub struct LoadedTokenizer {
 /// first of `<|endoftext|>`, `</s>`, `<eos>` it has).
 pub fn load(path: &Path, eos: Option<&str>) -> Result<LoadedTokenizer> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let tokenizer = Tokenizer::from_bytes(&bytes)
-        .map_err(|e| anyhow!("{}: not a valid tokenizer.json: {e}", path.display()))?;
+    let tokenizer =
+        Tokenizer::from_bytes(&bytes).map_err(|e| anyhow!("{}: not a valid tokenizer.json: {e}", path.display()))?;
     let sha256 = regmix_core::digest::sha256(&bytes);
     let vocab_size = tokenizer.get_vocab_size(true);
     let candidates: Vec<&str> = match eos {
         Some(e) => vec![e],
         None => vec![DEFAULT_EOS, "</s>", "<eos>", "<|end_of_text|>"],
     };
-    let (eos, eos_id) = candidates
-        .iter()
-        .find_map(|c| tokenizer.token_to_id(c).map(|id| (c.to_string(), id)))
-        .ok_or_else(|| anyhow!("{}: no end-of-document token among {candidates:?}; name one with --eos-token", path.display()))?;
+    let (eos, eos_id) =
+        candidates.iter().find_map(|c| tokenizer.token_to_id(c).map(|id| (c.to_string(), id))).ok_or_else(|| {
+            anyhow!("{}: no end-of-document token among {candidates:?}; name one with --eos-token", path.display())
+        })?;
     Ok(LoadedTokenizer { tokenizer, sha256, vocab_size, eos_id, eos })
 }
 
@@ -107,8 +106,11 @@ fn fast_path_applies(json: &serde_json::Value) -> Result<bool, String> {
     }
     let m = &json["model"];
     let empty = |v: &serde_json::Value| v.is_null() || v == "";
-    if m["type"] != "BPE" || !m["dropout"].is_null() || !empty(&m["continuing_subword_prefix"])
-        || !empty(&m["end_of_word_suffix"]) || m["byte_fallback"] == true
+    if m["type"] != "BPE"
+        || !m["dropout"].is_null()
+        || !empty(&m["continuing_subword_prefix"])
+        || !empty(&m["end_of_word_suffix"])
+        || m["byte_fallback"] == true
     {
         return Err("model options".into());
     }
@@ -176,9 +178,8 @@ struct Fast {
 
 impl Encoder {
     pub fn new(loaded: &LoadedTokenizer) -> Result<Self> {
-        let json: serde_json::Value = serde_json::from_str(
-            &loaded.tokenizer.to_string(false).map_err(|e| anyhow!("{e}"))?,
-        )?;
+        let json: serde_json::Value =
+            serde_json::from_str(&loaded.tokenizer.to_string(false).map_err(|e| anyhow!("{e}"))?)?;
         let added = json["added_tokens"]
             .as_array()
             .map(|a| a.iter().filter_map(|t| t["content"].as_str().map(String::from)).collect())
@@ -208,7 +209,9 @@ impl Encoder {
     pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         match &self.fast {
             Some(f) if !self.added.iter().any(|a| memchr::memmem::find(text.as_bytes(), a.as_bytes()).is_some()) => {
-                if f.nfc && !unicode_normalization::is_nfc_quick(text.chars()).eq(&unicode_normalization::IsNormalized::Yes) {
+                if f.nfc
+                    && !unicode_normalization::is_nfc_quick(text.chars()).eq(&unicode_normalization::IsNormalized::Yes)
+                {
                     let t: String = text.nfc().collect();
                     return self.encode_fast(f, &t, out);
                 }

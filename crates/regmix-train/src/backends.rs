@@ -76,7 +76,13 @@ pub fn resolve(kind: BackendKind) -> BackendKind {
     static LOGGED: std::sync::Once = std::sync::Once::new();
     match regmix_cuda::probe() {
         Ok(info) => {
-            LOGGED.call_once(|| log::info!("--backend auto: using CUDA ({} GPU(s), first: {})", info.devices.len(), info.devices[0].name));
+            LOGGED.call_once(|| {
+                log::info!(
+                    "--backend auto: using CUDA ({} GPU(s), first: {})",
+                    info.devices.len(),
+                    info.devices[0].name
+                )
+            });
             BackendKind::Cuda
         }
         Err(e) => {

@@ -29,8 +29,11 @@ pub struct LoopState {
 
 pub fn save(path: &Path, backend: &dyn Backend, state: &LoopState) -> Result<()> {
     let layout = backend.layout();
-    let buffers: Vec<(&str, Vec<f32>)> =
-        vec![("", backend.read(Buffer::Params)?), ("adam_m.", backend.read(Buffer::AdamM)?), ("adam_v.", backend.read(Buffer::AdamV)?)];
+    let buffers: Vec<(&str, Vec<f32>)> = vec![
+        ("", backend.read(Buffer::Params)?),
+        ("adam_m.", backend.read(Buffer::AdamM)?),
+        ("adam_v.", backend.read(Buffer::AdamV)?),
+    ];
     let mut views: Vec<(String, TensorView)> = Vec::new();
     for (prefix, buf) in &buffers {
         for t in &layout.tensors {
@@ -72,7 +75,10 @@ pub fn spec_of(path: &Path) -> Result<String> {
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
     let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
-    v["__metadata__"]["regmix.spec"].as_str().map(str::to_string).ok_or_else(|| bad("metadata key regmix.spec missing".into()))
+    v["__metadata__"]["regmix.spec"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad("metadata key regmix.spec missing".into()))
 }
 
 pub fn load(path: &Path, backend: &mut dyn Backend) -> Result<LoopState> {
@@ -97,7 +103,12 @@ pub fn load(path: &Path, backend: &mut dyn Backend) -> Result<LoopState> {
             let name = format!("{prefix}{}", t.name);
             let view = st.tensor(&name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
             if view.dtype() != Dtype::F32 || view.shape() != t.shape.as_slice() {
-                bail!(bad(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", view.dtype(), view.shape(), t.shape)));
+                bail!(bad(format!(
+                    "tensor {name} is {:?} {:?}, expected F32 {:?}",
+                    view.dtype(),
+                    view.shape(),
+                    t.shape
+                )));
             }
             // The file's bytes need not be 4-aligned: copy through from_le_bytes.
             for (dst, src) in buf[t.range()].iter_mut().zip(view.data().chunks_exact(4)) {
@@ -109,7 +120,8 @@ pub fn load(path: &Path, backend: &mut dyn Backend) -> Result<LoopState> {
     let m = st.tensor("regmix.metrics").map_err(|e| bad(format!("tensor regmix.metrics: {e}")))?;
     let metrics_cols = *m.shape().get(1).unwrap_or(&0);
     let metrics = m.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
-    let elapsed_bits: u64 = get("regmix.elapsed_s_bits")?.parse().map_err(|_| bad("bad regmix.elapsed_s_bits".into()))?;
+    let elapsed_bits: u64 =
+        get("regmix.elapsed_s_bits")?.parse().map_err(|_| bad("bad regmix.elapsed_s_bits".into()))?;
     Ok(LoopState {
         step: get("regmix.step")?.parse().map_err(|_| bad("bad regmix.step".into()))?,
         elapsed_s: f64::from_bits(elapsed_bits),

@@ -79,8 +79,9 @@ impl Corpus {
         let vocab_size: usize = md("regmix.vocab_size")?
             .parse()
             .with_context(|| format!("{}: regmix.vocab_size is not a number", manifest.display()))?;
-        let eos_id: u32 =
-            md("regmix.eos_id")?.parse().with_context(|| format!("{}: regmix.eos_id is not a number", manifest.display()))?;
+        let eos_id: u32 = md("regmix.eos_id")?
+            .parse()
+            .with_context(|| format!("{}: regmix.eos_id is not a number", manifest.display()))?;
         let (dom, split, file) = (t.str("domain")?, t.str("split")?, t.str("file")?);
         let mut domains: Vec<String> = (0..t.rows()).map(|i| dom.value(i).to_string()).collect();
         domains.sort();
@@ -135,7 +136,14 @@ impl Corpus {
         let (docs, toks) = (t.u64("documents")?, t.u64("tokens")?);
         let mut identity = format!("vocab {vocab_size}\neos {eos_id}\ntokenizer {tokenizer_sha256}\n");
         for i in 0..t.rows() {
-            identity.push_str(&format!("{}\t{}\t{}\t{}\t{}\n", dom.value(i), split.value(i), file.value(i), docs.value(i), toks.value(i)));
+            identity.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                dom.value(i),
+                split.value(i),
+                file.value(i),
+                docs.value(i),
+                toks.value(i)
+            ));
         }
         Ok(Corpus {
             dir: dir.to_path_buf(),
@@ -234,7 +242,13 @@ impl MixtureSampler {
     /// tokens · run_tokens / target_tokens, so the run repeats it as often as the target would
     /// (a proxy that sees a domain once where the target sees it four times is a biased
     /// witness of it). Domains the target sees at most once are left whole. Returns what was cut.
-    pub fn match_epochs(&mut self, corpus: &Corpus, weights: &[f64], run_tokens: u64, target_tokens: u64) -> Vec<Matched> {
+    pub fn match_epochs(
+        &mut self,
+        corpus: &Corpus,
+        weights: &[f64],
+        run_tokens: u64,
+        target_tokens: u64,
+    ) -> Vec<Matched> {
         let total: f64 = weights.iter().sum();
         let mut out = Vec::new();
         for (d, &w) in weights.iter().enumerate() {
@@ -274,7 +288,9 @@ impl MixtureSampler {
         }
         let start = match self.subsets[domain] {
             None => rng.random_range(0..=corpus.train[domain].len() - self.window as u64),
-            Some(s) => rng.random_range(0..s.chunks) * s.stride + rng.random_range(0..=s.chunk_len - self.window as u64),
+            Some(s) => {
+                rng.random_range(0..s.chunks) * s.stride + rng.random_range(0..=s.chunk_len - self.window as u64)
+            }
         };
         Draw { domain, start }
     }

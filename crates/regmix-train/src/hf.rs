@@ -45,7 +45,12 @@ pub fn export(backend: &dyn Backend, dir: &Path, tokenizer: &Path, eos_id: u32) 
         .layout()
         .tensors
         .iter()
-        .map(|t| Ok((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&params[t.range()]))?)))
+        .map(|t| {
+            Ok((
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&params[t.range()]))?,
+            ))
+        })
         .collect::<Result<_>>()?;
     let md: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into();
     let path = dir.join("model.safetensors");
@@ -63,7 +68,8 @@ pub fn export(backend: &dyn Backend, dir: &Path, tokenizer: &Path, eos_id: u32) 
         .and_then(|a| a.iter().find(|t| t["id"].as_u64() == Some(eos_id as u64)))
         .and_then(|t| t["content"].as_str().map(str::to_string));
     atomic::write_bytes(dir.join("tokenizer.json"), &tok_bytes)?;
-    let mut tc = serde_json::json!({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": backend.config().context});
+    let mut tc =
+        serde_json::json!({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": backend.config().context});
     if let Some(e) = eos {
         tc["eos_token"] = e.clone().into();
         tc["bos_token"] = e.into();

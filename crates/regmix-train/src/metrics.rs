@@ -74,7 +74,13 @@ pub fn write_evaluated(
     extra: &[(String, String)],
     prov: &Provenance,
 ) -> Result<()> {
-    anyhow::ensure!(evaluated.len() == domain_names.len(), "{}: {} domains, {} evaluation flags", path.display(), domain_names.len(), evaluated.len());
+    anyhow::ensure!(
+        evaluated.len() == domain_names.len(),
+        "{}: {} domains, {} evaluation flags",
+        path.display(),
+        domain_names.len(),
+        evaluated.len()
+    );
     let keep: Vec<usize> = (0..domain_names.len()).filter(|&d| evaluated[d]).collect();
     anyhow::ensure!(
         !keep.is_empty(),
@@ -85,7 +91,8 @@ pub fn write_evaluated(
     let names: Vec<String> = keep.iter().map(|&d| domain_names[d].clone()).collect();
     let lists = domains(&names);
     let n = rows.len();
-    let status: Vec<&str> = (0..n).map(|i| if i + 1 == n { last_status } else { RunStatus::Running }.as_str()).collect();
+    let status: Vec<&str> =
+        (0..n).map(|i| if i + 1 == n { last_status } else { RunStatus::Running }.as_str()).collect();
     let mut cols = vec![
         col::u64(rows.iter().map(|r| r.step).collect()),
         col::u64(rows.iter().map(|r| r.tokens).collect()),

@@ -170,7 +170,11 @@ impl RunSpec {
 /// The error of a run folder that holds another run.
 fn other_run(dir: &std::path::Path, what: &str, diffs: &[String]) -> anyhow::Error {
     let shown: Vec<&String> = diffs.iter().take(6).collect();
-    let more = if diffs.len() > shown.len() { format!("\n  … and {} more", diffs.len() - shown.len()) } else { String::new() };
+    let more = if diffs.len() > shown.len() {
+        format!("\n  … and {} more", diffs.len() - shown.len())
+    } else {
+        String::new()
+    };
     anyhow::anyhow!(
         "{} holds a {what} run with other settings:\n  {}{more}\ngive the same flags and mixture, another --output, or --retrain to train it again",
         dir.display(),
@@ -263,7 +267,12 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         if !run.retrain {
             return Err(other_run(&run.dir.dir, done.status.as_str(), &diffs));
         }
-        log::warn!("mixture {}: {} holds a run with other settings ({}); training it again (--retrain)", run.mixture_id, run.dir.dir.display(), diffs.join("; "));
+        log::warn!(
+            "mixture {}: {} holds a run with other settings ({}); training it again (--retrain)",
+            run.mixture_id,
+            run.dir.dir.display(),
+            diffs.join("; ")
+        );
         clear_run(&run.dir)?;
     }
     atomic::clean_stale(&run.dir.dir)?;
@@ -305,7 +314,11 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             if !run.retrain {
                 return Err(other_run(&run.dir.dir, "unfinished", &diffs));
             }
-            log::warn!("mixture {}: the checkpoint in {} is of a run with other settings; training from scratch (--retrain)", run.mixture_id, run.dir.dir.display());
+            log::warn!(
+                "mixture {}: the checkpoint in {} is of a run with other settings; training from scratch (--retrain)",
+                run.mixture_id,
+                run.dir.dir.display()
+            );
             clear_run(&run.dir)?;
         }
     }
@@ -376,7 +389,10 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         });
         pb.set_position(s);
         if diverged {
-            log::warn!("mixture {}: diverged at step {s} (train loss {train_loss}, grad norm {grad_norm})", run.mixture_id);
+            log::warn!(
+                "mixture {}: diverged at step {s} (train loss {train_loss}, grad norm {grad_norm})",
+                run.mixture_id
+            );
             status = RunStatus::Diverged;
             break;
         }
@@ -387,9 +403,23 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         if s % spec.checkpoint_every == 0 {
             let mut flat = Vec::with_capacity(rows.len() * width);
             rows.iter().for_each(|r| r.to_f64(&mut flat));
-            let st = LoopState { step: s, elapsed_s: elapsed0 + started.elapsed().as_secs_f64(), spec: spec_json.clone(), metrics: flat, metrics_cols: width };
+            let st = LoopState {
+                step: s,
+                elapsed_s: elapsed0 + started.elapsed().as_secs_f64(),
+                spec: spec_json.clone(),
+                metrics: flat,
+                metrics_cols: width,
+            };
             checkpoint::save(&ckpt, backend, &st)?;
-            metrics::write_evaluated(&run.dir.metrics(), domains, &evaluated, &rows, RunStatus::Running, &extra, run.prov)?;
+            metrics::write_evaluated(
+                &run.dir.metrics(),
+                domains,
+                &evaluated,
+                &rows,
+                RunStatus::Running,
+                &extra,
+                run.prov,
+            )?;
             log::debug!("mixture {}: checkpoint at step {s}", run.mixture_id);
         }
     }
@@ -416,7 +446,8 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     if run.keep_checkpoint && status == RunStatus::Finished {
         let mut flat = Vec::with_capacity(rows.len() * width);
         rows.iter().for_each(|r| r.to_f64(&mut flat));
-        let st = LoopState { step, elapsed_s: last.elapsed_s, spec: spec_json.clone(), metrics: flat, metrics_cols: width };
+        let st =
+            LoopState { step, elapsed_s: last.elapsed_s, spec: spec_json.clone(), metrics: flat, metrics_cols: width };
         checkpoint::save(&ckpt, backend, &st)?;
     } else if ckpt.exists() {
         std::fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;

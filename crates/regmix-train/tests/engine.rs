@@ -37,7 +37,13 @@ fn weights(corpus: &Corpus, pairs: &[(&str, f64)]) -> Vec<f64> {
     corpus.domains.iter().map(|d| pairs.iter().find(|(n, _)| n == d).map(|p| p.1).unwrap_or(0.0)).collect()
 }
 
-fn train_in(dir: &Path, corpus: &Corpus, spec: &TrainSpec, w: &[f64], stop_after: Option<u64>) -> anyhow::Result<train::Outcome> {
+fn train_in(
+    dir: &Path,
+    corpus: &Corpus,
+    spec: &TrainSpec,
+    w: &[f64],
+    stop_after: Option<u64>,
+) -> anyhow::Result<train::Outcome> {
     let eval = EvalSet::new(corpus, spec.context(), spec.eval_windows);
     let mut backend = CpuBackend::<f32>::new(&spec.model, spec.seed);
     let prov = Provenance::new("test", "0", &[]);
@@ -91,7 +97,10 @@ fn sampling_frequencies_match_the_mixture_weights() {
 fn repetition_matching_draws_a_domain_the_target_repeats_from_a_spread_subset_as_often() {
     let corpus = Corpus::open(common::shards()).unwrap();
     let w = weights(&corpus, &[("code", 0.5), ("prose", 0.5)]);
-    let (code, prose) = (corpus.domains.iter().position(|d| d == "code").unwrap(), corpus.domains.iter().position(|d| d == "prose").unwrap());
+    let (code, prose) = (
+        corpus.domains.iter().position(|d| d == "code").unwrap(),
+        corpus.domains.iter().position(|d| d == "prose").unwrap(),
+    );
     let n = corpus.train[code].len();
     // A target that sees code 3 times and a run of a tenth of its tokens.
     let target = (6.0 * n as f64) as u64;
@@ -101,7 +110,11 @@ fn repetition_matching_draws_a_domain_the_target_repeats_from_a_spread_subset_as
     assert_eq!(mine.len(), 1, "{m:?}");
     assert!((mine[0].target_epochs - 3.0).abs() < 1e-9, "{m:?}");
     let want = n / 10;
-    assert!(mine[0].subset_tokens <= want + 64 && mine[0].subset_tokens + 64 * 33 >= want, "{} of {n} tokens for a tenth", mine[0].subset_tokens);
+    assert!(
+        mine[0].subset_tokens <= want + 64 && mine[0].subset_tokens + 64 * 33 >= want,
+        "{} of {n} tokens for a tenth",
+        mine[0].subset_tokens
+    );
     // Every code window lies in one of the subset's pieces, and the pieces span the stream.
     let sub = s.subset(code).unwrap();
     let mut draws = vec![Draw { domain: 0, start: 0 }; 1000];
@@ -109,7 +122,11 @@ fn repetition_matching_draws_a_domain_the_target_repeats_from_a_spread_subset_as
     for step in 0..20 {
         s.draws_for_step(step, &corpus, &mut draws);
         for d in draws.iter().filter(|d| d.domain == code) {
-            assert!(d.start / sub.stride < sub.chunks && d.start % sub.stride + 33 <= sub.chunk_len, "window at {} outside {sub:?}", d.start);
+            assert!(
+                d.start / sub.stride < sub.chunks && d.start % sub.stride + 33 <= sub.chunk_len,
+                "window at {} outside {sub:?}",
+                d.start
+            );
             lo = lo.min(d.start);
             hi = hi.max(d.start);
         }
@@ -118,7 +135,12 @@ fn repetition_matching_draws_a_domain_the_target_repeats_from_a_spread_subset_as
     // Exactly the domains the target would repeat are cut.
     for (d, &wd) in w.iter().enumerate() {
         let epochs = wd * target as f64 / corpus.train[d].len() as f64;
-        assert_eq!(m.iter().any(|x| x.domain == d), wd > 0.0 && epochs > 1.0, "domain {} ({epochs:.2} target epochs)", corpus.domains[d]);
+        assert_eq!(
+            m.iter().any(|x| x.domain == d),
+            wd > 0.0 && epochs > 1.0,
+            "domain {} ({epochs:.2} target epochs)",
+            corpus.domains[d]
+        );
         assert_eq!(s.subset(d).is_some(), wd > 0.0 && epochs > 1.0);
     }
     let _ = prose;
@@ -169,7 +191,10 @@ fn the_same_seed_gives_bit_identical_metrics() {
     let w = weights(&corpus, &[("code", 0.7), ("prose", 0.3)]);
     train_in(a.path(), &corpus, &sp, &w, None).unwrap();
     train_in(b.path(), &corpus, &sp, &w, None).unwrap();
-    let (ma, mb) = (common::metrics_without_time(&a.path().join("metrics.parquet")), common::metrics_without_time(&b.path().join("metrics.parquet")));
+    let (ma, mb) = (
+        common::metrics_without_time(&a.path().join("metrics.parquet")),
+        common::metrics_without_time(&b.path().join("metrics.parquet")),
+    );
     assert_eq!(ma, mb);
     // A different seed changes the run (the test can fail).
     let c = tempfile::tempdir().unwrap();
@@ -214,13 +239,25 @@ fn a_larger_weight_gives_a_lower_validation_loss_on_that_domain() {
     let corpus = Corpus::open(common::shards()).unwrap();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let sp = spec(corpus.vocab_size, 50 * 256);
-    let code_heavy = train_in(a.path(), &corpus, &sp, &weights(&corpus, &[("code", 0.9), ("prose", 0.1)]), None).unwrap();
-    let prose_heavy = train_in(b.path(), &corpus, &sp, &weights(&corpus, &[("code", 0.1), ("prose", 0.9)]), None).unwrap();
+    let code_heavy =
+        train_in(a.path(), &corpus, &sp, &weights(&corpus, &[("code", 0.9), ("prose", 0.1)]), None).unwrap();
+    let prose_heavy =
+        train_in(b.path(), &corpus, &sp, &weights(&corpus, &[("code", 0.1), ("prose", 0.9)]), None).unwrap();
     let idx = |d: &str| corpus.domains.iter().position(|x| x == d).unwrap();
     let (c, p) = (idx("code"), idx("prose"));
     let loss = |o: &train::Outcome, d: usize| o.valid[d].unwrap();
-    assert!(loss(&code_heavy, c) < loss(&prose_heavy, c), "code: {} vs {}", loss(&code_heavy, c), loss(&prose_heavy, c));
-    assert!(loss(&prose_heavy, p) < loss(&code_heavy, p), "prose: {} vs {}", loss(&prose_heavy, p), loss(&code_heavy, p));
+    assert!(
+        loss(&code_heavy, c) < loss(&prose_heavy, c),
+        "code: {} vs {}",
+        loss(&code_heavy, c),
+        loss(&prose_heavy, c)
+    );
+    assert!(
+        loss(&prose_heavy, p) < loss(&code_heavy, p),
+        "prose: {} vs {}",
+        loss(&prose_heavy, p),
+        loss(&code_heavy, p)
+    );
 }
 
 #[test]

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use regmix_core::columns::{VALID_LOSS, WEIGHT};
+use regmix_core::run::RunDir;
 use regmix_core::schema::Schema;
 use regmix_core::table::{read_parquet, Table};
-use regmix_core::run::RunDir;
 use regmix_core::{atomic, Provenance};
 use regmix_mixture::{Gain, Optimum};
 use regmix_plot::{self as svg, esc};
@@ -63,7 +63,8 @@ struct Page {
 
 impl Page {
     fn read(&mut self, path: &Path, schema: &str) -> Result<Table> {
-        let t = read_parquet(path, Schema::get(schema)).with_context(|| format!("report: reading {}", path.display()))?;
+        let t =
+            read_parquet(path, Schema::get(schema)).with_context(|| format!("report: reading {}", path.display()))?;
         self.files.push(t.clone());
         Ok(t)
     }
@@ -123,7 +124,12 @@ pub fn verdict(gain: &Gain) -> &'static str {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if args.mixtures.is_none() && args.dataset.is_none() && args.fit.is_none() && args.optimum.is_none() && args.comparison.is_none() {
+    if args.mixtures.is_none()
+        && args.dataset.is_none()
+        && args.fit.is_none()
+        && args.optimum.is_none()
+        && args.comparison.is_none()
+    {
         bail!("nothing to report: give at least one of --mixtures, --dataset, --fit, --optimum, --comparison");
     }
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
@@ -148,7 +154,11 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(p) = &args.mixtures {
         let t = page.read(p, "mixtures")?;
         let (doms, w) = weights(&t)?;
-        page.section("mixtures", "The sampled proxy mixtures", &format!("{} mixtures over {} domains: where each domain's weight fell.", t.rows(), doms.len()));
+        page.section(
+            "mixtures",
+            "The sampled proxy mixtures",
+            &format!("{} mixtures over {} domains: where each domain's weight fell.", t.rows(), doms.len()),
+        );
         page.figure("mixtures", &svg::strips(&doms, &w), "Each domain's weight across the sampled mixtures: dots, the box from the first to the third quartile, the median.");
         let rows: Vec<Vec<String>> = doms
             .iter()
@@ -158,10 +168,23 @@ pub fn run(args: &Args) -> Result<()> {
                 s.sort_by(f64::total_cmp);
                 let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
                 let zeros = v.iter().filter(|x| **x == 0.0).count();
-                vec![d.clone(), f4(s[0]), f4(svg::quantile(&s, 0.25)), f4(svg::quantile(&s, 0.5)), f4(svg::quantile(&s, 0.75)), f4(s[s.len() - 1]), f4(mean), zeros.to_string()]
+                vec![
+                    d.clone(),
+                    f4(s[0]),
+                    f4(svg::quantile(&s, 0.25)),
+                    f4(svg::quantile(&s, 0.5)),
+                    f4(svg::quantile(&s, 0.75)),
+                    f4(s[s.len() - 1]),
+                    f4(mean),
+                    zeros.to_string(),
+                ]
             })
             .collect();
-        page.table("Table: weight quantiles per domain", &["domain", "min", "q1", "median", "q3", "max", "mean", "zero in"], &rows);
+        page.table(
+            "Table: weight quantiles per domain",
+            &["domain", "min", "q1", "median", "q3", "max", "mean", "zero in"],
+            &rows,
+        );
         figures.push("mixtures");
     }
     if let Some(p) = &args.dataset {
@@ -179,13 +202,26 @@ pub fn run(args: &Args) -> Result<()> {
         page.section(
             "evidence",
             "Each domain's weight against the target",
-            &format!("{} proxy runs; target <code>{}</code>. A strongly negative ρ: more of that domain, lower loss.", y.len(), esc(&expr)),
+            &format!(
+                "{} proxy runs; target <code>{}</code>. A strongly negative ρ: more of that domain, lower loss.",
+                y.len(),
+                esc(&expr)
+            ),
         );
-        page.figure("weight-vs-target", &svg::small_multiples(&doms, &w, &y, &rho, &expr), "One panel per domain: the proxies' target loss against the domain's weight, with Spearman's ρ.");
+        page.figure(
+            "weight-vs-target",
+            &svg::small_multiples(&doms, &w, &y, &rho, &expr),
+            "One panel per domain: the proxies' target loss against the domain's weight, with Spearman's ρ.",
+        );
         let mut order: Vec<usize> = (0..doms.len()).collect();
         order.sort_by(|a, b| rho[*a].total_cmp(&rho[*b]));
-        let rows: Vec<Vec<String>> = order.iter().map(|&i| vec![doms[i].clone(), format!("{:+.3}", rho[i]), format!("{:+.3}", r[i])]).collect();
-        page.table("Table: rank and linear correlation of weight with the target, most helpful first", &["domain", "Spearman ρ", "Pearson r"], &rows);
+        let rows: Vec<Vec<String>> =
+            order.iter().map(|&i| vec![doms[i].clone(), format!("{:+.3}", rho[i]), format!("{:+.3}", r[i])]).collect();
+        page.table(
+            "Table: rank and linear correlation of weight with the target, most helpful first",
+            &["domain", "Spearman ρ", "Pearson r"],
+            &rows,
+        );
         figures.push("weight-vs-target");
     }
     if let Some(dir) = &args.fit {
@@ -219,7 +255,8 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&SavedFit>) -> Re
     let t = page.read(path, "optimum")?;
     let o = Optimum::from_table(&t)?;
     let (doms, w, sd, prior) = (&o.domains, &o.weights, &o.weight_std, &o.prior);
-    let target = if o.target.is_empty() { saved.map(|s| s.target.expr.clone()).unwrap_or_default() } else { o.target.clone() };
+    let target =
+        if o.target.is_empty() { saved.map(|s| s.target.expr.clone()).unwrap_or_default() } else { o.target.clone() };
     let spread = o.predicted_std.map(|s| format!(" ± {s:.4}")).unwrap_or_default();
     let (predicted, gain, verdict) = (o.predicted, o.gain, verdict(&o.gain));
     page.section(
@@ -234,12 +271,24 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&SavedFit>) -> Re
             if sd.is_some() { "Error bars: one standard deviation over bootstrap refits of the regression." } else { "No bootstrap was run (optimize --bootstrap B gives error bars)." }
         ),
     );
-    page.figure("optimum", &svg::bar_chart(doms, w, sd.as_deref(), prior), "The optimum (blue, with ± one bootstrap standard deviation) beside the token-share prior (grey).");
+    page.figure(
+        "optimum",
+        &svg::bar_chart(doms, w, sd.as_deref(), prior),
+        "The optimum (blue, with ± one bootstrap standard deviation) beside the token-share prior (grey).",
+    );
     let mut order: Vec<usize> = (0..doms.len()).collect();
     order.sort_by(|a, b| w[*b].total_cmp(&w[*a]));
     let rows: Vec<Vec<String>> = order
         .iter()
-        .map(|&i| vec![doms[i].clone(), f4(w[i]), sd.as_ref().map(|s| f4(s[i])).unwrap_or("—".into()), f4(prior[i]), if prior[i] > 0.0 { format!("{:.2}×", w[i] / prior[i]) } else { "—".into() }])
+        .map(|&i| {
+            vec![
+                doms[i].clone(),
+                f4(w[i]),
+                sd.as_ref().map(|s| f4(s[i])).unwrap_or("—".into()),
+                f4(prior[i]),
+                if prior[i] > 0.0 { format!("{:.2}×", w[i] / prior[i]) } else { "—".into() },
+            ]
+        })
         .collect();
     page.table("Table: the optimum, largest first", &["domain", "weight", "± sd", "prior", "weight / prior"], &rows);
     Ok(())
@@ -248,7 +297,8 @@ fn optimum_section(page: &mut Page, path: &Path, saved: Option<&SavedFit>) -> Re
 /// The comparison figure and table; returns the target models' names.
 fn comparison_section(page: &mut Page, path: &Path) -> Result<Vec<String>> {
     let t = page.read(path, "comparison")?;
-    let names: Vec<String> = (0..t.rows()).map(|i| t.str("mixture").map(|c| c.value(i).to_string())).collect::<regmix_core::Result<_>>()?;
+    let names: Vec<String> =
+        (0..t.rows()).map(|i| t.str("mixture").map(|c| c.value(i).to_string())).collect::<regmix_core::Result<_>>()?;
     let evals = t.list("eval_domain")?.to_vec();
     let mut rows: Vec<String> = evals.clone();
     rows.push("mean".into());
@@ -272,10 +322,18 @@ fn comparison_section(page: &mut Page, path: &Path) -> Result<Vec<String>> {
             best.map(|b| format!("{} ({:.4})", esc(&names[b]), mean_of(b))).unwrap_or("none finished".into())
         ),
     );
-    page.figure("comparison", &svg::dot_plot(&rows, &names, &values), "Validation loss per evaluation domain (and their mean) for each target model.");
+    page.figure(
+        "comparison",
+        &svg::dot_plot(&rows, &names, &values),
+        "Validation loss per evaluation domain (and their mean) for each target model.",
+    );
     let mut head = vec!["domain"];
     head.extend(names.iter().map(String::as_str));
-    let table: Vec<Vec<String>> = rows.iter().enumerate().map(|(i, r)| std::iter::once(r.clone()).chain(values.iter().map(|v| f4(v[i]))).collect()).collect();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| std::iter::once(r.clone()).chain(values.iter().map(|v| f4(v[i]))).collect())
+        .collect();
     page.table("Table: validation loss per domain", &head, &table);
     Ok(names)
 }
@@ -300,7 +358,10 @@ fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Resul
         let mut pts: Vec<(f64, f64)> = Vec::new();
         for i in 0..t.rows() {
             let v: Vec<f64> = losses.iter().map(|l| l[i]).collect();
-            if !v.is_empty() && v.iter().all(|x| x.is_finite()) && pts.last().is_none_or(|p| p.0 < tokens.value(i) as f64) {
+            if !v.is_empty()
+                && v.iter().all(|x| x.is_finite())
+                && pts.last().is_none_or(|p| p.0 < tokens.value(i) as f64)
+            {
                 pts.push((tokens.value(i) as f64, v.iter().sum::<f64>() / v.len() as f64));
             }
         }
@@ -312,13 +373,21 @@ fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Resul
         "Mean validation loss over training tokens for each target model. Where the lines cross, which mixture is best depends on \
          how long the model trains: proxies trained on as few tokens as the crossing rank mixtures for the short run, not the long one.",
     );
-    page.figure("target-curves", &svg::curves(names, &curves, "training tokens", "mean validation loss"), "Mean validation loss of each target model at each evaluation.");
+    page.figure(
+        "target-curves",
+        &svg::curves(names, &curves, "training tokens", "mean validation loss"),
+        "Mean validation loss of each target model at each evaluation.",
+    );
     let mut tokens: Vec<f64> = curves.iter().flatten().map(|p| p.0).collect();
     tokens.sort_by(f64::total_cmp);
     tokens.dedup();
     let rows: Vec<Vec<String>> = tokens
         .iter()
-        .map(|x| std::iter::once(format!("{}", *x as u64)).chain(curves.iter().map(|c| c.iter().find(|p| p.0 == *x).map(|p| f4(p.1)).unwrap_or("—".into()))).collect())
+        .map(|x| {
+            std::iter::once(format!("{}", *x as u64))
+                .chain(curves.iter().map(|c| c.iter().find(|p| p.0 == *x).map(|p| f4(p.1)).unwrap_or("—".into())))
+                .collect()
+        })
         .collect();
     let mut head = vec!["tokens"];
     head.extend(names.iter().map(String::as_str));
@@ -341,7 +410,10 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
     let series: Vec<svg::Series> = splits
         .iter()
         .map(|s| {
-            let pts: Vec<(f64, f64)> = (0..pred.rows()).filter(|&i| reg.value(i) == selected && split.value(i) == s).map(|i| (truth[i], p[i])).collect();
+            let pts: Vec<(f64, f64)> = (0..pred.rows())
+                .filter(|&i| reg.value(i) == selected && split.value(i) == s)
+                .map(|i| (truth[i], p[i]))
+                .collect();
             let (a, b): (Vec<f64>, Vec<f64>) = pts.iter().copied().unzip();
             let label = if s == "oof" { "out of fold".to_string() } else { s.trim_start_matches("test:").to_string() };
             svg::Series { label: format!("{label} (ρ = {:.3})", spearman(&a, &b)), points: pts }
@@ -358,7 +430,11 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
             saved.cv_spearman * 100.0
         ),
     );
-    page.figure("predicted-vs-true", &svg::scatter(&format!("{selected}: predicted vs true"), &series), "Predicted against true target for every proxy run, out of fold, and on each test file.");
+    page.figure(
+        "predicted-vs-true",
+        &svg::scatter(&format!("{selected}: predicted vs true"), &series),
+        "Predicted against true target for every proxy run, out of fold, and on each test file.",
+    );
     let (r, s) = (rep.str("regressor")?, rep.str("split")?);
     let cols = ["spearman", "pearson", "mse", "mae"].map(|c| rep.f64_values(c));
     let rows_n = rep.u64("rows")?;
@@ -375,7 +451,11 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
         row.push(rows_n.value(i).to_string());
         rows.push(row);
     }
-    page.table("Table: every regressor, out of fold and on test files", &["regressor", "split", "Spearman", "Pearson", "MSE", "MAE", "rows"], &rows);
+    page.table(
+        "Table: every regressor, out of fold and on test files",
+        &["regressor", "split", "Spearman", "Pearson", "MSE", "MAE", "rows"],
+        &rows,
+    );
     Ok(())
 }
 
@@ -393,10 +473,22 @@ fn provenance_section(page: &mut Page) {
             ]
         })
         .collect();
-    page.section("provenance", "Where every number came from", "The files this report read, and the command that wrote each (from its Parquet metadata).");
+    page.section(
+        "provenance",
+        "Where every number came from",
+        "The files this report read, and the command that wrote each (from its Parquet metadata).",
+    );
     page.body.push_str("<table><tr><th>file</th><th>schema</th><th>written by</th><th>command</th></tr>");
     for r in rows {
-        write!(page.body, "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>", esc(&r[0]), esc(&r[1]), esc(&r[2]), esc(&r[3])).unwrap();
+        write!(
+            page.body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&r[0]),
+            esc(&r[1]),
+            esc(&r[2]),
+            esc(&r[3])
+        )
+        .unwrap();
     }
     page.body.push_str("</table></section>");
 }

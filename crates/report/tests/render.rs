@@ -12,7 +12,10 @@ fn nothing_given_is_an_error_and_a_bad_file_is_named() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to report"));
     let bad = dir.path().join("mixtures.parquet");
     std::fs::write(&bad, b"not parquet").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_report")).args(["--mixtures", bad.to_str().unwrap(), "--output", out.to_str().unwrap()]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_report"))
+        .args(["--mixtures", bad.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains(bad.to_str().unwrap()));
     assert!(!out.exists(), "no report left behind");

@@ -83,8 +83,13 @@ pub fn run(args: &Args) -> Result<()> {
     let _lock = regmix_core::lock::Lock::output(&args.output, &args.output.display().to_string())?;
     let yaml = match &args.write_yaml {
         Some(dir) => {
-            let lock = regmix_core::lock::Lock::output(dir, &format!("{} (sample-mixtures' YAML folder)", dir.display()))?;
-            let staged = regmix_core::atomic::OutputDir::create_owned(dir, "a folder of sample-mixtures' YAML configs", is_yaml_folder)?;
+            let lock =
+                regmix_core::lock::Lock::output(dir, &format!("{} (sample-mixtures' YAML folder)", dir.display()))?;
+            let staged = regmix_core::atomic::OutputDir::create_owned(
+                dir,
+                "a folder of sample-mixtures' YAML configs",
+                is_yaml_folder,
+            )?;
             Some((dir, lock, staged))
         }
         None => None,
@@ -129,7 +134,12 @@ pub fn run(args: &Args) -> Result<()> {
         (Mixtures { domains: sampler.prior.domains.clone(), ids, weights }, sampler.describe(&stats))
     };
     mixtures.write_parquet(&args.output, &description, &prov)?;
-    log::info!("wrote {} mixtures over {} domains to {}", mixtures.len(), mixtures.domains.len(), args.output.display());
+    log::info!(
+        "wrote {} mixtures over {} domains to {}",
+        mixtures.len(),
+        mixtures.domains.len(),
+        args.output.display()
+    );
     if let Some((dir, _lock, staged)) = yaml {
         let extra = [("seed".to_string(), args.seed.to_string())];
         write_yaml_dir(&mixtures, staged.path(), &args.yaml_prefix, &extra)?;
@@ -157,9 +167,20 @@ pub fn is_yaml_folder(dir: &Path) -> bool {
     rd.into_iter().all(|e| {
         let Ok(e) = e else { return false };
         let name = e.file_name().to_string_lossy().into_owned();
-        let numbered = name.strip_prefix('n').and_then(|n| n.strip_suffix(".yaml")).is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
-        let ours = |t: &str| t.starts_with("train:\n") && t.trim_end().rsplit('\n').next().is_some_and(|l| l.strip_prefix("seed: ").is_some_and(|v| v.parse::<u64>().is_ok()));
-        numbered && e.file_type().is_ok_and(|t| t.is_file()) && std::fs::read_to_string(e.path()).is_ok_and(|t| ours(&t))
+        let numbered = name
+            .strip_prefix('n')
+            .and_then(|n| n.strip_suffix(".yaml"))
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+        let ours = |t: &str| {
+            t.starts_with("train:\n")
+                && t.trim_end()
+                    .rsplit('\n')
+                    .next()
+                    .is_some_and(|l| l.strip_prefix("seed: ").is_some_and(|v| v.parse::<u64>().is_ok()))
+        };
+        numbered
+            && e.file_type().is_ok_and(|t| t.is_file())
+            && std::fs::read_to_string(e.path()).is_ok_and(|t| ours(&t))
     })
 }
 

@@ -95,7 +95,12 @@ fn mixtures_open_in_pyarrow() {
     let prior = dir.path().join("prior.json");
     std::fs::write(&prior, r#"{"web": 0.7, "code": 0.3}"#).unwrap();
     let out = dir.path().join("m.parquet");
-    assert!(bin().args(["--prior", prior.to_str().unwrap(), "--count", "8", "--output"]).arg(&out).status().unwrap().success());
+    assert!(bin()
+        .args(["--prior", prior.to_str().unwrap(), "--count", "8", "--output"])
+        .arg(&out)
+        .status()
+        .unwrap()
+        .success());
     let script = r#"
 import sys, json, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])

@@ -22,12 +22,14 @@ fn refused(o: &Output, what: &[&str]) {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(dir.path().join("in/prior.json"), r#"{"tokens": {"web": 6000, "code": 3000, "books": 1000}}"#).unwrap();
+    std::fs::write(dir.path().join("in/prior.json"), r#"{"tokens": {"web": 6000, "code": 3000, "books": 1000}}"#)
+        .unwrap();
     dir
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }

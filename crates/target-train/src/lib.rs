@@ -11,8 +11,8 @@ use regmix_core::schema::{domains_and_eval, Schema};
 use regmix_core::table::{batch, col, write_parquet};
 use regmix_core::Provenance;
 use regmix_mixture::io::Mixtures;
-use regmix_mixture::Optimum;
 use regmix_mixture::prior::Prior;
+use regmix_mixture::Optimum;
 use regmix_train::backends;
 use regmix_train::cli::TrainArgs;
 use regmix_train::data::{Corpus, EvalSet};
@@ -62,7 +62,10 @@ pub fn resolve(spec: &str, corpus: &Corpus) -> Result<Named> {
     let (name, file) = spec.split_once('=').with_context(|| format!("--mixture {spec:?}: expected NAME=FILE"))?;
     // NAME becomes a folder under --output: nothing that could leave it ("..", "/", a
     // leading dot) and nothing the shell or a Parquet reader would trip on.
-    if name.is_empty() || name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
         bail!("--mixture {spec:?}: NAME must be letters, digits, '_', '-' or '.', and not start with '.'");
     }
     let domains = &corpus.domains;
@@ -155,7 +158,12 @@ pub fn run(args: &Args) -> Result<()> {
     log::info!("wrote {}", path.display());
     for (m, o) in named.iter().zip(&outcomes) {
         let mean = mean_loss(&o.valid);
-        log::info!("{:>16}: {} mean validation loss {}", m.name, o.status, mean.map(|x| format!("{x:.4}")).unwrap_or("-".into()));
+        log::info!(
+            "{:>16}: {} mean validation loss {}",
+            m.name,
+            o.status,
+            mean.map(|x| format!("{x:.4}")).unwrap_or("-".into())
+        );
     }
     Ok(())
 }
@@ -173,7 +181,14 @@ fn mean_loss(v: &[Option<f64>]) -> Option<f64> {
 
 /// `evaluated` (corpus order) marks the domains with validation windows: only those are
 /// validation columns.
-pub fn write_comparison(path: &Path, domains: &[String], evaluated: &[bool], named: &[Named], outcomes: &[Outcome], prov: &Provenance) -> Result<()> {
+pub fn write_comparison(
+    path: &Path,
+    domains: &[String],
+    evaluated: &[bool],
+    named: &[Named],
+    outcomes: &[Outcome],
+    prov: &Provenance,
+) -> Result<()> {
     let schema = Schema::get("comparison");
     let evals: Vec<usize> = (0..domains.len()).filter(|&d| evaluated[d]).collect();
     let eval_names: Vec<String> = evals.iter().map(|&d| domains[d].clone()).collect();

@@ -36,7 +36,12 @@ fn trains_each_named_mixture_and_writes_the_comparison() {
     std::fs::write(&yaml, "train:\n  train_code: 1.0\n").unwrap();
     let prose = dir.path().join("prose.yaml");
     std::fs::write(&prose, "train:\n  train_prose: 1.0\n").unwrap();
-    let named = ["prior=prior".to_string(), "uniform=uniform".into(), format!("code={}", yaml.display()), format!("prose={}", prose.display())];
+    let named = [
+        "prior=prior".to_string(),
+        "uniform=uniform".into(),
+        format!("code={}", yaml.display()),
+        format!("prose={}", prose.display()),
+    ];
     let named: Vec<&str> = named.iter().map(String::as_str).collect();
     let o = train(dir.path(), &named);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -84,7 +89,11 @@ fn torch_python() -> Option<PathBuf> {
     let p = std::env::var_os("REGMIX_TORCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| common::repo_root().join(".venv-bench/bin/python"));
-    let ok = Command::new(&p).args(["-c", "import torch, transformers"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(&p)
+        .args(["-c", "import torch, transformers"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     ok.then_some(p)
 }
 
@@ -137,7 +146,10 @@ loss = torch.nn.functional.cross_entropy(logits[0], x[0, 1:]).item()
 tok = AutoTokenizer.from_pretrained(d)
 print(json.dumps({"loss": loss, "encoded": len(tok("fn main() {}")["input_ids"])}))
 "#;
-    let o = Command::new(py).args(["-c", script, hf.to_str().unwrap(), &serde_json::to_string(&window).unwrap()]).output().unwrap();
+    let o = Command::new(py)
+        .args(["-c", script, hf.to_str().unwrap(), &serde_json::to_string(&window).unwrap()])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).unwrap();
     let theirs = v["loss"].as_f64().unwrap();

@@ -126,7 +126,9 @@ fn validation_split_does_not_depend_on_file_order_or_names() {
     std::fs::write(other.join("web-1.jsonl"), a.join("\n")).unwrap();
     std::fs::write(other.join("web-2.jsonl"), b.join("\n")).unwrap();
     let count_valid = |inp: &Path, out: &Path| -> u64 {
-        assert!(run(&["--input", s(inp), "--output", s(out), "--tokenizer", s(&tok), "--valid-fraction", "0.2"]).status.success());
+        assert!(run(&["--input", s(inp), "--output", s(out), "--tokenizer", s(&tok), "--valid-fraction", "0.2"])
+            .status
+            .success());
         let m = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
         let (d, sp, t) = (m.str("domain").unwrap(), m.str("split").unwrap(), m.u64("tokens").unwrap());
         (0..m.rows()).filter(|&i| d.value(i) == "web" && sp.value(i) == "valid").map(|i| t.value(i)).sum()
@@ -210,10 +212,24 @@ fn corpus5(dir: &Path) -> PathBuf {
 /// The manifest's rows (metadata aside) and every shard's tokens, in the manifest's order.
 fn rows_and_tokens(out: &Path) -> (Vec<String>, Vec<Vec<u32>>) {
     let m = read_parquet(&out.join("manifest.parquet"), Schema::get("shard_manifest")).unwrap();
-    let (d, sp, f, src) = (m.str("domain").unwrap(), m.str("split").unwrap(), m.str("file").unwrap(), m.str("source").unwrap());
-    let (docs, toks, bytes, bad) = (m.u64("documents").unwrap(), m.u64("tokens").unwrap(), m.u64("bytes").unwrap(), m.u64("bad_records").unwrap());
+    let (d, sp, f, src) =
+        (m.str("domain").unwrap(), m.str("split").unwrap(), m.str("file").unwrap(), m.str("source").unwrap());
+    let (docs, toks, bytes, bad) =
+        (m.u64("documents").unwrap(), m.u64("tokens").unwrap(), m.u64("bytes").unwrap(), m.u64("bad_records").unwrap());
     let rows = (0..m.rows())
-        .map(|i| format!("{} {} {} {} {} {} {} {}", d.value(i), sp.value(i), f.value(i), src.value(i), docs.value(i), toks.value(i), bytes.value(i), bad.value(i)))
+        .map(|i| {
+            format!(
+                "{} {} {} {} {} {} {} {}",
+                d.value(i),
+                sp.value(i),
+                f.value(i),
+                src.value(i),
+                docs.value(i),
+                toks.value(i),
+                bytes.value(i),
+                bad.value(i)
+            )
+        })
         .collect();
     let tokens = shard_files(out).iter().map(|f| TokenShard::open(f).unwrap().to_vec()).collect();
     (rows, tokens)
@@ -229,7 +245,9 @@ fn array_tasks_then_merge_equal_one_process() {
     assert!(!t.join("manifest.parquet").exists(), "--train-only writes only the tokenizer");
     let tok = t.join("tokenizer.json");
     let one = dir.path().join("one");
-    assert!(run(&["--input", s(&input), "--output", s(&one), "--tokenizer", s(&tok), "--valid-fraction", "0.1"]).status.success());
+    assert!(run(&["--input", s(&input), "--output", s(&one), "--tokenizer", s(&tok), "--valid-fraction", "0.1"])
+        .status
+        .success());
     let expected = rows_and_tokens(&one);
     for k in 1..=3usize {
         let out = dir.path().join(format!("k{k}"));
@@ -237,7 +255,16 @@ fn array_tasks_then_merge_equal_one_process() {
         let tasks: Vec<_> = (0..k)
             .map(|i| {
                 bin()
-                    .args(["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--valid-fraction", "0.1"])
+                    .args([
+                        "--input",
+                        s(&input),
+                        "--output",
+                        s(&out),
+                        "--tokenizer",
+                        s(&tok),
+                        "--valid-fraction",
+                        "0.1",
+                    ])
                     .args(["--array-index", &i.to_string(), "--array-count", &k.to_string()])
                     .spawn()
                     .unwrap()
@@ -247,7 +274,17 @@ fn array_tasks_then_merge_equal_one_process() {
             assert!(c.wait().unwrap().success());
         }
         assert!(!out.join("manifest.parquet").exists(), "tasks write no manifest");
-        let o = run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--valid-fraction", "0.1", "--merge"]);
+        let o = run(&[
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+            "--tokenizer",
+            s(&tok),
+            "--valid-fraction",
+            "0.1",
+            "--merge",
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(rows_and_tokens(&out), expected, "K = {k}");
     }
@@ -261,7 +298,20 @@ fn merge_names_each_input_whose_task_has_not_run_and_its_task() {
     assert!(run(&["--input", s(&input), "--output", s(&t), "--train-bpe", "400", "--train-only"]).status.success());
     let tok = t.join("tokenizer.json");
     let out = dir.path().join("out");
-    let task = |i: &str| run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--array-index", i, "--array-count", "2"]);
+    let task = |i: &str| {
+        run(&[
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+            "--tokenizer",
+            s(&tok),
+            "--array-index",
+            i,
+            "--array-count",
+            "2",
+        ])
+    };
     assert!(task("0").status.success());
     let o = run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--merge", "--array-count", "2"]);
     assert_eq!(o.status.code(), Some(2));
@@ -281,7 +331,20 @@ fn a_rerun_task_redoes_only_its_own_share() {
     assert!(run(&["--input", s(&input), "--output", s(&t), "--train-bpe", "400", "--train-only"]).status.success());
     let tok = t.join("tokenizer.json");
     let out = dir.path().join("out");
-    let task = |i: &str| run(&["--input", s(&input), "--output", s(&out), "--tokenizer", s(&tok), "--array-index", i, "--array-count", "2"]);
+    let task = |i: &str| {
+        run(&[
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+            "--tokenizer",
+            s(&tok),
+            "--array-index",
+            i,
+            "--array-count",
+            "2",
+        ])
+    };
     assert!(task("0").status.success() && task("1").status.success());
     // Task 1 died before its markers were written: remove them; task 0's stay.
     for m in std::fs::read_dir(out.join(".done")).unwrap() {
@@ -292,7 +355,10 @@ fn a_rerun_task_redoes_only_its_own_share() {
         }
     }
     let err = String::from_utf8_lossy(&task("1").stderr).into_owned();
-    assert!(err.contains("array task 1 of 2 done") && err.contains("0 inputs skipped as done") && !err.contains("code-0"), "{err}");
+    assert!(
+        err.contains("array task 1 of 2 done") && err.contains("0 inputs skipped as done") && !err.contains("code-0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -304,7 +370,11 @@ fn a_failed_retokenization_leaves_no_manifest_over_replaced_shards() {
     assert!(run(&args).status.success());
     // code-0 changes (its shards are rewritten), then web-0 fails on a bad line.
     let code = input.join("code-0.jsonl");
-    std::fs::write(&code, std::fs::read_to_string(&code).unwrap().lines().take(30).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    std::fs::write(
+        &code,
+        std::fs::read_to_string(&code).unwrap().lines().take(30).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
     let web = input.join("web-0.jsonl");
     std::fs::write(&web, std::fs::read_to_string(&web).unwrap() + "{\"text\": broken\n").unwrap();
     assert_eq!(run(&args).status.code(), Some(2));
@@ -328,8 +398,18 @@ fn a_line_over_max_record_bytes_is_an_error_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = corpus(dir.path(), 30);
     let web = input.join("web-0.jsonl");
-    std::fs::write(&web, std::fs::read_to_string(&web).unwrap() + &format!("{{\"text\": \"{}\"}}\n", "z".repeat(3000))).unwrap();
-    let o = run(&["--input", s(&web), "--output", s(&dir.path().join("o")), "--train-bpe", "300", "--max-record-bytes", "2000"]);
+    std::fs::write(&web, std::fs::read_to_string(&web).unwrap() + &format!("{{\"text\": \"{}\"}}\n", "z".repeat(3000)))
+        .unwrap();
+    let o = run(&[
+        "--input",
+        s(&web),
+        "--output",
+        s(&dir.path().join("o")),
+        "--train-bpe",
+        "300",
+        "--max-record-bytes",
+        "2000",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{}:31: a record of more than 2000 bytes", web.display())), "{err}");
@@ -354,7 +434,9 @@ fn the_same_corpus_at_another_path_gets_the_same_shard_names_and_bytes() {
     let tok = out1.join("tokenizer.json");
     let o = run(&["--input", s(&elsewhere), "--output", s(&out2), "--tokenizer", s(&tok), "--valid-fraction", "0.1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let names = |out: &Path| -> Vec<String> { shard_files(out).iter().map(|f| f.strip_prefix(out).unwrap().display().to_string()).collect() };
+    let names = |out: &Path| -> Vec<String> {
+        shard_files(out).iter().map(|f| f.strip_prefix(out).unwrap().display().to_string()).collect()
+    };
     assert_eq!(names(&out1), names(&out2));
     for (a, b) in shard_files(&out1).iter().zip(shard_files(&out2)) {
         assert_eq!(TokenShard::open(a).unwrap().to_vec(), TokenShard::open(&b).unwrap().to_vec(), "{}", a.display());

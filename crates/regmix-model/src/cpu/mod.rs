@@ -132,7 +132,6 @@ pub struct CpuBackend<T: Float> {
     norm_partials: Vec<f64>,
 }
 
-
 impl<T: Float> CpuBackend<T> {
     /// A model initialised by [`crate::init::init_params`] from `seed`.
     pub fn new(cfg: &Config, seed: u64) -> Self {
@@ -193,18 +192,39 @@ impl<T: Float> CpuBackend<T> {
             let o = &lay.blocks[l];
             let (cur, rest) = a.blocks.split_at_mut(l + 1);
             let b = &mut cur[l];
-            ops::rmsnorm_forward(&mut b.xn1[..n * d], &mut b.rstd1[..n], &b.x[..n * d], w(o.attn_norm, d), d, c.norm_eps);
+            ops::rmsnorm_forward(
+                &mut b.xn1[..n * d],
+                &mut b.rstd1[..n],
+                &b.x[..n * d],
+                w(o.attn_norm, d),
+                d,
+                c.norm_eps,
+            );
             ops::linear_forward(&mut b.q[..n * qd], &b.xn1[..n * d], w(o.wq, qd * d), n, d, qd);
             ops::linear_forward(&mut b.k[..n * kvd], &b.xn1[..n * d], w(o.wk, kvd * d), n, d, kvd);
             ops::linear_forward(&mut b.v[..n * kvd], &b.xn1[..n * d], w(o.wv, kvd * d), n, d, kvd);
             ops::rope(&mut b.q[..n * qd], c.n_head, c.head_dim(), t, &self.rope_cos, &self.rope_sin, false);
             ops::rope(&mut b.k[..n * kvd], c.n_query_groups, c.head_dim(), t, &self.rope_cos, &self.rope_sin, false);
             let probs_len = batch * c.n_head * t * t;
-            ops::attention_forward(&mut b.att[..n * qd], &mut b.probs[..probs_len], &b.q[..n * qd], &b.k[..n * kvd], &b.v[..n * kvd], shape);
+            ops::attention_forward(
+                &mut b.att[..n * qd],
+                &mut b.probs[..probs_len],
+                &b.q[..n * qd],
+                &b.k[..n * kvd],
+                &b.v[..n * kvd],
+                shape,
+            );
             // xm = x + att · Woᵀ
             b.xm[..n * d].copy_from_slice(&b.x[..n * d]);
             T::gemm(n, d, qd, &b.att[..n * qd], qd, 1, w(o.wo, d * qd), 1, qd, &mut b.xm[..n * d], d, true, true);
-            ops::rmsnorm_forward(&mut b.xn2[..n * d], &mut b.rstd2[..n], &b.xm[..n * d], w(o.mlp_norm, d), d, c.norm_eps);
+            ops::rmsnorm_forward(
+                &mut b.xn2[..n * d],
+                &mut b.rstd2[..n],
+                &b.xm[..n * d],
+                w(o.mlp_norm, d),
+                d,
+                c.norm_eps,
+            );
             ops::linear_forward(&mut b.h1[..n * ff], &b.xn2[..n * d], w(o.w1, ff * d), n, d, ff);
             ops::linear_forward(&mut b.h3[..n * ff], &b.xn2[..n * d], w(o.w3, ff * d), n, d, ff);
             ops::swiglu_forward(&mut b.g[..n * ff], &b.h1[..n * ff], &b.h3[..n * ff]);
@@ -213,7 +233,14 @@ impl<T: Float> CpuBackend<T> {
             next[..n * d].copy_from_slice(&b.xm[..n * d]);
             T::gemm(n, d, ff, &b.g[..n * ff], ff, 1, w(o.w2, d * ff), 1, ff, &mut next[..n * d], d, true, true);
         }
-        ops::rmsnorm_forward(&mut a.xnf[..n * d], &mut a.rstdf[..n], &a.x_out[..n * d], w(lay.final_norm, d), d, c.norm_eps);
+        ops::rmsnorm_forward(
+            &mut a.xnf[..n * d],
+            &mut a.rstdf[..n],
+            &a.x_out[..n * d],
+            w(lay.final_norm, d),
+            d,
+            c.norm_eps,
+        );
         ops::linear_forward(&mut a.logits[..n * v], &a.xnf[..n * d], w(lay.lm_head, v * d), n, d, v);
     }
 
@@ -231,29 +258,150 @@ impl<T: Float> CpuBackend<T> {
         let a = self.acts.as_mut().expect("forward ran");
 
         // Output layer and final norm.
-        ops::linear_backward(&mut a.dxn[..n * d], &mut gr[lay.lm_head..lay.lm_head + v * d], &a.logits[..n * v], &a.xnf[..n * d], w(lay.lm_head, v * d), n, d, v, false);
+        ops::linear_backward(
+            &mut a.dxn[..n * d],
+            &mut gr[lay.lm_head..lay.lm_head + v * d],
+            &a.logits[..n * v],
+            &a.xnf[..n * d],
+            w(lay.lm_head, v * d),
+            n,
+            d,
+            v,
+            false,
+        );
         a.dres[..n * d].fill(T::ZERO);
-        ops::rmsnorm_backward(&mut a.dres[..n * d], &mut gr[lay.final_norm..lay.final_norm + d], &a.dxn[..n * d], &a.x_out[..n * d], w(lay.final_norm, d), &a.rstdf[..n], d);
+        ops::rmsnorm_backward(
+            &mut a.dres[..n * d],
+            &mut gr[lay.final_norm..lay.final_norm + d],
+            &a.dxn[..n * d],
+            &a.x_out[..n * d],
+            w(lay.final_norm, d),
+            &a.rstdf[..n],
+            d,
+        );
 
         for l in (0..c.n_layer).rev() {
             let o = &lay.blocks[l];
             let b = &a.blocks[l];
             // MLP: x_next = xm + g · W2ᵀ; dres is ∂L/∂x_next and passes through to xm.
-            ops::linear_backward(&mut a.dg[..n * ff], &mut gr[o.w2..o.w2 + d * ff], &a.dres[..n * d], &b.g[..n * ff], w(o.w2, d * ff), n, ff, d, false);
-            ops::swiglu_backward(&mut a.dh1[..n * ff], &mut a.dh3[..n * ff], &a.dg[..n * ff], &b.h1[..n * ff], &b.h3[..n * ff]);
-            ops::linear_backward(&mut a.dxn[..n * d], &mut gr[o.w1..o.w1 + ff * d], &a.dh1[..n * ff], &b.xn2[..n * d], w(o.w1, ff * d), n, d, ff, false);
-            ops::linear_backward(&mut a.dxn[..n * d], &mut gr[o.w3..o.w3 + ff * d], &a.dh3[..n * ff], &b.xn2[..n * d], w(o.w3, ff * d), n, d, ff, true);
-            ops::rmsnorm_backward(&mut a.dres[..n * d], &mut gr[o.mlp_norm..o.mlp_norm + d], &a.dxn[..n * d], &b.xm[..n * d], w(o.mlp_norm, d), &b.rstd2[..n], d);
+            ops::linear_backward(
+                &mut a.dg[..n * ff],
+                &mut gr[o.w2..o.w2 + d * ff],
+                &a.dres[..n * d],
+                &b.g[..n * ff],
+                w(o.w2, d * ff),
+                n,
+                ff,
+                d,
+                false,
+            );
+            ops::swiglu_backward(
+                &mut a.dh1[..n * ff],
+                &mut a.dh3[..n * ff],
+                &a.dg[..n * ff],
+                &b.h1[..n * ff],
+                &b.h3[..n * ff],
+            );
+            ops::linear_backward(
+                &mut a.dxn[..n * d],
+                &mut gr[o.w1..o.w1 + ff * d],
+                &a.dh1[..n * ff],
+                &b.xn2[..n * d],
+                w(o.w1, ff * d),
+                n,
+                d,
+                ff,
+                false,
+            );
+            ops::linear_backward(
+                &mut a.dxn[..n * d],
+                &mut gr[o.w3..o.w3 + ff * d],
+                &a.dh3[..n * ff],
+                &b.xn2[..n * d],
+                w(o.w3, ff * d),
+                n,
+                d,
+                ff,
+                true,
+            );
+            ops::rmsnorm_backward(
+                &mut a.dres[..n * d],
+                &mut gr[o.mlp_norm..o.mlp_norm + d],
+                &a.dxn[..n * d],
+                &b.xm[..n * d],
+                w(o.mlp_norm, d),
+                &b.rstd2[..n],
+                d,
+            );
             // Attention: xm = x + att · Woᵀ; dres is now ∂L/∂xm and passes through to x.
-            ops::linear_backward(&mut a.datt[..n * qd], &mut gr[o.wo..o.wo + d * qd], &a.dres[..n * d], &b.att[..n * qd], w(o.wo, d * qd), n, qd, d, false);
+            ops::linear_backward(
+                &mut a.datt[..n * qd],
+                &mut gr[o.wo..o.wo + d * qd],
+                &a.dres[..n * d],
+                &b.att[..n * qd],
+                w(o.wo, d * qd),
+                n,
+                qd,
+                d,
+                false,
+            );
             let probs_len = batch * c.n_head * t * t;
-            ops::attention_backward(&mut a.dq[..n * qd], &mut a.dk[..n * kvd], &mut a.dv[..n * kvd], &mut a.dscores, &a.datt[..n * qd], &b.q[..n * qd], &b.k[..n * kvd], &b.v[..n * kvd], &b.probs[..probs_len], shape);
+            ops::attention_backward(
+                &mut a.dq[..n * qd],
+                &mut a.dk[..n * kvd],
+                &mut a.dv[..n * kvd],
+                &mut a.dscores,
+                &a.datt[..n * qd],
+                &b.q[..n * qd],
+                &b.k[..n * kvd],
+                &b.v[..n * kvd],
+                &b.probs[..probs_len],
+                shape,
+            );
             ops::rope(&mut a.dq[..n * qd], c.n_head, c.head_dim(), t, &self.rope_cos, &self.rope_sin, true);
             ops::rope(&mut a.dk[..n * kvd], c.n_query_groups, c.head_dim(), t, &self.rope_cos, &self.rope_sin, true);
-            ops::linear_backward(&mut a.dxn[..n * d], &mut gr[o.wq..o.wq + qd * d], &a.dq[..n * qd], &b.xn1[..n * d], w(o.wq, qd * d), n, d, qd, false);
-            ops::linear_backward(&mut a.dxn[..n * d], &mut gr[o.wk..o.wk + kvd * d], &a.dk[..n * kvd], &b.xn1[..n * d], w(o.wk, kvd * d), n, d, kvd, true);
-            ops::linear_backward(&mut a.dxn[..n * d], &mut gr[o.wv..o.wv + kvd * d], &a.dv[..n * kvd], &b.xn1[..n * d], w(o.wv, kvd * d), n, d, kvd, true);
-            ops::rmsnorm_backward(&mut a.dres[..n * d], &mut gr[o.attn_norm..o.attn_norm + d], &a.dxn[..n * d], &b.x[..n * d], w(o.attn_norm, d), &b.rstd1[..n], d);
+            ops::linear_backward(
+                &mut a.dxn[..n * d],
+                &mut gr[o.wq..o.wq + qd * d],
+                &a.dq[..n * qd],
+                &b.xn1[..n * d],
+                w(o.wq, qd * d),
+                n,
+                d,
+                qd,
+                false,
+            );
+            ops::linear_backward(
+                &mut a.dxn[..n * d],
+                &mut gr[o.wk..o.wk + kvd * d],
+                &a.dk[..n * kvd],
+                &b.xn1[..n * d],
+                w(o.wk, kvd * d),
+                n,
+                d,
+                kvd,
+                true,
+            );
+            ops::linear_backward(
+                &mut a.dxn[..n * d],
+                &mut gr[o.wv..o.wv + kvd * d],
+                &a.dv[..n * kvd],
+                &b.xn1[..n * d],
+                w(o.wv, kvd * d),
+                n,
+                d,
+                kvd,
+                true,
+            );
+            ops::rmsnorm_backward(
+                &mut a.dres[..n * d],
+                &mut gr[o.attn_norm..o.attn_norm + d],
+                &a.dxn[..n * d],
+                &b.x[..n * d],
+                w(o.attn_norm, d),
+                &b.rstd1[..n],
+                d,
+            );
         }
         ops::embedding_backward(&mut gr[lay.embedding..lay.embedding + v * d], &a.inputs[..n], &a.dres[..n * d], d);
     }

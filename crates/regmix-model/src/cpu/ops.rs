@@ -40,18 +40,16 @@ pub fn embedding_backward<T: Float>(dtable: &mut [T], tokens: &[u32], dout: &[T]
 pub fn rmsnorm_forward<T: Float>(out: &mut [T], rstd: &mut [T], x: &[T], w: &[T], d: usize, eps: f64) {
     let eps = T::from_f64(eps);
     let inv_d = T::from_f64(1.0 / d as f64);
-    out.par_chunks_mut(d)
-        .zip(rstd.par_iter_mut())
-        .zip(x.par_chunks(d))
-        .with_min_len(ROWS_PER_TASK)
-        .for_each(|((o, r), x)| {
+    out.par_chunks_mut(d).zip(rstd.par_iter_mut()).zip(x.par_chunks(d)).with_min_len(ROWS_PER_TASK).for_each(
+        |((o, r), x)| {
             let ms = x.iter().map(|&v| v * v).sum::<T>() * inv_d;
             let s = T::ONE / (ms + eps).sqrt();
             *r = s;
             for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
                 *o = x * s * w;
             }
-        });
+        },
+    );
 }
 
 /// `dx += ∂L/∂x` (the residual stream's gradient is accumulated in place) and `dw += ∂L/∂w`.
@@ -252,9 +250,37 @@ pub fn attention_backward<T: Float>(
             // inside the buffers (asserted lengths).
             unsafe {
                 // dP = dO_h · V_gᵀ
-                T::gemm_raw(t, t, hd, dout[q0..].as_ptr(), qd, 1, v[k0..].as_ptr(), 1, kvd, ds.as_mut_ptr(), t, false, false);
+                T::gemm_raw(
+                    t,
+                    t,
+                    hd,
+                    dout[q0..].as_ptr(),
+                    qd,
+                    1,
+                    v[k0..].as_ptr(),
+                    1,
+                    kvd,
+                    ds.as_mut_ptr(),
+                    t,
+                    false,
+                    false,
+                );
                 // dV_g (+)= Pᵀ · dO_h
-                T::gemm_raw(t, hd, t, p.as_ptr(), 1, t, dout[q0..].as_ptr(), qd, 1, dv_ptr.get().add(k0), kvd, !first, false);
+                T::gemm_raw(
+                    t,
+                    hd,
+                    t,
+                    p.as_ptr(),
+                    1,
+                    t,
+                    dout[q0..].as_ptr(),
+                    qd,
+                    1,
+                    dv_ptr.get().add(k0),
+                    kvd,
+                    !first,
+                    false,
+                );
             }
             // dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale; zero where masked since P is.
             for r in 0..t {
@@ -270,9 +296,37 @@ pub fn attention_backward<T: Float>(
             // SAFETY: as above.
             unsafe {
                 // dQ_h = dS · K_g
-                T::gemm_raw(t, hd, t, ds.as_ptr(), t, 1, k[k0..].as_ptr(), kvd, 1, dq_ptr.get().add(q0), qd, false, false);
+                T::gemm_raw(
+                    t,
+                    hd,
+                    t,
+                    ds.as_ptr(),
+                    t,
+                    1,
+                    k[k0..].as_ptr(),
+                    kvd,
+                    1,
+                    dq_ptr.get().add(q0),
+                    qd,
+                    false,
+                    false,
+                );
                 // dK_g (+)= dSᵀ · Q_h
-                T::gemm_raw(t, hd, t, ds.as_ptr(), 1, t, q[q0..].as_ptr(), qd, 1, dk_ptr.get().add(k0), kvd, !first, false);
+                T::gemm_raw(
+                    t,
+                    hd,
+                    t,
+                    ds.as_ptr(),
+                    1,
+                    t,
+                    q[q0..].as_ptr(),
+                    qd,
+                    1,
+                    dk_ptr.get().add(k0),
+                    kvd,
+                    !first,
+                    false,
+                );
             }
         }
     });

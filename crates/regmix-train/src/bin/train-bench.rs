@@ -38,7 +38,13 @@ struct Args {
 }
 
 /// Warm-up and timed steps of one model; returns the last loss and the timed seconds.
-fn bench(b: &mut dyn regmix_model::Backend, a: &Args, windows: &[u32], tokens_per_step: usize, start: &std::sync::Barrier) -> Result<(f64, f64)> {
+fn bench(
+    b: &mut dyn regmix_model::Backend,
+    a: &Args,
+    windows: &[u32],
+    tokens_per_step: usize,
+    start: &std::sync::Barrier,
+) -> Result<(f64, f64)> {
     let hp = AdamW::default();
     let mut step = |s: u64| -> Result<f64> {
         b.zero_grad()?;
@@ -76,8 +82,10 @@ fn main() -> Result<()> {
     // Every model trains on a thread of its own; the clock starts when all have warmed up.
     let start = std::sync::Barrier::new(models.len());
     let results: Vec<Result<(f64, f64)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            models.iter_mut().map(|b| scope.spawn(|| bench(b.as_mut(), &a, &windows, tokens_per_step, &start))).collect();
+        let handles: Vec<_> = models
+            .iter_mut()
+            .map(|b| scope.spawn(|| bench(b.as_mut(), &a, &windows, tokens_per_step, &start)))
+            .collect();
         handles.into_iter().map(|h| h.join().expect("a benchmark thread panicked")).collect()
     });
     let results = results.into_iter().collect::<Result<Vec<_>>>()?;

@@ -17,7 +17,11 @@ pub fn repo_root() -> PathBuf {
 pub fn shards() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = tempfile::Builder::new().prefix("regmix-train-test").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap().keep();
+        let base = tempfile::Builder::new()
+            .prefix("regmix-train-test")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
         let corpus = repo_root().join("tests/corpus");
         let shards = base.join("shards");
         let args = regmix_tokenize::Args::parse_from([
