@@ -158,3 +158,10 @@ if ! command -v cargo >/dev/null; then
     echo "[setup] no Rust toolchain: install one with rustup (https://rustup.rs), Rust 1.88 or newer" >&2
     exit 1
 fi
+# `make lint` (run by .ci/run) needs rustfmt and clippy: rustup's components of the toolchain.
+if wants test && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+    if [ "$mode" = --check ] || ! command -v rustup >/dev/null || ! rustup component add rustfmt clippy; then
+        echo "[setup] cargo fmt or cargo clippy missing: rustup component add rustfmt clippy" >&2
+        exit 1
+    fi
+fi
