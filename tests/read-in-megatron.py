@@ -14,10 +14,12 @@
 
   tests/read-in-megatron.py BIN_DIR
 
-Needs torch and megatron-core (pip install torch megatron-core); without them it prints SKIP
-and why, and exits 0. (crates/export-megatron/tests/cli.rs checks the same files against the
+Needs torch and megatron-core (pip install torch megatron-core). A manual check
+(`make check-megatron`, which sets REGMIX_REQUIRE_MEGATRON=1: without them it fails, naming
+what is missing); run directly without them it prints SKIPPED and why, and exits 0. (crates/export-megatron/tests/cli.rs checks the same files against the
 format's layout on every machine.)
 """
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,10 @@ try:
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
     from megatron.core.datasets.utils import get_blend_from_list
 except ImportError as e:
-    print(f"SKIP: megatron-core's IndexedDataset cannot be imported here ({e}); pip install torch megatron-core to run this test")
+    why = f"megatron-core's IndexedDataset cannot be imported here ({e}); pip install torch megatron-core to run this check"
+    if os.environ.get("REGMIX_REQUIRE_MEGATRON") == "1":
+        sys.exit(f"FAIL: {why}")
+    print(f"SKIPPED: {why}")
     sys.exit(0)
 import pyarrow as pa
 import pyarrow.ipc as ipc
