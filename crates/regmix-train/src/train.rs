@@ -258,36 +258,127 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     // One trainer per run folder: a second process on the same run waits for nothing and
     // interleaves nothing; it is refused, naming the first.
     let _lock = regmix_core::lock::Lock::at(&run.dir.lock(), &format!("run {}", run.dir.dir.display()))?;
-    if let Some(done) = run.dir.ended()? {
-        let diffs = run_spec.differences(&done.spec);
-        if diffs.is_empty() {
-            log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
-            return Ok(done);
-        }
-        if !run.retrain {
-            return Err(other_run(&run.dir.dir, done.status.as_str(), &diffs));
-        }
-        log::warn!(
-            "mixture {}: {} holds a run with other settings ({}); training it again (--retrain)",
-            run.mixture_id,
-            run.dir.dir.display(),
-            diffs.join("; ")
-        );
-        clear_run(&run.dir)?;
+    if let Some(done) = ended_or_cleared(run, &run_spec)? {
+        return Ok(done);
     }
     atomic::clean_stale(&run.dir.dir)?;
     let spec_json = serde_json::to_string(&run_spec)?;
-    let domains = &run.corpus.domains;
-    // Domains without validation windows are not validation columns of the metrics.
-    let evaluated = run.eval.evaluated();
-    if !evaluated.iter().any(|&e| e) {
-        bail!(
-            "{}: no domain has validation text of at least one window ({} tokens): nothing to evaluate; tokenize with a larger --valid-fraction",
-            run.corpus.dir.display(),
-            run.eval.window
-        );
+    let records = Records::new(backend, run, spec_json)?;
+    let sampler = sampler_for(run)?;
+    let resumed = resume_or_start(backend, run, &run_spec, &records)?;
+    let start_step = resumed.step;
+    let mut batches = Batches::new(sampler, spec);
+    let started = Instant::now();
+    let ended = step_loop(backend, run, &records, &mut batches, resumed, started)?;
+    let Ended { status, step, rows } = ended;
+    records.write_metrics(run, &rows, status)?;
+    let last = rows.last().expect("at least one step ran");
+    let outcome = outcome_of(&rows, status, step, spec_value, run.corpus.domains.len());
+    if let (Some(dir), RunStatus::Finished) = (&run.hf_dir, status) {
+        crate::hf::export(backend, dir, &run.corpus.tokenizer_path(), run.corpus.eos_id)?;
+        log::info!("mixture {}: wrote the Hugging Face checkpoint {}", run.mixture_id, dir.display());
     }
-    let width = Row::width(domains.len());
+    keep_or_drop_checkpoint(backend, run, &records, &rows, status, step)?;
+    run.dir.write_done(&outcome, run.prov)?;
+    let tok_s = (step - start_step) as f64 * batches.tokens_per_step as f64 / started.elapsed().as_secs_f64();
+    log::info!(
+        "mixture {}: {status} after {step} steps, {} tokens, final train loss {:.4}, {:.0} tokens/s; wrote {}",
+        run.mixture_id,
+        last.tokens,
+        last.train_loss,
+        tok_s,
+        run.dir.metrics().display()
+    );
+    Ok(outcome)
+}
+
+/// Settles a run folder that already holds a completion marker: returns its outcome when it
+/// ended with these settings (the run is skipped), refuses one with other settings, or, with
+/// `--retrain`, clears it and returns `None` so the run trains again. `None` too when there
+/// is no marker.
+fn ended_or_cleared(run: &Run, run_spec: &RunSpec) -> Result<Option<Outcome>> {
+    let Some(done) = run.dir.ended()? else {
+        return Ok(None);
+    };
+    let diffs = run_spec.differences(&done.spec);
+    if diffs.is_empty() {
+        log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
+        return Ok(Some(done));
+    }
+    if !run.retrain {
+        return Err(other_run(&run.dir.dir, done.status.as_str(), &diffs));
+    }
+    log::warn!(
+        "mixture {}: {} holds a run with other settings ({}); training it again (--retrain)",
+        run.mixture_id,
+        run.dir.dir.display(),
+        diffs.join("; ")
+    );
+    clear_run(&run.dir)?;
+    Ok(None)
+}
+
+/// What a run writes beside its parameters, the same at every checkpoint and at the end:
+/// its specification, which domains are validation columns, the metrics' metadata.
+struct Records {
+    /// The run's [`RunSpec`] as JSON.
+    spec_json: String,
+    /// Domains with validation windows (the others are not validation columns).
+    evaluated: Vec<bool>,
+    /// The metrics file's metadata.
+    extra: Vec<(String, String)>,
+    /// Columns of a flattened metrics row.
+    width: usize,
+}
+
+impl Records {
+    /// The records of `run`; refuses a corpus with nothing to evaluate.
+    fn new(backend: &dyn Backend, run: &Run, spec_json: String) -> Result<Records> {
+        // Domains without validation windows are not validation columns of the metrics.
+        let evaluated = run.eval.evaluated();
+        if !evaluated.iter().any(|&e| e) {
+            bail!(
+                "{}: no domain has validation text of at least one window ({} tokens): nothing to evaluate; tokenize with a larger --valid-fraction",
+                run.corpus.dir.display(),
+                run.eval.window
+            );
+        }
+        let width = Row::width(run.corpus.domains.len());
+        let extra = vec![
+            ("regmix.run_spec".to_string(), spec_json.clone()),
+            ("regmix.mixture_id".to_string(), run.mixture_id.to_string()),
+            ("regmix.model".to_string(), serde_json::to_string(&run.spec.model)?),
+            ("regmix.train".to_string(), spec_json.clone()),
+            ("regmix.backend".to_string(), backend.describe()),
+        ];
+        Ok(Records { spec_json, evaluated, extra, width })
+    }
+
+    /// The loop state a checkpoint saves after `step` steps.
+    fn loop_state(&self, rows: &[Row], step: u64, elapsed_s: f64) -> LoopState {
+        let mut flat = Vec::with_capacity(rows.len() * self.width);
+        rows.iter().for_each(|r| r.to_f64(&mut flat));
+        LoopState { step, elapsed_s, spec: self.spec_json.clone(), metrics: flat, metrics_cols: self.width }
+    }
+
+    /// Writes the metrics so far, the last row marked `status`.
+    fn write_metrics(&self, run: &Run, rows: &[Row], status: RunStatus) -> Result<()> {
+        metrics::write_evaluated(
+            &run.dir.metrics(),
+            &run.corpus.domains,
+            &self.evaluated,
+            rows,
+            status,
+            &self.extra,
+            run.prov,
+        )
+    }
+}
+
+/// The run's mixture sampler, its domains' subsets matched to the target's repetition when
+/// the specification asks (`match_epochs_of`), each matched domain logged.
+fn sampler_for(run: &Run) -> Result<MixtureSampler> {
+    let spec = run.spec;
     let mut sampler = MixtureSampler::new(run.corpus, run.weights, spec.context(), spec.seed, run.mixture_id)?;
     if let Some(target) = spec.match_epochs_of {
         let run_tokens = spec.steps() * spec.sequences_per_step() as u64 * spec.context() as u64;
@@ -295,21 +386,32 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             log::info!(
                 "mixture {}: a target of {target} tokens would see {} {:.2} times; this run draws it from {} of its {} tokens, as often",
                 run.mixture_id,
-                domains[m.domain],
+                run.corpus.domains[m.domain],
                 m.target_epochs,
                 m.subset_tokens,
                 run.corpus.train[m.domain].len()
             );
         }
     }
+    Ok(sampler)
+}
 
-    let mut rows: Vec<Row> = Vec::new();
-    let mut start_step = 0;
-    let mut elapsed0 = 0.0;
+/// Where the step loop starts: the rows, steps and seconds a checkpoint holds, or nothing.
+struct Resumed {
+    rows: Vec<Row>,
+    /// Steps already done.
+    step: u64,
+    /// Training seconds already spent.
+    elapsed_s: f64,
+}
+
+/// Loads the run's checkpoint into `backend` when there is one of this run; refuses one of
+/// another run, or, with `--retrain`, clears it and starts from scratch.
+fn resume_or_start(backend: &mut dyn Backend, run: &Run, run_spec: &RunSpec, records: &Records) -> Result<Resumed> {
     let ckpt = run.dir.checkpoint();
     if ckpt.exists() {
         let then = checkpoint::spec_of(&ckpt)?;
-        if then != spec_json {
+        if then != records.spec_json {
             let diffs = run_spec.differences(&serde_json::from_str(&then).unwrap_or(serde_json::Value::Null));
             if !run.retrain {
                 return Err(other_run(&run.dir.dir, "unfinished", &diffs));
@@ -322,30 +424,74 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             clear_run(&run.dir)?;
         }
     }
-    if ckpt.exists() {
-        let st = checkpoint::load(&ckpt, backend)?;
-        rows = st.metrics.chunks(width).map(Row::from_f64).collect();
-        start_step = st.step;
-        elapsed0 = st.elapsed_s;
-        log::info!("mixture {}: resuming at step {} from {}", run.mixture_id, start_step, ckpt.display());
+    if !ckpt.exists() {
+        return Ok(Resumed { rows: Vec::new(), step: 0, elapsed_s: 0.0 });
+    }
+    let st = checkpoint::load(&ckpt, backend)?;
+    let rows = st.metrics.chunks(records.width).map(Row::from_f64).collect();
+    log::info!("mixture {}: resuming at step {} from {}", run.mixture_id, st.step, ckpt.display());
+    Ok(Resumed { rows, step: st.step, elapsed_s: st.elapsed_s })
+}
+
+/// The batches of the step loop: the sampler, the shape of a step and its scratch buffers.
+struct Batches {
+    sampler: MixtureSampler,
+    /// Sequences per forward/backward pass.
+    micro: usize,
+    tokens_per_step: u64,
+    draws: Vec<Draw>,
+    buf: Vec<u32>,
+}
+
+impl Batches {
+    fn new(sampler: MixtureSampler, spec: &TrainSpec) -> Batches {
+        let t = spec.context();
+        let seqs = spec.sequences_per_step();
+        let micro = spec.micro_batch;
+        Batches {
+            sampler,
+            micro,
+            tokens_per_step: (seqs * t) as u64,
+            draws: vec![Draw { domain: 0, start: 0 }; seqs],
+            buf: vec![0u32; micro * (t + 1)],
+        }
     }
 
+    /// Draws 1-based step `s`'s batch and accumulates its gradient into the zeroed
+    /// `backend`, micro-batch by micro-batch; returns the mean training loss per token.
+    fn accumulate(&mut self, backend: &mut dyn Backend, corpus: &Corpus, s: u64) -> Result<f64> {
+        let loss_scale = 1.0 / self.tokens_per_step as f64;
+        self.sampler.draws_for_step(s, corpus, &mut self.draws);
+        backend.zero_grad()?;
+        let mut loss_sum = 0.0;
+        for mb in self.draws.chunks(self.micro) {
+            self.sampler.fill(corpus, mb, &mut self.buf);
+            loss_sum += backend.forward_backward(&self.buf, self.micro, loss_scale)?;
+        }
+        Ok(loss_sum / self.tokens_per_step as f64)
+    }
+}
+
+/// How the step loop ended: its status, the last step run and every row.
+struct Ended {
+    status: RunStatus,
+    step: u64,
+    rows: Vec<Row>,
+}
+
+/// Runs the steps from the resumed one to the last, or to a divergence, checkpointing every
+/// `checkpoint_every` steps; fails at `--stop-after` as if killed.
+fn step_loop(
+    backend: &mut dyn Backend,
+    run: &Run,
+    records: &Records,
+    batches: &mut Batches,
+    resumed: Resumed,
+    started: Instant,
+) -> Result<Ended> {
+    let spec = run.spec;
     let steps = spec.steps();
-    let t = spec.context();
-    let seqs = spec.sequences_per_step();
-    let micro = spec.micro_batch;
-    let tokens_per_step = (seqs * t) as u64;
-    let loss_scale = 1.0 / tokens_per_step as f64;
-    let mut draws = vec![Draw { domain: 0, start: 0 }; seqs];
-    let mut buf = vec![0u32; micro * (t + 1)];
-    let extra = vec![
-        ("regmix.run_spec".to_string(), spec_json.clone()),
-        ("regmix.mixture_id".to_string(), run.mixture_id.to_string()),
-        ("regmix.model".to_string(), serde_json::to_string(&spec.model)?),
-        ("regmix.train".to_string(), spec_json.clone()),
-        ("regmix.backend".to_string(), backend.describe()),
-    ];
-    let started = Instant::now();
+    let Resumed { mut rows, step: start_step, elapsed_s: elapsed0 } = resumed;
     let pb = progress::bar(steps, &format!("mixture {}", run.mixture_id));
     pb.set_position(start_step);
     let mut status = RunStatus::Running;
@@ -356,37 +502,10 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             bail!("stopped after {} steps as asked (--stop-after)", step - start_step);
         }
         let s = step + 1;
-        let lr = spec.lr_at(s);
-        sampler.draws_for_step(s, run.corpus, &mut draws);
-        backend.zero_grad()?;
-        let mut loss_sum = 0.0;
-        for mb in draws.chunks(micro) {
-            sampler.fill(run.corpus, mb, &mut buf);
-            loss_sum += backend.forward_backward(&buf, micro, loss_scale)?;
-        }
-        let train_loss = loss_sum / tokens_per_step as f64;
-        let grad_norm = backend.grad_norm()?;
-        let mut diverged = !train_loss.is_finite() || !grad_norm.is_finite();
-        if !diverged {
-            // As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) if < 1.
-            let clip = spec.grad_clip / (grad_norm + 1e-6);
-            backend.adamw_step(s, lr, &spec.adamw, if clip < 1.0 { clip } else { 1.0 })?;
-        }
+        let (row, diverged) = optimizer_step(backend, run, batches, s, || elapsed0 + started.elapsed().as_secs_f64())?;
+        let (train_loss, grad_norm) = (row.train_loss, row.grad_norm);
+        rows.push(row);
         step = s;
-        let mut valid = vec![None; domains.len()];
-        if !diverged && spec.evaluates_at(s) {
-            valid = evaluate(backend, run.corpus, run.eval, micro)?;
-            diverged = valid.iter().any(|v| v.is_some_and(|x| !x.is_finite()));
-        }
-        rows.push(Row {
-            step: s,
-            tokens: s * tokens_per_step,
-            lr,
-            train_loss,
-            grad_norm,
-            elapsed_s: elapsed0 + started.elapsed().as_secs_f64(),
-            valid,
-        });
         pb.set_position(s);
         if diverged {
             log::warn!(
@@ -401,25 +520,9 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
             break;
         }
         if s % spec.checkpoint_every == 0 {
-            let mut flat = Vec::with_capacity(rows.len() * width);
-            rows.iter().for_each(|r| r.to_f64(&mut flat));
-            let st = LoopState {
-                step: s,
-                elapsed_s: elapsed0 + started.elapsed().as_secs_f64(),
-                spec: spec_json.clone(),
-                metrics: flat,
-                metrics_cols: width,
-            };
-            checkpoint::save(&ckpt, backend, &st)?;
-            metrics::write_evaluated(
-                &run.dir.metrics(),
-                domains,
-                &evaluated,
-                &rows,
-                RunStatus::Running,
-                &extra,
-                run.prov,
-            )?;
+            let st = records.loop_state(&rows, s, elapsed0 + started.elapsed().as_secs_f64());
+            checkpoint::save(&run.dir.checkpoint(), backend, &st)?;
+            records.write_metrics(run, &rows, RunStatus::Running)?;
             log::debug!("mixture {}: checkpoint at step {s}", run.mixture_id);
         }
     }
@@ -428,39 +531,71 @@ pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
         // Zero steps to run (already at the end): cannot happen, a finished run has its marker.
         bail!("mixture {}: ended without finishing", run.mixture_id);
     }
-    metrics::write_evaluated(&run.dir.metrics(), domains, &evaluated, &rows, status, &extra, run.prov)?;
+    Ok(Ended { status, step, rows })
+}
+
+/// Runs 1-based step `s`: the batch's gradient, clipping and the AdamW update, then the
+/// evaluation if the step has one. Returns its metrics row (`elapsed` gives the training
+/// seconds at its end) and whether it diverged (a non-finite loss or gradient norm skips
+/// the update and the evaluation).
+fn optimizer_step(
+    backend: &mut dyn Backend,
+    run: &Run,
+    batches: &mut Batches,
+    s: u64,
+    elapsed: impl Fn() -> f64,
+) -> Result<(Row, bool)> {
+    let spec = run.spec;
+    let lr = spec.lr_at(s);
+    let train_loss = batches.accumulate(backend, run.corpus, s)?;
+    let grad_norm = backend.grad_norm()?;
+    let mut diverged = !train_loss.is_finite() || !grad_norm.is_finite();
+    if !diverged {
+        // As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) if < 1.
+        let clip = spec.grad_clip / (grad_norm + 1e-6);
+        backend.adamw_step(s, lr, &spec.adamw, if clip < 1.0 { clip } else { 1.0 })?;
+    }
+    let mut valid = vec![None; run.corpus.domains.len()];
+    if !diverged && spec.evaluates_at(s) {
+        valid = evaluate(backend, run.corpus, run.eval, batches.micro)?;
+        diverged = valid.iter().any(|v| v.is_some_and(|x| !x.is_finite()));
+    }
+    let row =
+        Row { step: s, tokens: s * batches.tokens_per_step, lr, train_loss, grad_norm, elapsed_s: elapsed(), valid };
+    Ok((row, diverged))
+}
+
+/// The outcome recorded in `done.json`: the last row's tokens and seconds, the last
+/// validation losses measured.
+fn outcome_of(rows: &[Row], status: RunStatus, step: u64, spec: serde_json::Value, n_domains: usize) -> Outcome {
     let last = rows.last().expect("at least one step ran");
     let final_valid = rows.iter().rev().find(|r| r.valid.iter().any(|v| v.is_some())).map(|r| r.valid.clone());
-    let outcome = Outcome {
+    Outcome {
         status,
         steps: step,
         tokens: last.tokens,
-        valid: final_valid.unwrap_or_else(|| vec![None; domains.len()]),
+        valid: final_valid.unwrap_or_else(|| vec![None; n_domains]),
         elapsed_s: last.elapsed_s,
-        spec: spec_value,
-    };
-    if let (Some(dir), RunStatus::Finished) = (&run.hf_dir, status) {
-        crate::hf::export(backend, dir, &run.corpus.tokenizer_path(), run.corpus.eos_id)?;
-        log::info!("mixture {}: wrote the Hugging Face checkpoint {}", run.mixture_id, dir.display());
+        spec,
     }
+}
+
+/// Saves the final checkpoint of a finished run that keeps it (target models); removes the
+/// checkpoint otherwise.
+fn keep_or_drop_checkpoint(
+    backend: &mut dyn Backend,
+    run: &Run,
+    records: &Records,
+    rows: &[Row],
+    status: RunStatus,
+    step: u64,
+) -> Result<()> {
+    let ckpt = run.dir.checkpoint();
     if run.keep_checkpoint && status == RunStatus::Finished {
-        let mut flat = Vec::with_capacity(rows.len() * width);
-        rows.iter().for_each(|r| r.to_f64(&mut flat));
-        let st =
-            LoopState { step, elapsed_s: last.elapsed_s, spec: spec_json.clone(), metrics: flat, metrics_cols: width };
-        checkpoint::save(&ckpt, backend, &st)?;
+        let last = rows.last().expect("at least one step ran");
+        checkpoint::save(&ckpt, backend, &records.loop_state(rows, step, last.elapsed_s))?;
     } else if ckpt.exists() {
         std::fs::remove_file(&ckpt).with_context(|| format!("removing {}", ckpt.display()))?;
     }
-    run.dir.write_done(&outcome, run.prov)?;
-    let tok_s = (step - start_step) as f64 * tokens_per_step as f64 / started.elapsed().as_secs_f64();
-    log::info!(
-        "mixture {}: {status} after {step} steps, {} tokens, final train loss {:.4}, {:.0} tokens/s; wrote {}",
-        run.mixture_id,
-        last.tokens,
-        last.train_loss,
-        tok_s,
-        run.dir.metrics().display()
-    );
-    Ok(outcome)
+    Ok(())
 }
