@@ -241,7 +241,49 @@ fn clean_own_temporaries(output: &Path, keys: &[String]) -> Result<usize> {
     Ok(removed)
 }
 
+/// Tokenizes the inputs (the array task's share of them), or trains the tokenizer alone
+/// (`--train-only`), or merges the array tasks' markers (`--merge`); writes the manifest
+/// unless it is an array task.
 pub fn run(args: &Args) -> Result<Summary> {
+    let array = array_task(args)?;
+    // One writer per output, and per array task: the tasks share the folder, each writing the
+    // shards and markers of its own inputs.
+    let _lock = lock_output(args, array)?;
+    check_settings(args)?;
+    let prov = Provenance::from_env("tokenize-shard", env!("CARGO_PKG_VERSION"));
+    let all_inputs = input::expand_inputs(&args.input)?;
+    let input_key = input_keys(&args.input, &all_inputs)?;
+    if args.domain_from == DomainFrom::Prefix {
+        input::check_prefix_domains(&all_inputs)?;
+    }
+    std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
+    let inputs = task_inputs(args, array, &all_inputs, &input_key)?;
+    let Some(loaded) = tokenizer_for(args, array, &all_inputs)? else {
+        return Ok(Summary::default());
+    };
+    let encoder = tok::Encoder::new(&loaded)?;
+    let Pass { summary, markers, missing } = encode_inputs(args, &inputs, &input_key, &loaded, &encoder, &prov)?;
+    check_merge_complete(missing)?;
+    if let Some((i, k)) = array {
+        log::info!(
+            "array task {i} of {k} done: {} documents, {} tokens; {} inputs skipped as done. When every task is done: tokenize-shard --merge",
+            summary.documents,
+            summary.tokens,
+            summary.skipped
+        );
+        return Ok(summary);
+    }
+    check_no_empty_domain(args, &markers)?;
+    write_manifest(args, &markers, &loaded, &prov)?;
+    log_summary(&summary);
+    log::info!("wrote {}", args.output.join("manifest.parquet").display());
+    Ok(summary)
+}
+
+/// The array task this process is (`--array-index I --array-count K`), or `None` outside an
+/// array; refuses an index out of range, a count without an index (unless `--merge`), and an
+/// array task or merge without a tokenizer trained beforehand.
+fn array_task(args: &Args) -> Result<Option<(usize, usize)>> {
     let array = match (args.array_index, args.array_count) {
         (Some(i), Some(k)) if k == 0 || i >= k => {
             bail!("--array-index {i} --array-count {k}: the index must be below the count")
@@ -260,9 +302,12 @@ pub fn run(args: &Args) -> Result<Summary> {
             args.output.display()
         );
     }
-    // One writer per output, and per array task: the tasks share the folder, each writing the
-    // shards and markers of its own inputs.
-    let _lock = match array {
+    Ok(array)
+}
+
+/// The lock of the output (one writer), or of the array task within it.
+fn lock_output(args: &Args, array: Option<(usize, usize)>) -> Result<regmix_core::lock::Lock> {
+    let lock = match array {
         Some((i, k)) => {
             std::fs::create_dir_all(&args.output)
                 .with_context(|| format!("{}: cannot create", args.output.display()))?;
@@ -276,6 +321,12 @@ pub fn run(args: &Args) -> Result<Summary> {
             &format!("{} (tokenize-shard's output)", args.output.display()),
         )?,
     };
+    Ok(lock)
+}
+
+/// Checks the numeric settings (`--max-record-bytes`, `--threads`, `--valid-fraction`,
+/// `--train-bpe`) and sizes the global thread pool to `--threads`.
+fn check_settings(args: &Args) -> Result<()> {
     if args.max_record_bytes == 0 {
         bail!("--max-record-bytes 0: a record of at least one byte");
     }
@@ -291,22 +342,26 @@ pub fn run(args: &Args) -> Result<Summary> {
             bail!("--train-bpe {n}: a vocabulary of 256 (the bytes) to {MAX_VOCAB} tokens");
         }
     }
-    let prov = Provenance::from_env("tokenize-shard", env!("CARGO_PKG_VERSION"));
-    let all_inputs = input::expand_inputs(&args.input)?;
-    let input_key = input_keys(&args.input, &all_inputs)?;
-    if args.domain_from == DomainFrom::Prefix {
-        input::check_prefix_domains(&all_inputs)?;
-    }
-    std::fs::create_dir_all(&args.output).with_context(|| format!("{}: cannot create", args.output.display()))?;
+    Ok(())
+}
+
+/// The inputs this process encodes (all of them, or the array task's share); removes the
+/// temporaries an interrupted run left for them, unless it only merges or trains.
+fn task_inputs(
+    args: &Args,
+    array: Option<(usize, usize)>,
+    all_inputs: &[PathBuf],
+    input_key: &HashMap<PathBuf, String>,
+) -> Result<Vec<PathBuf>> {
     let inputs = match array {
         Some((i, k)) => {
-            let share = array_share(&all_inputs, i, k);
+            let share = array_share(all_inputs, i, k);
             log::info!("array task {i} of {k}: {} of {} input files", share.len(), all_inputs.len());
             share
         }
         None => {
             log::info!("{} input files", all_inputs.len());
-            all_inputs.clone()
+            all_inputs.to_vec()
         }
     };
     if !args.merge && !args.train_only {
@@ -316,8 +371,17 @@ pub fn run(args: &Args) -> Result<Summary> {
             log::info!("removed {stale} temporary files left by an interrupted run");
         }
     }
+    Ok(inputs)
+}
 
-    // The tokenizer: given, or trained (once) on the inputs.
+/// The tokenizer: given, or trained (once) on the inputs, and copied to
+/// `<output>/tokenizer.json` (except by array tasks). `None` when `--train-only` trained it
+/// and there is nothing to encode.
+fn tokenizer_for(
+    args: &Args,
+    array: Option<(usize, usize)>,
+    all_inputs: &[PathBuf],
+) -> Result<Option<tok::LoadedTokenizer>> {
     let tok_path = args.output.join("tokenizer.json");
     let tok_src = match (&args.tokenizer, args.train_bpe) {
         (Some(t), _) => t.clone(),
@@ -327,11 +391,11 @@ pub fn run(args: &Args) -> Result<Summary> {
             if reuse {
                 log::info!("reusing the BPE tokenizer trained earlier: {}", tok_path.display());
             } else {
-                train_tokenizer(args, &all_inputs, n, &tok_path)?;
+                train_tokenizer(args, all_inputs, n, &tok_path)?;
             }
             if args.train_only {
                 log::info!("--train-only: the tokenizer is {}; encode with --tokenizer {0}", tok_path.display());
-                return Ok(Summary::default());
+                return Ok(None);
             }
             tok_path.clone()
         }
@@ -353,8 +417,27 @@ pub fn run(args: &Args) -> Result<Summary> {
         loaded.eos,
         loaded.eos_id
     );
-    let encoder = tok::Encoder::new(&loaded)?;
+    Ok(Some(loaded))
+}
 
+/// What the pass over the inputs gave: the totals, every input's marker (in input order),
+/// and, under `--merge`, the inputs without a matching marker.
+struct Pass {
+    summary: Summary,
+    markers: Vec<Marker>,
+    missing: Vec<String>,
+}
+
+/// Goes over the inputs in order: skips those whose marker matches these settings, encodes
+/// the others (or, under `--merge`, lists them as missing), and sums what they hold.
+fn encode_inputs(
+    args: &Args,
+    inputs: &[PathBuf],
+    input_key: &HashMap<PathBuf, String>,
+    loaded: &tok::LoadedTokenizer,
+    encoder: &tok::Encoder,
+    prov: &Provenance,
+) -> Result<Pass> {
     let done_dir = args.output.join(".done");
     std::fs::create_dir_all(&done_dir)?;
     let total_bytes: u64 = inputs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
@@ -368,18 +451,9 @@ pub fn run(args: &Args) -> Result<Summary> {
         let key = input_key[path].clone();
         let marker_path = done_dir.join(format!("{key}.json"));
         let (size, mtime_ns) = file_identity(path)?;
-        let expect = |m: &Marker| {
-            m.size == size
-                && m.mtime_ns == mtime_ns
-                && m.tokenizer_sha256 == loaded.sha256
-                && m.valid_fraction == args.valid_fraction
-                && m.text_field == args.text_field
-                && m.domain_from == format!("{:?}", args.domain_from)
-                && m.shards.iter().all(|s| args.output.join(&s.file).exists())
-        };
         let previous: Option<Marker> = std::fs::read(&marker_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let marker = match previous {
-            Some(m) if expect(&m) => {
+            Some(m) if marker_matches(args, &m, (size, mtime_ns), loaded) => {
                 log::info!("{}: done earlier, skipping", path.display());
                 summary.skipped += 1;
                 m
@@ -394,29 +468,12 @@ pub fn run(args: &Args) -> Result<Summary> {
                 // The old manifest goes before the first shard it lists is replaced: a run
                 // killed from here on leaves no manifest, never one over other shards.
                 if !manifest_removed {
-                    let manifest = args.output.join("manifest.parquet");
-                    match std::fs::remove_file(&manifest) {
-                        Ok(()) => {
-                            log::info!("removed {}: it is written again when every input is done", manifest.display())
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e).with_context(|| format!("{}: cannot remove", manifest.display())),
-                    }
+                    remove_manifest(args)?;
                     manifest_removed = true;
                 }
-                let t = Instant::now();
-                let m = process_file(args, path, &key, &loaded, &encoder, &prov, (size, mtime_ns))?;
-                let toks: u64 = m.shards.iter().map(|s| s.tokens).sum();
-                let docs: u64 = m.shards.iter().map(|s| s.documents).sum();
-                log::info!(
-                    "{}: {docs} documents, {toks} tokens in {} shards ({:.1}s){}",
-                    path.display(),
-                    m.shards.len(),
-                    t.elapsed().as_secs_f64(),
-                    if m.bad_records > 0 { format!(", {} bad records skipped", m.bad_records) } else { String::new() }
-                );
+                let m = encode_input(args, path, &key, loaded, encoder, prov, (size, mtime_ns))?;
                 atomic::write_bytes(&marker_path, &serde_json::to_vec_pretty(&m)?)?;
-                summary.processed_tokens += toks;
+                summary.processed_tokens += m.shards.iter().map(|s| s.tokens).sum::<u64>();
                 summary.processed_bytes += m.shards.iter().map(|s| s.bytes).sum::<u64>();
                 m
             }
@@ -432,6 +489,59 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     pb.finish_and_clear();
     summary.seconds = start.elapsed().as_secs_f64();
+    Ok(Pass { summary, markers, missing })
+}
+
+/// Whether an input's marker was made with these settings from the file as it is (size and
+/// time), and its shards are all there: the input is done.
+fn marker_matches(args: &Args, m: &Marker, (size, mtime_ns): (u64, u128), loaded: &tok::LoadedTokenizer) -> bool {
+    m.size == size
+        && m.mtime_ns == mtime_ns
+        && m.tokenizer_sha256 == loaded.sha256
+        && m.valid_fraction == args.valid_fraction
+        && m.text_field == args.text_field
+        && m.domain_from == format!("{:?}", args.domain_from)
+        && m.shards.iter().all(|s| args.output.join(&s.file).exists())
+}
+
+/// Removes the output's `manifest.parquet`, if any, before a shard it lists is replaced.
+fn remove_manifest(args: &Args) -> Result<()> {
+    let manifest = args.output.join("manifest.parquet");
+    match std::fs::remove_file(&manifest) {
+        Ok(()) => log::info!("removed {}: it is written again when every input is done", manifest.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot remove", manifest.display())),
+    }
+    Ok(())
+}
+
+/// Encodes one input into its shards and logs what it held; returns its marker (not yet
+/// written).
+fn encode_input(
+    args: &Args,
+    path: &Path,
+    key: &str,
+    loaded: &tok::LoadedTokenizer,
+    encoder: &tok::Encoder,
+    prov: &Provenance,
+    identity: (u64, u128),
+) -> Result<Marker> {
+    let t = Instant::now();
+    let m = process_file(args, path, key, loaded, encoder, prov, identity)?;
+    let toks: u64 = m.shards.iter().map(|s| s.tokens).sum();
+    let docs: u64 = m.shards.iter().map(|s| s.documents).sum();
+    log::info!(
+        "{}: {docs} documents, {toks} tokens in {} shards ({:.1}s){}",
+        path.display(),
+        m.shards.len(),
+        t.elapsed().as_secs_f64(),
+        if m.bad_records > 0 { format!(", {} bad records skipped", m.bad_records) } else { String::new() }
+    );
+    Ok(m)
+}
+
+/// Refuses a merge that lacks some inputs' markers, naming the first 20.
+fn check_merge_complete(mut missing: Vec<String>) -> Result<()> {
     if !missing.is_empty() {
         let k = missing.len();
         missing.truncate(20);
@@ -441,16 +551,12 @@ pub fn run(args: &Args) -> Result<Summary> {
             if k > 20 { ", …" } else { "" }
         );
     }
-    if let Some((i, k)) = array {
-        log::info!(
-            "array task {i} of {k} done: {} documents, {} tokens; {} inputs skipped as done. When every task is done: tokenize-shard --merge",
-            summary.documents,
-            summary.tokens,
-            summary.skipped
-        );
-        return Ok(summary);
-    }
-    // An input with no document would drop its domain from the manifest without a word.
+    Ok(())
+}
+
+/// Refuses an input with no document when domains come from file names: it would drop its
+/// domain from the manifest without a word.
+fn check_no_empty_domain(args: &Args, markers: &[Marker]) -> Result<()> {
     if args.domain_from == DomainFrom::Prefix {
         if let Some(m) = markers.iter().find(|m| m.shards.is_empty()) {
             bail!(
@@ -460,7 +566,11 @@ pub fn run(args: &Args) -> Result<Summary> {
             );
         }
     }
-    write_manifest(args, &markers, &loaded, &prov)?;
+    Ok(())
+}
+
+/// Logs the totals, and the speed of the inputs encoded in this run.
+fn log_summary(summary: &Summary) {
     let secs = summary.seconds.max(1e-9);
     log::info!(
         "{} documents, {} tokens, {:.1} MB of text; {} inputs skipped as done",
@@ -478,8 +588,6 @@ pub fn run(args: &Args) -> Result<Summary> {
             summary.processed_tokens as f64 / 1e6 / secs
         );
     }
-    log::info!("wrote {}", args.output.join("manifest.parquet").display());
-    Ok(summary)
 }
 
 /// The reader's signal that the consumer stopped early (not an error).
