@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+use arrow_schema::{DataType, Field, Fields, Schema as ArrowSchema};
 use serde::Deserialize;
 
 use crate::provenance::{COMMON_KEYS, KEY_SCHEMA, KEY_SCHEMA_VERSION};
@@ -306,6 +306,15 @@ impl Schema {
     /// Checks a file's Arrow schema and key-value metadata against this contract and returns
     /// the template lists found (e.g. the domains of a wide table), in column order.
     pub fn check(&self, path: &Path, found: &ArrowSchema, md: &HashMap<String, String>) -> Result<Lists> {
+        let file_version = self.check_identity(path, md)?;
+        let lists = self.check_columns(path, found, file_version)?;
+        check_recorded_lists(path, md, &lists)?;
+        Ok(lists)
+    }
+
+    /// Checks the metadata's kind, version and required keys; returns the file's schema
+    /// version.
+    fn check_identity(&self, path: &Path, md: &HashMap<String, String>) -> Result<u32> {
         // The kind and version first: a file of another kind gets an error that says so.
         match md.get(KEY_SCHEMA) {
             None => {
@@ -342,7 +351,12 @@ impl Schema {
                 return Err(Error::metadata(path, &k, "required key is missing"));
             }
         }
+        Ok(file_version)
+    }
 
+    /// Checks the columns, in order, against those of a file of `file_version` (columns added
+    /// later are not expected); returns the template lists found.
+    fn check_columns(&self, path: &Path, found: &ArrowSchema, file_version: u32) -> Result<Lists> {
         let fields = found.fields();
         let mut lists = Lists::new();
         let mut i = 0;
@@ -352,58 +366,11 @@ impl Schema {
             }
             match &c.kind {
                 ColumnKind::Fixed(name) => {
-                    let Some(f) = fields.get(i) else {
-                        return Err(Error::Column {
-                            path: path.into(),
-                            column: name.clone(),
-                            expected: format!("a column at position {i}"),
-                            found: "end of columns".into(),
-                        });
-                    };
-                    if f.name() != name {
-                        return Err(Error::Column {
-                            path: path.into(),
-                            column: name.clone(),
-                            expected: format!("column `{name}` at position {i}"),
-                            found: format!("`{}`", f.name()),
-                        });
-                    }
-                    check_field(path, f, c)?;
+                    check_fixed_column(path, fields, i, name, c)?;
                     i += 1;
                 }
                 ColumnKind::Template { prefix, list } => {
-                    // A template ends where the next fixed column or template starts.
-                    let next_prefix = self.columns.get(ci + 1).map(|n| match &n.kind {
-                        ColumnKind::Fixed(s) => s.clone(),
-                        ColumnKind::Template { prefix, .. } => prefix.clone(),
-                    });
-                    let mut names = Vec::new();
-                    while let Some(f) = fields.get(i) {
-                        let n = f.name();
-                        let Some(d) = n.strip_prefix(prefix.as_str()) else { break };
-                        if let Some(np) = &next_prefix {
-                            if n.starts_with(np.as_str()) && np.len() > prefix.len() {
-                                break;
-                            }
-                        }
-                        domain::validate(d).map_err(|e| Error::Column {
-                            path: path.into(),
-                            column: n.clone(),
-                            expected: format!("`{prefix}<domain>`"),
-                            found: e.to_string(),
-                        })?;
-                        check_field(path, f, c)?;
-                        names.push(d.to_string());
-                        i += 1;
-                    }
-                    if names.is_empty() {
-                        return Err(Error::Column {
-                            path: path.into(),
-                            column: format!("{prefix}<{list}>"),
-                            expected: format!("at least one `{prefix}<{list}>` column at position {i}"),
-                            found: fields.get(i).map(|f| format!("`{}`", f.name())).unwrap_or("none".into()),
-                        });
-                    }
+                    let names = self.template_columns(path, fields, &mut i, ci, prefix, list)?;
                     lists.insert(list.clone(), names);
                 }
             }
@@ -416,25 +383,98 @@ impl Schema {
                 found: "an extra column".into(),
             });
         }
-        // Lists recorded in metadata must agree with the columns.
-        for (list, names) in &lists {
-            let key = format!("regmix.{list}s");
-            if let Some(text) = md.get(&key) {
-                let recorded: Vec<String> = serde_json::from_str(text)
-                    .map_err(|e| Error::metadata(path, &key, format!("not a JSON array of names: {e}")))?;
-                if &recorded != names {
-                    return Err(Error::metadata(
-                        path,
-                        &key,
-                        format!("lists {recorded:?} but the columns are for {names:?}"),
-                    ));
+        Ok(lists)
+    }
+
+    /// Reads the columns of template `ci` (`<prefix><name>`, at least one) from position `*i`
+    /// on, advancing `*i` past them; returns the names.
+    fn template_columns(
+        &self,
+        path: &Path,
+        fields: &Fields,
+        i: &mut usize,
+        ci: usize,
+        prefix: &str,
+        list: &str,
+    ) -> Result<Vec<String>> {
+        let c = &self.columns[ci];
+        // A template ends where the next fixed column or template starts.
+        let next_prefix = self.columns.get(ci + 1).map(|n| match &n.kind {
+            ColumnKind::Fixed(s) => s.clone(),
+            ColumnKind::Template { prefix, .. } => prefix.clone(),
+        });
+        let mut names = Vec::new();
+        while let Some(f) = fields.get(*i) {
+            let n = f.name();
+            let Some(d) = n.strip_prefix(prefix) else { break };
+            if let Some(np) = &next_prefix {
+                if n.starts_with(np.as_str()) && np.len() > prefix.len() {
+                    break;
                 }
             }
+            domain::validate(d).map_err(|e| Error::Column {
+                path: path.into(),
+                column: n.clone(),
+                expected: format!("`{prefix}<domain>`"),
+                found: e.to_string(),
+            })?;
+            check_field(path, f, c)?;
+            names.push(d.to_string());
+            *i += 1;
         }
-        Ok(lists)
+        if names.is_empty() {
+            return Err(Error::Column {
+                path: path.into(),
+                column: format!("{prefix}<{list}>"),
+                expected: format!("at least one `{prefix}<{list}>` column at position {i}"),
+                found: fields.get(*i).map(|f| format!("`{}`", f.name())).unwrap_or("none".into()),
+            });
+        }
+        Ok(names)
     }
 }
 
+/// Checks that the field at position `i` is the fixed column `name`, of an allowed type.
+fn check_fixed_column(path: &Path, fields: &Fields, i: usize, name: &str, c: &ColumnSpec) -> Result<()> {
+    let Some(f) = fields.get(i) else {
+        return Err(Error::Column {
+            path: path.into(),
+            column: name.to_string(),
+            expected: format!("a column at position {i}"),
+            found: "end of columns".into(),
+        });
+    };
+    if f.name() != name {
+        return Err(Error::Column {
+            path: path.into(),
+            column: name.to_string(),
+            expected: format!("column `{name}` at position {i}"),
+            found: format!("`{}`", f.name()),
+        });
+    }
+    check_field(path, f, c)
+}
+
+/// Checks that the lists recorded in metadata (`regmix.<list>s`) agree with the columns.
+fn check_recorded_lists(path: &Path, md: &HashMap<String, String>, lists: &Lists) -> Result<()> {
+    for (list, names) in lists {
+        let key = format!("regmix.{list}s");
+        if let Some(text) = md.get(&key) {
+            let recorded: Vec<String> = serde_json::from_str(text)
+                .map_err(|e| Error::metadata(path, &key, format!("not a JSON array of names: {e}")))?;
+            if &recorded != names {
+                return Err(Error::metadata(
+                    path,
+                    &key,
+                    format!("lists {recorded:?} but the columns are for {names:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a field's type is one its column allows.
 fn check_field(path: &Path, f: &Field, c: &ColumnSpec) -> Result<()> {
     if !c.types.contains(f.data_type()) {
         let expected = c.types.iter().map(type_name).collect::<Vec<_>>().join(" or ");
