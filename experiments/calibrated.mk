@@ -60,10 +60,9 @@ calibrated-optimum: $(CALIBRATED)/optimum/optimum.parquet
 calibrated-heldout: $(CALIBRATED)/table.parquet $(TABLES)/holdout-4m.parquet | build
 	$(BIN)/fit --dataset $< $(FIT_FLAGS) --evaluate $(TABLES)/holdout-4m.parquet --output $(CALIBRATED)/heldout
 
-# The targets go in tables of their own (results/calibrated/final-seed-<s>.csv), not in
-# results/horizon/'s: those record a shards identity made where the corpus lay at another path
-# (a shard's name hashes its input's absolute path), so a merge there is refused although the
-# data are the same (a proxy retrained here equals the committed one bit for bit).
+# The targets go in tables of their own (results/calibrated/final-seed-<s>.csv), beside
+# results/horizon/'s baselines (when they were trained, a shard's name still hashed its input's
+# absolute path and the two folders recorded different shards identities; results/README.md).
 calibrated-final: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
 	for s in $(HORIZON_SEEDS); do t=$(dir $(CALIBRATED_TABLE))final-seed-$$s.csv; \
 	    [ ! -f $$t ] || $(call CHECK_TABLE,$$t,$(HORIZON_TARGET) --seed $$s); \
