@@ -36,6 +36,32 @@ impl std::str::FromStr for DomainFrom {
     }
 }
 
+/// The command-line spelling (`prefix`, `field:meta.pile_set_name`): what completion markers
+/// record, parsed back by `FromStr`.
+impl std::fmt::Display for DomainFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DomainFrom::Prefix => f.write_str("prefix"),
+            DomainFrom::Field(path) => write!(f, "field:{}", path.join(".")),
+        }
+    }
+}
+
+impl DomainFrom {
+    /// Whether a completion marker's `domain_from` names this rule: its command-line spelling,
+    /// or the Rust `Debug` text that markers written before 2026-12-04 hold (`Prefix`,
+    /// `Field(["meta", "x"])`), so those inputs are not tokenized again.
+    pub fn is_recorded_as(&self, recorded: &str) -> bool {
+        let legacy = match self {
+            DomainFrom::Prefix => "Prefix".to_string(),
+            DomainFrom::Field(path) => {
+                format!("Field([{}])", path.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", "))
+            }
+        };
+        recorded == self.to_string() || recorded == legacy
+    }
+}
+
 /// The domain of a file under `--domain-from prefix`.
 pub fn prefix_domain(path: &Path) -> Result<String> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -393,6 +419,18 @@ fn parse_json_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_record_the_domain_rule_as_the_command_line_spells_it_and_read_the_old_debug_text() {
+        let field: DomainFrom = "field:meta.pile_set_name".parse().unwrap();
+        assert_eq!(DomainFrom::Prefix.to_string(), "prefix");
+        assert_eq!(field.to_string(), "field:meta.pile_set_name");
+        assert_eq!(field.to_string().parse::<DomainFrom>().unwrap(), field);
+        assert!(DomainFrom::Prefix.is_recorded_as("Prefix"));
+        assert!(field.is_recorded_as(r#"Field(["meta", "pile_set_name"])"#));
+        assert!(field.is_recorded_as(&format!("{field:?}")));
+        assert!(!field.is_recorded_as("prefix"));
+    }
 
     #[test]
     fn two_prefixes_of_one_domain_are_refused_and_shards_of_one_prefix_are_not() {

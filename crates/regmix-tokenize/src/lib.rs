@@ -500,7 +500,7 @@ fn marker_matches(args: &Args, m: &Marker, (size, mtime_ns): (u64, u128), loaded
         && m.tokenizer_sha256 == loaded.sha256
         && m.valid_fraction == args.valid_fraction
         && m.text_field == args.text_field
-        && m.domain_from == format!("{:?}", args.domain_from)
+        && args.domain_from.is_recorded_as(&m.domain_from)
         && m.shards.iter().all(|s| args.output.join(&s.file).exists())
 }
 
@@ -788,7 +788,7 @@ fn process_file(
         tokenizer_sha256: loaded.sha256.clone(),
         valid_fraction: args.valid_fraction,
         text_field: args.text_field.clone(),
-        domain_from: format!("{:?}", args.domain_from),
+        domain_from: args.domain_from.to_string(),
         bad_records: bad,
         shards,
     })
