@@ -274,7 +274,7 @@ fn read_recipe(spec: &str, settings_of: &[(String, PathBuf)], targets: &Targets)
     check_domains(&t, &targets.domains, &format!("recipe `{name}`"))?;
     let target = Target::parse_floats(&targets.expr, &float_columns(&t)).with_context(|| path.display().to_string())?;
     let xy = load_xy(&t, Some(&targets.domains), &target)?;
-    let own: serde_json::Value = t.json_metadata("regmix.run_settings")?;
+    let own: serde_json::Value = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
     let settings = match settings_of.iter().find(|(n, _)| n == name) {
         Some((_, f)) if own.is_null() => settings_file(name, f)?,
         Some((_, f)) => bail!("--settings {name}={}: the recipe's dataset {} records its own run settings; give --settings only for an imported table", f.display(), path.display()),

@@ -124,9 +124,9 @@ impl Dataset {
             None => (String::new(), String::new()),
         };
         let md = vec![
-            ("regmix.trajectories".to_string(), name),
+            (regmix_core::keys::TRAJECTORIES.to_string(), name),
             ("regmix.trajectories_sha256".to_string(), sha),
-            ("regmix.run_settings".to_string(), self.settings.to_string()),
+            (regmix_core::keys::RUN_SETTINGS.to_string(), self.settings.to_string()),
         ];
         let mut cols = vec![
             col::u32(self.ids.clone()),
@@ -318,7 +318,7 @@ pub fn collect_targets(dir: &Path, step: Option<u64>) -> Result<(Dataset, Trajec
         let path = dir.metrics();
         let (_, md) = check_parquet(&path, Schema::get("run_metrics"))?;
         let spec: serde_json::Value =
-            serde_json::from_str(md.get("regmix.run_spec").map(String::as_str).unwrap_or("null"))
+            serde_json::from_str(md.get(regmix_core::keys::RUN_SPEC).map(String::as_str).unwrap_or("null"))
                 .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
         let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
             bail!("{}: regmix.run_spec has no domains and weights", path.display());
@@ -456,12 +456,13 @@ fn check_run_is_mixture(
     domains: &[String],
     w: &[f64],
 ) -> Result<serde_json::Value> {
-    let recorded = md.get("regmix.mixture_id").map(String::as_str).unwrap_or("");
+    let recorded = md.get(regmix_core::keys::MIXTURE_ID).map(String::as_str).unwrap_or("");
     if recorded != id.to_string() {
         bail!("{}: the run is of mixture {recorded} (regmix.mixture_id), not {id}: a metrics file in another run's folder", path.display());
     }
-    let spec: serde_json::Value = serde_json::from_str(md.get("regmix.run_spec").map(String::as_str).unwrap_or("null"))
-        .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
+    let spec: serde_json::Value =
+        serde_json::from_str(md.get(regmix_core::keys::RUN_SPEC).map(String::as_str).unwrap_or("null"))
+            .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
     let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
         bail!("{}: regmix.run_spec has no domains and weights", path.display());
     };

@@ -21,7 +21,7 @@ use crate::{Args, Candidate, Outcome, Prediction, ReportRow};
 /// The trajectories of the dataset: `--trajectories`, or the file the dataset names beside
 /// it; either way it must be the file collect wrote with these rows (its sha256).
 fn read_trajectories(args: &Args, t: &Table) -> Result<Trajectories> {
-    let name = t.metadata.get("regmix.trajectories").cloned().unwrap_or_default();
+    let name = t.metadata.get(regmix_core::keys::TRAJECTORIES).cloned().unwrap_or_default();
     let want = t.metadata.get("regmix.trajectories_sha256").cloned().unwrap_or_default();
     if name.is_empty() || want.is_empty() {
         bail!(

@@ -224,9 +224,9 @@ pub fn run(args: &Args) -> Result<()> {
     log::info!("selected {} (cross-validated Spearman {:.2})", kind.name(), cv * 100.0);
     let out = staged.path();
     let md = vec![
-        ("regmix.target".to_string(), target.expr.clone()),
-        ("regmix.selected".to_string(), kind.name().to_string()),
-        ("regmix.horizon".to_string(), horizon),
+        (regmix_core::keys::TARGET.to_string(), target.expr.clone()),
+        (regmix_core::keys::SELECTED.to_string(), kind.name().to_string()),
+        (regmix_core::keys::HORIZON.to_string(), horizon),
     ];
     let s = Schema::get("fit_report");
     let lists = Lists::new();
@@ -265,7 +265,7 @@ pub fn run(args: &Args) -> Result<()> {
         s,
         &lists,
         &b,
-        &[("regmix.target".into(), target.expr.clone())],
+        &[(regmix_core::keys::TARGET.into(), target.expr.clone())],
         &prov,
     )?;
     // The plot: the selected regressor, out of fold and on each test set.

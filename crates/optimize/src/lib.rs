@@ -264,7 +264,7 @@ fn check_manifest(manifest: &Path, prior: &Prior, saved: &SavedFit) -> Result<()
         );
         return Ok(());
     };
-    let settings: serde_json::Value = t.json_metadata("regmix.run_settings")?;
+    let settings: serde_json::Value = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
     match settings.get("tokenizer_sha256").and_then(|v| v.as_str()) {
         Some(fit_tok) if fit_tok != tokenizer => bail!(
             "--manifest {}: its shards were tokenized with tokenizer sha256 {}, but the fit's runs ({}) trained on tokenizer sha256 {}: \
@@ -291,7 +291,7 @@ fn check_megatron_prefix(args: &Args, saved: &SavedFit) -> Result<()> {
     }
     let settings = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset"))
         .ok()
-        .and_then(|t| t.json_metadata::<serde_json::Value>("regmix.run_settings").ok());
+        .and_then(|t| t.json_metadata::<serde_json::Value>(regmix_core::keys::RUN_SETTINGS).ok());
     let get = |k: &str| settings.as_ref().and_then(|s| s.get(k)).and_then(|v| v.as_str()).map(str::to_string);
     let (shards, tokenizer) = (get("shards_sha256"), get("tokenizer_sha256"));
     let source = format!("the fit's dataset {}", saved.dataset.display());
@@ -473,7 +473,7 @@ fn proxies_regime(saved: &SavedFit, calibration: Option<&Path>) -> Result<Option
         );
         return Ok(None);
     };
-    let settings: serde_json::Value = t.json_metadata("regmix.run_settings")?;
+    let settings: serde_json::Value = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
     let tokens = t.u64("tokens")?.values().iter().copied().max().unwrap_or(0);
     let regime =
         Regime::of_run_settings(&settings, tokens, calibration).with_context(|| saved.dataset.display().to_string())?;

@@ -9,7 +9,7 @@ use regmix_core::{Error, Provenance, Result};
 use serde::{Deserialize, Serialize};
 
 /// The metadata key of the calibration's inputs and target mixtures.
-pub const KEY: &str = "regmix.calibration";
+pub const KEY: &str = regmix_core::keys::CALIBRATION;
 
 /// One recipe's row.
 #[derive(Clone, Debug, PartialEq)]

@@ -26,6 +26,7 @@ pub mod digest;
 pub mod domain;
 pub mod error;
 pub mod json;
+pub mod keys;
 pub mod lock;
 pub mod megatron;
 pub mod progress;

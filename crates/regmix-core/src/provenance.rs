@@ -10,11 +10,11 @@ pub struct Provenance {
     pub arguments: Vec<String>,
 }
 
-pub const KEY_SCHEMA: &str = "regmix.schema";
-pub const KEY_SCHEMA_VERSION: &str = "regmix.schema_version";
-pub const KEY_PRODUCER: &str = "regmix.producer";
-pub const KEY_PRODUCER_VERSION: &str = "regmix.producer_version";
-pub const KEY_ARGUMENTS: &str = "regmix.arguments";
+pub const KEY_SCHEMA: &str = crate::keys::SCHEMA;
+pub const KEY_SCHEMA_VERSION: &str = crate::keys::SCHEMA_VERSION;
+pub const KEY_PRODUCER: &str = crate::keys::PRODUCER;
+pub const KEY_PRODUCER_VERSION: &str = crate::keys::PRODUCER_VERSION;
+pub const KEY_ARGUMENTS: &str = crate::keys::ARGUMENTS;
 
 /// The keys every file carries, whatever its schema.
 pub const COMMON_KEYS: [&str; 5] = [KEY_SCHEMA, KEY_SCHEMA_VERSION, KEY_PRODUCER, KEY_PRODUCER_VERSION, KEY_ARGUMENTS];

@@ -527,7 +527,7 @@ mod tests {
         let d: Vec<String> = vec!["web".into(), "code".into()];
         let e: Vec<String> = vec!["web".into()];
         let a = s.arrow_schema(&domains_and_eval(&d, &e));
-        let md = md_for(s, &[("regmix.domains", r#"["web","code"]"#), ("regmix.eval_domains", r#"["web"]"#)]);
+        let md = md_for(s, &[(crate::keys::DOMAINS, r#"["web","code"]"#), (crate::keys::EVAL_DOMAINS, r#"["web"]"#)]);
         let lists = s.check(Path::new("x.parquet"), &a, &md).unwrap();
         assert_eq!(lists["domain"], d);
         assert_eq!(lists["eval_domain"], e);
@@ -540,7 +540,7 @@ mod tests {
             Field::new("mixture_id", DataType::UInt32, false),
             Field::new("weight.web", DataType::Utf8, false),
         ]);
-        let err = s.check(Path::new("m.parquet"), &a, &md_for(s, &[("regmix.domains", r#"["web"]"#)]));
+        let err = s.check(Path::new("m.parquet"), &a, &md_for(s, &[(crate::keys::DOMAINS, r#"["web"]"#)]));
         let msg = err.unwrap_err().to_string();
         assert!(msg.contains("m.parquet") && msg.contains("weight.web") && msg.contains("float64"), "{msg}");
     }
@@ -558,7 +558,7 @@ mod tests {
     fn check_rejects_metadata_domains_that_disagree_with_columns() {
         let s = Schema::get("mixtures");
         let a = s.arrow_schema(&domains(&["web".into()]));
-        let md = md_for(s, &[("regmix.domains", r#"["code"]"#)]);
+        let md = md_for(s, &[(crate::keys::DOMAINS, r#"["code"]"#)]);
         assert!(s.check(Path::new("m.parquet"), &a, &md).is_err());
     }
 }

@@ -219,8 +219,8 @@ impl TokenShard {
             ))
         };
         for (key, what, listed) in [
-            ("regmix.domain", "domain", row.domain),
-            ("regmix.split", "split", row.split),
+            (crate::keys::DOMAIN, "domain", row.domain),
+            (crate::keys::SPLIT, "split", row.split),
             ("regmix.tokenizer_sha256", "tokenizer sha256", row.tokenizer_sha256),
         ] {
             let found = self.metadata.get(key).map(String::as_str).unwrap_or("");
@@ -296,10 +296,10 @@ mod tests {
 
     fn md() -> Vec<(String, String)> {
         vec![
-            ("regmix.domain".into(), "web".into()),
-            ("regmix.split".into(), "train".into()),
+            (crate::keys::DOMAIN.into(), "web".into()),
+            (crate::keys::SPLIT.into(), "train".into()),
             ("regmix.tokenizer_sha256".into(), "00".into()),
-            ("regmix.eos_id".into(), "0".into()),
+            (crate::keys::EOS_ID.into(), "0".into()),
         ]
     }
 

@@ -316,8 +316,15 @@ mod tests {
         let d: Vec<String> = vec!["web".into(), "code".into()];
         let b = mixtures_batch(&d, vec![vec![0.25, 1.0], vec![0.75, 0.0]]);
         let prov = Provenance::new("test", "0.0.0", &["test", "--flag"]);
-        write_parquet(&p, Schema::get("mixtures"), &domains(&d), &b, &[("regmix.sampler".into(), "{}".into())], &prov)
-            .unwrap();
+        write_parquet(
+            &p,
+            Schema::get("mixtures"),
+            &domains(&d),
+            &b,
+            &[(crate::keys::SAMPLER.into(), "{}".into())],
+            &prov,
+        )
+        .unwrap();
         let t = read_parquet(&p, Schema::get("mixtures")).unwrap();
         assert_eq!(t.rows(), 2);
         assert_eq!(t.list("domain").unwrap(), d.as_slice());
@@ -332,8 +339,15 @@ mod tests {
         let d: Vec<String> = vec!["web".into()];
         let b = mixtures_batch(&d, vec![vec![1.0]]);
         let prov = Provenance::new("test", "0.0.0", &[]);
-        write_parquet(&p, Schema::get("mixtures"), &domains(&d), &b, &[("regmix.sampler".into(), "{}".into())], &prov)
-            .unwrap();
+        write_parquet(
+            &p,
+            Schema::get("mixtures"),
+            &domains(&d),
+            &b,
+            &[(crate::keys::SAMPLER.into(), "{}".into())],
+            &prov,
+        )
+        .unwrap();
         let e = read_parquet(&p, Schema::get("dataset")).unwrap_err().to_string();
         assert!(e.contains("m.parquet") && e.contains("expected a `dataset` file"), "{e}");
     }
@@ -345,8 +359,15 @@ mod tests {
         let d: Vec<String> = vec!["web".into()];
         let b = mixtures_batch(&d, vec![vec![1.0]]);
         let prov = Provenance::new("test", "0.0.0", &[]);
-        write_parquet(&p, Schema::get("mixtures"), &domains(&d), &b, &[("regmix.sampler".into(), "{}".into())], &prov)
-            .unwrap();
+        write_parquet(
+            &p,
+            Schema::get("mixtures"),
+            &domains(&d),
+            &b,
+            &[(crate::keys::SAMPLER.into(), "{}".into())],
+            &prov,
+        )
+        .unwrap();
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let e = read_parquet(&p, Schema::get("mixtures")).unwrap_err().to_string();

@@ -52,14 +52,14 @@ impl Trajectories {
         for j in 0..self.eval_domains.len() {
             cols.push(col::f64_opt(p.iter().map(|r| r.losses[j]).collect()));
         }
-        let extra = vec![("regmix.train".to_string(), self.train.to_string())];
+        let extra = vec![(crate::keys::TRAIN.to_string(), self.train.to_string())];
         write_parquet(path, s, &lists, &batch(s, &lists, cols)?, &extra, prov)
     }
 
     pub fn read(path: &Path) -> Result<Trajectories> {
         let t = read_parquet(path, Schema::get("trajectories"))?;
         let eval_domains = t.list("eval_domain")?.to_vec();
-        let train: serde_json::Value = t.json_metadata("regmix.train")?;
+        let train: serde_json::Value = t.json_metadata(crate::keys::TRAIN)?;
         let ids = t.u32("mixture_id")?.values().to_vec();
         let steps = t.u64("step")?.values().to_vec();
         let tokens = t.u64("tokens")?.values().to_vec();
@@ -81,7 +81,7 @@ impl Trajectories {
                 losses: losses.iter().map(|c| c[r]).collect(),
             })
             .collect();
-        Ok(Trajectories { domains: t.json_metadata("regmix.domains")?, eval_domains, train, points })
+        Ok(Trajectories { domains: t.json_metadata(crate::keys::DOMAINS)?, eval_domains, train, points })
     }
 
     /// The points of run `id`, in step order.

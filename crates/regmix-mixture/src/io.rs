@@ -89,7 +89,7 @@ impl Mixtures {
         }
         let s = Schema::get("mixtures");
         let b = batch(s, &lists, cols)?;
-        write_parquet(path, s, &lists, &b, &[("regmix.sampler".into(), sampler.to_string())], prov)
+        write_parquet(path, s, &lists, &b, &[(regmix_core::keys::SAMPLER.into(), sampler.to_string())], prov)
     }
 
     /// Reads any mixture file by extension: `.parquet`, `.csv` (the paper's), `.yaml`/`.yml`

@@ -10,9 +10,9 @@ use regmix_core::table::{batch, col, read_parquet, write_parquet, Table};
 use regmix_core::{Error, Provenance, Result};
 
 /// Metadata keys of the optimum's own (besides the schema's common keys).
-pub const KEY_TARGET: &str = "regmix.target";
-pub const KEY_PRIOR: &str = "regmix.prior";
-pub const KEY_CONSTRAINTS: &str = "regmix.constraints";
+pub const KEY_TARGET: &str = regmix_core::keys::TARGET;
+pub const KEY_PRIOR: &str = regmix_core::keys::PRIOR;
+pub const KEY_CONSTRAINTS: &str = regmix_core::keys::CONSTRAINTS;
 
 /// What the search claims over the prior: the fitted model's prediction at the prior, the
 /// predicted gain of the optimum (prior − optimum; positive when the optimum is predicted

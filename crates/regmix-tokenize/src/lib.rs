@@ -753,10 +753,10 @@ fn process_file(
             if !writers.contains_key(&k) {
                 let rel = format!("{domain}/{split}/{key}.arrow");
                 let md = vec![
-                    ("regmix.domain".to_string(), domain.clone()),
-                    ("regmix.split".to_string(), split.to_string()),
+                    (regmix_core::keys::DOMAIN.to_string(), domain.clone()),
+                    (regmix_core::keys::SPLIT.to_string(), split.to_string()),
                     ("regmix.tokenizer_sha256".to_string(), loaded.sha256.clone()),
-                    ("regmix.eos_id".to_string(), loaded.eos_id.to_string()),
+                    (regmix_core::keys::EOS_ID.to_string(), loaded.eos_id.to_string()),
                 ];
                 let w = ShardWriter::create(&args.output.join(&rel), dtype.clone(), &md, prov)?;
                 let row = ShardRow {
@@ -828,10 +828,10 @@ fn write_manifest(args: &Args, markers: &[Marker], loaded: &tok::LoadedTokenizer
     )?;
     let md = vec![
         ("regmix.tokenizer_sha256".to_string(), loaded.sha256.clone()),
-        ("regmix.vocab_size".to_string(), loaded.vocab_size.to_string()),
-        ("regmix.eos_id".to_string(), loaded.eos_id.to_string()),
-        ("regmix.token_type".to_string(), schema::type_name(&token_type(loaded.vocab_size))),
-        ("regmix.valid_fraction".to_string(), args.valid_fraction.to_string()),
+        (regmix_core::keys::VOCAB_SIZE.to_string(), loaded.vocab_size.to_string()),
+        (regmix_core::keys::EOS_ID.to_string(), loaded.eos_id.to_string()),
+        (regmix_core::keys::TOKEN_TYPE.to_string(), schema::type_name(&token_type(loaded.vocab_size))),
+        (regmix_core::keys::VALID_FRACTION.to_string(), args.valid_fraction.to_string()),
     ];
     write_parquet(&args.output.join("manifest.parquet"), s, &lists, &b, &md, prov)?;
     Ok(())

@@ -43,14 +43,14 @@ pub fn save(path: &Path, backend: &dyn Backend, state: &LoopState) -> Result<()>
     }
     let rows = state.metrics.len().checked_div(state.metrics_cols).unwrap_or(0);
     views.push((
-        "regmix.metrics".into(),
+        regmix_core::keys::METRICS.into(),
         TensorView::new(Dtype::F64, vec![rows, state.metrics_cols], bytemuck::cast_slice(&state.metrics))?,
     ));
     let mut md = HashMap::new();
-    md.insert("regmix.step".to_string(), state.step.to_string());
-    md.insert("regmix.elapsed_s_bits".to_string(), state.elapsed_s.to_bits().to_string());
-    md.insert("regmix.spec".to_string(), state.spec.clone());
-    md.insert("regmix.model".to_string(), serde_json::to_string(backend.config())?);
+    md.insert(regmix_core::keys::STEP.to_string(), state.step.to_string());
+    md.insert(regmix_core::keys::ELAPSED_S_BITS.to_string(), state.elapsed_s.to_bits().to_string());
+    md.insert(regmix_core::keys::SPEC.to_string(), state.spec.clone());
+    md.insert(regmix_core::keys::MODEL.to_string(), serde_json::to_string(backend.config())?);
     let file = AtomicFile::create(path)?;
     safetensors::tensor::serialize_to_file(views, Some(md), file.tmp_path())
         .with_context(|| format!("writing checkpoint {}", file.tmp_path().display()))?;
@@ -75,7 +75,7 @@ pub fn spec_of(path: &Path) -> Result<String> {
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
     let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
-    v["__metadata__"]["regmix.spec"]
+    v["__metadata__"][regmix_core::keys::SPEC]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| bad("metadata key regmix.spec missing".into()))
@@ -87,7 +87,8 @@ pub fn load(path: &Path, backend: &mut dyn Backend) -> Result<LoopState> {
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let md = header.metadata().clone().unwrap_or_default();
     let get = |k: &str| md.get(k).cloned().ok_or_else(|| bad(format!("metadata key {k} missing")));
-    let model: regmix_model::Config = serde_json::from_str(&get("regmix.model")?).map_err(|e| bad(e.to_string()))?;
+    let model: regmix_model::Config =
+        serde_json::from_str(&get(regmix_core::keys::MODEL)?).map_err(|e| bad(e.to_string()))?;
     if &model != backend.config() {
         bail!(bad(format!(
             "was written for model {} but this run uses {}",
@@ -117,15 +118,15 @@ pub fn load(path: &Path, backend: &mut dyn Backend) -> Result<LoopState> {
         }
         backend.write(which, &buf)?;
     }
-    let m = st.tensor("regmix.metrics").map_err(|e| bad(format!("tensor regmix.metrics: {e}")))?;
+    let m = st.tensor(regmix_core::keys::METRICS).map_err(|e| bad(format!("tensor regmix.metrics: {e}")))?;
     let metrics_cols = *m.shape().get(1).unwrap_or(&0);
     let metrics = m.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
     let elapsed_bits: u64 =
-        get("regmix.elapsed_s_bits")?.parse().map_err(|_| bad("bad regmix.elapsed_s_bits".into()))?;
+        get(regmix_core::keys::ELAPSED_S_BITS)?.parse().map_err(|_| bad("bad regmix.elapsed_s_bits".into()))?;
     Ok(LoopState {
-        step: get("regmix.step")?.parse().map_err(|_| bad("bad regmix.step".into()))?,
+        step: get(regmix_core::keys::STEP)?.parse().map_err(|_| bad("bad regmix.step".into()))?,
         elapsed_s: f64::from_bits(elapsed_bits),
-        spec: get("regmix.spec")?,
+        spec: get(regmix_core::keys::SPEC)?,
         metrics,
         metrics_cols,
     })

@@ -76,10 +76,10 @@ impl Corpus {
         let md = |k: &str| -> Result<String> {
             t.metadata.get(k).cloned().with_context(|| format!("{}: metadata key {k} missing", manifest.display()))
         };
-        let vocab_size: usize = md("regmix.vocab_size")?
+        let vocab_size: usize = md(regmix_core::keys::VOCAB_SIZE)?
             .parse()
             .with_context(|| format!("{}: regmix.vocab_size is not a number", manifest.display()))?;
-        let eos_id: u32 = md("regmix.eos_id")?
+        let eos_id: u32 = md(regmix_core::keys::EOS_ID)?
             .parse()
             .with_context(|| format!("{}: regmix.eos_id is not a number", manifest.display()))?;
         let (dom, split, file) = (t.str("domain")?, t.str("split")?, t.str("file")?);
@@ -89,7 +89,7 @@ impl Corpus {
         let mut train: Vec<Vec<TokenShard>> = domains.iter().map(|_| Vec::new()).collect();
         let mut valid: Vec<Vec<TokenShard>> = domains.iter().map(|_| Vec::new()).collect();
         let tokenizer_sha256 = md("regmix.tokenizer_sha256")?;
-        let token_type = md("regmix.token_type")?;
+        let token_type = md(regmix_core::keys::TOKEN_TYPE)?;
         let listed = t.u64("tokens")?;
         for i in 0..t.rows() {
             let d = domains.binary_search(&dom.value(i).to_string()).expect("collected above");

@@ -345,11 +345,11 @@ impl Records {
         }
         let width = Row::width(run.corpus.domains.len());
         let extra = vec![
-            ("regmix.run_spec".to_string(), spec_json.clone()),
-            ("regmix.mixture_id".to_string(), run.mixture_id.to_string()),
-            ("regmix.model".to_string(), serde_json::to_string(&run.spec.model)?),
-            ("regmix.train".to_string(), spec_json.clone()),
-            ("regmix.backend".to_string(), backend.describe()),
+            (regmix_core::keys::RUN_SPEC.to_string(), spec_json.clone()),
+            (regmix_core::keys::MIXTURE_ID.to_string(), run.mixture_id.to_string()),
+            (regmix_core::keys::MODEL.to_string(), serde_json::to_string(&run.spec.model)?),
+            (regmix_core::keys::TRAIN.to_string(), spec_json.clone()),
+            (regmix_core::keys::BACKEND.to_string(), backend.describe()),
         ];
         Ok(Records { spec_json, evaluated, extra, width })
     }

@@ -398,7 +398,8 @@ fn curves_section(page: &mut Page, comparison: &Path, names: &[String]) -> Resul
 fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
     let rep = page.read(&dir.join("fit_report.parquet"), "fit_report")?;
     let pred = page.read(&dir.join("predictions.parquet"), "predictions")?;
-    let selected = rep.metadata.get("regmix.selected").cloned().unwrap_or_else(|| saved.regressor.name().to_string());
+    let selected =
+        rep.metadata.get(regmix_core::keys::SELECTED).cloned().unwrap_or_else(|| saved.regressor.name().to_string());
     let (reg, split) = (pred.str("regressor")?, pred.str("split")?);
     let (truth, p) = (pred.f64_values("truth")?, pred.f64_values("prediction")?);
     let mut splits: Vec<String> = Vec::new();
