@@ -185,10 +185,7 @@ pub fn run(args: &Args) -> Result<()> {
             };
             // A finished run is skipped before a backend opens: a rerun needs no GPU.
             let outcome = match train::already_ended(&run)? {
-                Some(done) => {
-                    log::info!("mixture {id}: already {} ({}), skipped", done.status, run.dir.done().display());
-                    Ok(done)
-                }
+                Some(done) => Ok(done),
                 None => {
                     let mut backend = backends::build(args.train.backend, &spec.model, spec.seed)?;
                     log::info!("mixture {id} ({}/{}) on {}", n + 1, ids.len(), backend.describe());

@@ -59,3 +59,19 @@ pub(crate) fn wide() -> bool {
         false
     }
 }
+
+/// Deterministic mixture-like rows (`n` rows of `d` weights summing to 1) for the unit tests.
+#[cfg(test)]
+mod test_rows {
+    pub fn rows(n: usize, d: usize) -> Vec<Vec<f64>> {
+        (0..n)
+            .map(|i| {
+                let mut w: Vec<f64> =
+                    (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
+                let s: f64 = w.iter().sum();
+                w.iter_mut().for_each(|x| *x /= s);
+                w
+            })
+            .collect()
+    }
+}

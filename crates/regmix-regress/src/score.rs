@@ -282,19 +282,8 @@ const GP_LANES: usize = 8;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rows::rows;
     use crate::xgb::Xgb;
-
-    fn rows(n: usize, d: usize) -> Vec<Vec<f64>> {
-        (0..n)
-            .map(|i| {
-                let mut w: Vec<f64> =
-                    (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
-                let s: f64 = w.iter().sum();
-                w.iter_mut().for_each(|x| *x /= s);
-                w
-            })
-            .collect()
-    }
 
     #[test]
     fn predict_many_gives_each_models_own_prediction() {

@@ -274,18 +274,7 @@ impl RawTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rows(n: usize, d: usize) -> Vec<Vec<f64>> {
-        (0..n)
-            .map(|i| {
-                let mut w: Vec<f64> =
-                    (0..d).map(|k| (((i * 7919 + k * 104_729) % 1009) as f64 / 1009.0).powi(3)).collect();
-                let s: f64 = w.iter().sum();
-                w.iter_mut().for_each(|x| *x /= s);
-                w
-            })
-            .collect()
-    }
+    use crate::test_rows::rows;
 
     #[test]
     fn tree_scorer_gives_xgboosts_own_predictions() {

@@ -19,23 +19,24 @@
 //! input is done. Temporary files are cleaned only where they are this run's own (the shard
 //! and marker names of its inputs).
 
+mod encode;
 pub mod input;
 pub mod tok;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use rayon::prelude::*;
 use regmix_core::schema::{Lists, Schema};
-use regmix_core::shard::{token_type, ShardWriter};
+use regmix_core::shard::token_type;
 use regmix_core::table::{batch, col, write_parquet};
 use regmix_core::{atomic, progress, schema, Provenance};
 use serde::{Deserialize, Serialize};
 
+use encode::{bad_record, encode_input, for_each_chunk};
 use input::{DomainFrom, Record};
 
 /// Tokenize raw text into per-domain token shards.
@@ -187,10 +188,6 @@ fn file_identity(path: &Path) -> Result<(u64, u128)> {
     let mtime = md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
     Ok((md.len(), mtime))
 }
-
-/// Documents per chunk handed to the encoder threads, and the text bytes that end a chunk early.
-const CHUNK_DOCS: usize = 4096;
-const CHUNK_BYTES: usize = 8 << 20;
 
 /// The largest vocabulary --train-bpe trains (2^20; the largest in use are about 256k).
 pub const MAX_VOCAB: usize = 1 << 20;
@@ -515,31 +512,6 @@ fn remove_manifest(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Encodes one input into its shards and logs what it held; returns its marker (not yet
-/// written).
-fn encode_input(
-    args: &Args,
-    path: &Path,
-    key: &str,
-    loaded: &tok::LoadedTokenizer,
-    encoder: &tok::Encoder,
-    prov: &Provenance,
-    identity: (u64, u128),
-) -> Result<Marker> {
-    let t = Instant::now();
-    let m = process_file(args, path, key, loaded, encoder, prov, identity)?;
-    let toks: u64 = m.shards.iter().map(|s| s.tokens).sum();
-    let docs: u64 = m.shards.iter().map(|s| s.documents).sum();
-    log::info!(
-        "{}: {docs} documents, {toks} tokens in {} shards ({:.1}s){}",
-        path.display(),
-        m.shards.len(),
-        t.elapsed().as_secs_f64(),
-        if m.bad_records > 0 { format!(", {} bad records skipped", m.bad_records) } else { String::new() }
-    );
-    Ok(m)
-}
-
 /// Refuses a merge that lacks some inputs' markers, naming the first 20.
 fn check_merge_complete(mut missing: Vec<String>) -> Result<()> {
     if !missing.is_empty() {
@@ -590,82 +562,6 @@ fn log_summary(summary: &Summary) {
     }
 }
 
-/// The reader's signal that the consumer stopped early (not an error).
-#[derive(Debug)]
-struct Stopped;
-
-impl std::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("reading stopped by the consumer")
-    }
-}
-
-impl std::error::Error for Stopped {}
-
-/// Streams `path`'s records in chunks from a reader thread to `f`.
-fn for_each_chunk(args: &Args, path: &Path, mut f: impl FnMut(Vec<Record>) -> Result<bool>) -> Result<()> {
-    let (tx, rx) = sync_channel::<Vec<Record>>(4);
-    std::thread::scope(|s| {
-        let reader = s.spawn(|| -> Result<()> {
-            let mut chunk = Vec::with_capacity(CHUNK_DOCS);
-            let mut bytes = 0;
-            let res = input::read_records_bounded(
-                path,
-                &args.text_field,
-                &args.domain_from,
-                args.max_record_bytes,
-                args.skip_bad_records,
-                |r| {
-                    if let Record::Doc { text, .. } = &r {
-                        bytes += text.len();
-                    }
-                    chunk.push(r);
-                    if chunk.len() >= CHUNK_DOCS || bytes >= CHUNK_BYTES {
-                        bytes = 0;
-                        // The receiver hung up: it has what it needs, stop reading.
-                        tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_DOCS)))
-                            .map_err(|_| anyhow::Error::new(Stopped))?;
-                    }
-                    Ok(())
-                },
-            );
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
-            }
-            drop(tx);
-            match res {
-                Err(e) if e.is::<Stopped>() => Ok(()),
-                r => r,
-            }
-        });
-        let mut result = Ok(());
-        for chunk in rx.iter() {
-            match f(chunk) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(rx);
-        let read = reader.join().expect("reader thread panicked");
-        result.and(read)
-    })
-}
-
-fn bad_record(args: &Args, path: &Path, line: u64, message: &str, count: &mut u64) -> Result<()> {
-    if !args.skip_bad_records {
-        bail!("{}:{line}: {message} (use --skip-bad-records to count and skip such records)", path.display());
-    }
-    *count += 1;
-    if *count <= 5 {
-        log::warn!("{}:{line}: {message}; skipped", path.display());
-    }
-    Ok(())
-}
-
 fn train_tokenizer(args: &Args, inputs: &[PathBuf], vocab: usize, out: &Path) -> Result<()> {
     let per_file = args.bpe_max_bytes / inputs.len() as u64;
     log::info!("training a byte-level BPE of {vocab} tokens on up to {} MB of training text", args.bpe_max_bytes >> 20);
@@ -705,93 +601,6 @@ fn train_tokenizer(args: &Args, inputs: &[PathBuf], vocab: usize, out: &Path) ->
     result?;
     log::info!("trained the BPE in {:.1}s: {}", t.elapsed().as_secs_f64(), out.display());
     Ok(())
-}
-
-/// A record after encoding.
-enum Encoded {
-    Doc { domain: String, valid: bool, ids: Vec<u32>, bytes: usize },
-    Bad { line: u64, message: String },
-}
-
-fn process_file(
-    args: &Args,
-    path: &Path,
-    key: &str,
-    loaded: &tok::LoadedTokenizer,
-    encoder: &tok::Encoder,
-    prov: &Provenance,
-    (size, mtime_ns): (u64, u128),
-) -> Result<Marker> {
-    let dtype = token_type(loaded.vocab_size);
-    let mut writers: BTreeMap<(String, String), (ShardWriter, ShardRow)> = BTreeMap::new();
-    let mut bad = 0u64;
-    for_each_chunk(args, path, |chunk| {
-        // Encode in parallel, keep document order.
-        let encoded: Vec<Result<Encoded>> = chunk
-            .into_par_iter()
-            .map(|r| match r {
-                Record::Doc { line, domain, text } => {
-                    let mut ids = Vec::with_capacity(text.len() / 3 + 1);
-                    encoder.encode_into(&text, &mut ids).map_err(|e| anyhow!("{}:{line}: {e}", path.display()))?;
-                    ids.push(loaded.eos_id);
-                    let valid = is_valid_doc(&text, args.valid_fraction);
-                    Ok(Encoded::Doc { domain, valid, ids, bytes: text.len() })
-                }
-                Record::Bad { line, message } => Ok(Encoded::Bad { line, message }),
-            })
-            .collect();
-        for e in encoded {
-            let (domain, valid, ids, nbytes) = match e? {
-                Encoded::Doc { domain, valid, ids, bytes } => (domain, valid, ids, bytes),
-                Encoded::Bad { line, message } => {
-                    bad_record(args, path, line, &message, &mut bad)?;
-                    continue;
-                }
-            };
-            let split = if valid { "valid" } else { "train" };
-            let k = (domain.clone(), split.to_string());
-            if !writers.contains_key(&k) {
-                let rel = format!("{domain}/{split}/{key}.arrow");
-                let md = vec![
-                    (regmix_core::keys::DOMAIN.to_string(), domain.clone()),
-                    (regmix_core::keys::SPLIT.to_string(), split.to_string()),
-                    ("regmix.tokenizer_sha256".to_string(), loaded.sha256.clone()),
-                    (regmix_core::keys::EOS_ID.to_string(), loaded.eos_id.to_string()),
-                ];
-                let w = ShardWriter::create(&args.output.join(&rel), dtype.clone(), &md, prov)?;
-                let row = ShardRow {
-                    domain: domain.clone(),
-                    split: split.into(),
-                    file: rel,
-                    documents: 0,
-                    tokens: 0,
-                    bytes: 0,
-                };
-                writers.insert(k.clone(), (w, row));
-            }
-            let (w, row) = writers.get_mut(&k).unwrap();
-            w.push(&ids)?;
-            row.documents += 1;
-            row.bytes += nbytes as u64;
-        }
-        Ok(true)
-    })?;
-    let mut shards = Vec::new();
-    for (_, (w, mut row)) in writers {
-        row.tokens = w.finish()?;
-        shards.push(row);
-    }
-    Ok(Marker {
-        source: path.display().to_string(),
-        size,
-        mtime_ns,
-        tokenizer_sha256: loaded.sha256.clone(),
-        valid_fraction: args.valid_fraction,
-        text_field: args.text_field.clone(),
-        domain_from: args.domain_from.to_string(),
-        bad_records: bad,
-        shards,
-    })
 }
 
 fn write_manifest(args: &Args, markers: &[Marker], loaded: &tok::LoadedTokenizer, prov: &Provenance) -> Result<()> {

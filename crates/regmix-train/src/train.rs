@@ -239,12 +239,21 @@ pub fn evaluate(backend: &mut dyn Backend, corpus: &Corpus, eval: &EvalSet, micr
 
 /// The run's outcome when it already ended with these settings (what `train` would skip),
 /// read without the run's lock: lets a caller skip a finished run before it opens a backend
-/// (a rerun of finished CUDA runs needs no GPU). `train` decides again under the lock.
+/// (a rerun of finished CUDA runs needs no GPU), and logs the skip. `train` decides again
+/// under the lock.
 pub fn already_ended(run: &Run) -> Result<Option<Outcome>> {
     match run.dir.ended()? {
-        Some(done) if RunSpec::of(run).differences(&done.spec).is_empty() => Ok(Some(done)),
+        Some(done) if RunSpec::of(run).differences(&done.spec).is_empty() => {
+            say_skipped(run, &done);
+            Ok(Some(done))
+        }
         _ => Ok(None),
     }
+}
+
+/// The one line a skipped run logs.
+fn say_skipped(run: &Run, done: &Outcome) {
+    log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
 }
 
 /// Trains (or resumes, or skips) one run. The backend must be freshly initialised from
@@ -302,7 +311,7 @@ fn ended_or_cleared(run: &Run, run_spec: &RunSpec) -> Result<Option<Outcome>> {
     };
     let diffs = run_spec.differences(&done.spec);
     if diffs.is_empty() {
-        log::info!("mixture {}: already {} ({}), skipped", run.mixture_id, done.status, run.dir.done().display());
+        say_skipped(run, &done);
         return Ok(Some(done));
     }
     if !run.retrain {
