@@ -10,6 +10,7 @@
 #   make calibrated-heldout   the fit's ranking of the 12 held-out targets (none of them read)
 #   make calibrated-final     the optimum as small × 4M targets in seeds 42 and 43 (results/calibrated/final-seed-*.csv)
 #   make calibrated-optimum CALIBRATED_BACKEND=cuda    the same on the CUDA-trained sweep
+#   make calibrated-spread CALIBRATED_BACKEND=cuda     the prior, the optimum and uniform in more seeds
 # CALIBRATED_BACKEND=cuda: the same sweep trained by the CUDA backend (256 proxies, recipe
 # lr-3e-4-cuda of the calibration; its optimum is the row `calibrated-cuda` of the final tables).
 # Training it needs a GPU (experiments/device-job.sh trains it on the lent GPU machine); the
@@ -29,7 +30,7 @@ CALIBRATED_TABLE := results/calibrated/proxies-262k-lr3e-4$(if $(filter cuda,$(C
 # The calibration table, when made (make calibration-score): optimize's guardrail reads it.
 CALIBRATED_GUARD = $(if $(wildcard $(CALIBRATION)/calibration.parquet),--calibration $(CALIBRATION)/calibration.parquet)
 
-.PHONY: calibrated-proxies calibrated-optimum calibrated-heldout calibrated-final
+.PHONY: calibrated-proxies calibrated-optimum calibrated-heldout calibrated-final calibrated-spread
 calibrated-proxies: experiment-shards | $(PY)
 	$(MAKE) --no-print-directory -o build -o setup $(EXPERIMENT_VARS) $(EXPERIMENT)/mixtures.parquet
 	mkdir -p $(dir $(CALIBRATED_TABLE))
@@ -69,3 +70,19 @@ calibrated-final: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
 	    grep -q "^$(CALIBRATED_NAME)," $$t 2>/dev/null || $(MAKE) --no-print-directory -o build -o setup horizon-train \
 	        TRAIN_MODELS="$(CALIBRATED_NAME)=$<" TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$$t || exit 1; \
 	done
+
+# The seed-to-seed spread of the final comparison. In seeds 42 and 43 the prior's two targets
+# differ by 0.05 while every gain the proxies predict near the prior is below 0.01, so the prior,
+# the calibrated optimum and uniform train again as small × 4M targets in SPREAD_SEEDS (seeds
+# no choice of mixture or method has seen), one seed per core, each seed's models one after
+# another in that order, to results/calibrated/final-seed-<s>.csv. Resumable as
+# calibrated-final is. The optimum is the committed one (make calibrated-optimum).
+SPREAD_SEEDS := 44 45
+SPREAD_MODELS = prior=prior $(CALIBRATED_NAME)=$(CALIBRATED)/optimum/optimum.parquet uniform=uniform
+calibrated-spread: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
+	pids=(); for s in $(SPREAD_SEEDS); do t=$(dir $(CALIBRATED_TABLE))final-seed-$$s.csv; \
+	    [ ! -f $$t ] || $(call CHECK_TABLE,$$t,$(HORIZON_TARGET) --seed $$s) || exit 1; \
+	    todo="$(call pending,$(SPREAD_MODELS),$$t)"; \
+	    [ -z "$$todo" ] || { $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" TRAIN_JOBS=1 \
+	        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$$t & pids+=($$!); }; \
+	done; for p in "$${pids[@]}"; do wait $$p || exit 1; done

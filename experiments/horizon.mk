@@ -236,13 +236,14 @@ horizon-hedge: $(HEDGED)/optimum/optimum.parquet | $(PY)
 	else $(call final_models,hedged=$<); fi
 
 # Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_FLAGS (the targets' flags and
-# TRAIN_SEED unless given) in rounds of one model per core (one thread each); after each round it collects the finished models and merges them into
+# TRAIN_SEED unless given) in rounds of TRAIN_JOBS models (default: one per core; one thread each); after each round it collects the finished models and merges them into
 # the committed table TRAIN_RESULTS (export-results.py --merge: a model already there must have
 # the same values and the table's settings), so results land as they finish. A last pass trains
 # nothing and writes comparison.parquet over all of TRAIN_MODELS.
 TRAIN_FLAGS = $(HORIZON_TARGET) --seed $(TRAIN_SEED)
+TRAIN_JOBS ?= $(shell nproc)
 horizon-train:
-	ms=($(TRAIN_MODELS)); n=$(shell nproc); \
+	ms=($(TRAIN_MODELS)); n=$(TRAIN_JOBS); \
 	for ((k = 0; k < $${#ms[@]}; k += n)); do pids=(); \
 	    for m in "$${ms[@]:k:n}"; do \
 	        $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
