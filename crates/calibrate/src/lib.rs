@@ -32,6 +32,7 @@ use regmix_regress::agreement::{
 use regmix_regress::metrics::spearman;
 use regmix_regress::saved::load_xy;
 use regmix_regress::target::Target;
+use regmix_spec::RunSettings;
 
 /// Two weight vectors are one mixture when no weight differs by more than this.
 pub const SAME_MIXTURE: f64 = 1e-9;
@@ -256,12 +257,15 @@ struct Recipe {
 }
 
 /// The run settings a results settings file records (its `run_settings`), checked non-null.
-fn settings_file(name: &str, file: &Path) -> Result<serde_json::Value> {
+fn settings_file(name: &str, file: &Path) -> Result<RunSettings> {
     let text = std::fs::read_to_string(file).with_context(|| format!("--settings {name}={}", file.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
-    match v.get("run_settings") {
-        Some(s) if !s.is_null() => Ok(s.clone()),
-        _ => bail!("{}: no run_settings (a results settings file of export-results.py records them)", file.display()),
+    let source = format!("{}: run_settings", file.display());
+    match RunSettings::from_value(v.get("run_settings").unwrap_or(&serde_json::Value::Null), &source)? {
+        Some(s) => Ok(s),
+        None => {
+            bail!("{}: no run_settings (a results settings file of export-results.py records them)", file.display())
+        }
     }
 }
 
@@ -274,21 +278,18 @@ fn read_recipe(spec: &str, settings_of: &[(String, PathBuf)], targets: &Targets)
     check_domains(&t, &targets.domains, &format!("recipe `{name}`"))?;
     let target = Target::parse_floats(&targets.expr, &float_columns(&t)).with_context(|| path.display().to_string())?;
     let xy = load_xy(&t, Some(&targets.domains), &target)?;
-    let own: serde_json::Value = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
-    let settings = match settings_of.iter().find(|(n, _)| n == name) {
-        Some((_, f)) if own.is_null() => settings_file(name, f)?,
-        Some((_, f)) => bail!("--settings {name}={}: the recipe's dataset {} records its own run settings; give --settings only for an imported table", f.display(), path.display()),
-        None => own,
-    };
-    let train = settings.get("train").filter(|v| !v.is_null()).with_context(|| {
-        format!(
-            "{}: recipe `{name}` has no training settings (regmix.run_settings.train): collect its runs, or give the \
-             committed table's settings file with --settings {name}=TABLE.settings.json",
+    let own: Option<RunSettings> = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
+    let settings = match (settings_of.iter().find(|(n, _)| n == name), own) {
+        (Some((_, f)), None) => settings_file(name, f)?,
+        (Some((_, f)), Some(_)) => bail!("--settings {name}={}: the recipe's dataset {} records its own run settings; give --settings only for an imported table", f.display(), path.display()),
+        (None, Some(own)) => own,
+        (None, None) => bail!(
+            "{}: recipe `{name}` has no training settings (regmix.run_settings is null: imported results): collect its \
+             runs, or give the committed table's settings file with --settings {name}=TABLE.settings.json",
             path.display()
-        )
-    })?;
-    let model: Config = serde_json::from_value(train["model"].clone())
-        .with_context(|| format!("{}: run_settings.train.model", path.display()))?;
+        ),
+    };
+    let model: &Config = &settings.train.model;
     let tokens: BTreeSet<u64> = xy.tokens.iter().copied().collect();
     if tokens.len() != 1 {
         bail!("{}: recipe `{name}`'s runs were evaluated at different tokens {tokens:?}: collect them at one step (collect --step)", path.display());
@@ -307,15 +308,14 @@ fn read_recipe(spec: &str, settings_of: &[(String, PathBuf)], targets: &Targets)
         sums[k].0 += y;
         sums[k].1 += 1;
     }
-    let get = |k: &str| settings.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     Ok(Recipe {
         name: name.to_string(),
         losses: sums.iter().map(|&(s, n)| (n > 0).then(|| s / n as f64)).collect(),
         tokens,
         params: model.n_params() as u64,
         flops_per_token: model.train_flops_per_token(),
-        settings: recipe_key(train, tokens),
-        data: (get("tokenizer_sha256"), get("shards_sha256")),
+        settings: recipe_key(&serde_json::to_value(&settings.train).expect("settings serialise"), tokens),
+        data: (settings.tokenizer_sha256.clone(), settings.shards_sha256.clone()),
     })
 }
 

@@ -40,7 +40,7 @@ fn settings(lr: f64, tokenizer: &str) -> serde_json::Value {
     let model = regmix_model::Config::preset("micro", 256).unwrap();
     serde_json::json!({
         "domains": ["web", "code"],
-        "train": {"model": model, "tokens": 65536, "lr": lr, "warmup_steps": 6, "eval_every": 8, "seed": 42},
+        "train": regmix_spec::TrainSpec { lr, ..regmix_spec::TrainSpec::example(model, 65536) },
         "tokenizer_sha256": tokenizer,
         "shards_sha256": "s",
     })

@@ -17,6 +17,7 @@ use regmix_core::trajectories::{self, Point, Trajectories};
 use regmix_core::{digest, progress, Provenance};
 use regmix_mixture::io::{domain_from_key, read_paper_csv};
 use regmix_mixture::Mixtures;
+use regmix_spec::{RunSettings, RunSpec};
 
 /// Gather proxy runs into the regression dataset.
 ///
@@ -92,8 +93,8 @@ pub struct Dataset {
     pub status: Vec<String>,
     pub weights: Vec<Vec<f64>>,
     pub losses: Vec<Vec<Option<f64>>>,
-    /// What every run was trained with, less its mixture (checked alike): `null` for imports.
-    pub settings: serde_json::Value,
+    /// What every run was trained with, less its mixture (checked alike): `None` for imports.
+    pub settings: Option<RunSettings>,
 }
 
 impl Dataset {
@@ -108,7 +109,7 @@ impl Dataset {
             status: vec![],
             weights: vec![],
             losses: vec![],
-            settings: serde_json::Value::Null,
+            settings: None,
         }
     }
 
@@ -126,7 +127,10 @@ impl Dataset {
         let md = vec![
             (regmix_core::keys::TRAJECTORIES.to_string(), name),
             ("regmix.trajectories_sha256".to_string(), sha),
-            (regmix_core::keys::RUN_SETTINGS.to_string(), self.settings.to_string()),
+            (
+                regmix_core::keys::RUN_SETTINGS.to_string(),
+                self.settings.as_ref().map_or(serde_json::Value::Null, RunSettings::to_value).to_string(),
+            ),
         ];
         let mut cols = vec![
             col::u32(self.ids.clone()),
@@ -317,22 +321,7 @@ pub fn collect_targets(dir: &Path, step: Option<u64>) -> Result<(Dataset, Trajec
         let dir = RunDir::new(dir.join(name));
         let path = dir.metrics();
         let (_, md) = check_parquet(&path, Schema::get("run_metrics"))?;
-        let spec: serde_json::Value =
-            serde_json::from_str(md.get(regmix_core::keys::RUN_SPEC).map(String::as_str).unwrap_or("null"))
-                .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
-        let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
-            bail!("{}: regmix.run_spec has no domains and weights", path.display());
-        };
-        let doms: Vec<String> = doms.iter().map(|d| d.as_str().unwrap_or_default().to_string()).collect();
-        let ws: Vec<f64> = ws.iter().map(|w| w.as_f64().unwrap_or(f64::NAN)).collect();
-        if doms.len() != ws.len() || ws.iter().any(|w| !w.is_finite()) {
-            bail!(
-                "{}: regmix.run_spec has {} domains and {} weights, or a weight that is not a number",
-                path.display(),
-                doms.len(),
-                ws.len()
-            );
-        }
+        let RunSpec { domains: doms, weights: ws, .. } = RunSpec::from_metadata(&md, &path)?;
         match &domains {
             None => domains = Some(doms),
             Some(d) if *d != doms => {
@@ -361,7 +350,7 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
     let pb = progress::bar(refs.len() as u64, "collect");
     let mut files: Vec<(usize, u64)> = Vec::new();
     // Each run's settings less its mixture, to check that all the runs were trained alike.
-    let mut settings: Vec<(u32, serde_json::Value)> = Vec::new();
+    let mut settings: Vec<(u32, RunSettings)> = Vec::new();
     for (k, r) in refs.iter().enumerate() {
         pb.inc(1);
         if !r.path.exists() {
@@ -376,7 +365,7 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
             bail!("{}: evaluation domains {evals:?} differ from other runs' {:?}", r.path.display(), ds.eval_domains);
         }
         let rest = check_run_is_mixture(&r.path, &md, r.recorded_id, &domains, &r.weights)?;
-        let warmup = rest["train"]["warmup_steps"].as_u64().unwrap_or(0);
+        let warmup = rest.train.warmup_steps;
         settings.push((r.id, rest));
         files.push((k, warmup));
     }
@@ -416,8 +405,11 @@ fn collect(root: &Path, domains: Vec<String>, refs: Vec<RunRef>, step: Option<u6
     if ds.ids.is_empty() {
         bail!("no usable run in {} ({} runs)", root.display(), refs.len());
     }
-    ds.settings = settings.first().map(|(_, s)| s.clone()).unwrap_or(serde_json::Value::Null);
-    let train = ds.settings["train"].clone();
+    ds.settings = settings.into_iter().next().map(|(_, s)| s);
+    let train = ds
+        .settings
+        .as_ref()
+        .map_or(serde_json::Value::Null, |s| serde_json::to_value(&s.train).expect("settings serialise"));
     let traj = Trajectories { domains, eval_domains: ds.eval_domains.clone(), train, points };
     Ok((ds, traj))
 }
@@ -455,24 +447,14 @@ fn check_run_is_mixture(
     id: u64,
     domains: &[String],
     w: &[f64],
-) -> Result<serde_json::Value> {
+) -> Result<RunSettings> {
     let recorded = md.get(regmix_core::keys::MIXTURE_ID).map(String::as_str).unwrap_or("");
     if recorded != id.to_string() {
         bail!("{}: the run is of mixture {recorded} (regmix.mixture_id), not {id}: a metrics file in another run's folder", path.display());
     }
-    let spec: serde_json::Value =
-        serde_json::from_str(md.get(regmix_core::keys::RUN_SPEC).map(String::as_str).unwrap_or("null"))
-            .with_context(|| format!("{}: regmix.run_spec is not JSON", path.display()))?;
-    let (Some(doms), Some(ws)) = (spec["domains"].as_array(), spec["weights"].as_array()) else {
-        bail!("{}: regmix.run_spec has no domains and weights", path.display());
-    };
+    let spec = RunSpec::from_metadata(md, path)?;
     for (d, x) in domains.iter().zip(w) {
-        let trained = doms
-            .iter()
-            .position(|v| v.as_str() == Some(d))
-            .and_then(|i| ws.get(i))
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.0);
+        let trained = spec.weight_of(d);
         if (trained - x).abs() > 1e-9 {
             bail!(
                 "{}: mixture {id} was trained with {} = {trained}, but the mixtures file gives {x}: the runs were trained on another mixtures file",
@@ -481,24 +463,16 @@ fn check_run_is_mixture(
             );
         }
     }
-    let mut rest = spec;
-    if let Some(o) = rest.as_object_mut() {
-        o.remove("mixture_id");
-        o.remove("weights");
-    }
-    Ok(rest)
+    Ok(spec.settings())
 }
 
 /// Every run must have been trained with the same settings (tokens, model, schedule, seed,
 /// shards): a regression over runs of different lengths or corpora fits the difference, not
 /// the mixtures. The error names the groups and what differs.
-fn check_runs_alike(runs: &Path, settings: &[(u32, serde_json::Value)]) -> Result<()> {
+fn check_runs_alike(runs: &Path, settings: &[(u32, RunSettings)]) -> Result<()> {
     let Some((first_id, first)) = settings.first() else { return Ok(()) };
-    let odd: Vec<(u32, Vec<String>)> = settings
-        .iter()
-        .filter(|(_, s)| s != first)
-        .map(|(id, s)| (*id, regmix_core::json::differences(first, s)))
-        .collect();
+    let odd: Vec<(u32, Vec<String>)> =
+        settings.iter().filter(|(_, s)| s != first).map(|(id, s)| (*id, first.differences(s))).collect();
     if odd.is_empty() {
         return Ok(());
     }

@@ -11,6 +11,7 @@ use regmix_core::schema::{domains, Schema};
 use regmix_core::table::{batch, col, read_parquet, write_parquet};
 use regmix_core::Provenance;
 use regmix_mixture::Mixtures;
+use regmix_spec::{Config, RunSpec, TrainSpec};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_collect"))
@@ -23,6 +24,12 @@ fn write_run(dir: &Path, id: u32, weights: &[f64], status: &str, final_loss: f64
 
 /// The same run in `path`, recording `stream` as its mixture id (a target's is its name's).
 fn write_run_at(path: &Path, stream: u64, weights: &[f64], status: &str, final_loss: f64) {
+    write_run_of_version(path, stream, weights, status, final_loss, Schema::get("run_metrics").version);
+}
+
+/// A run's metrics as a producer of contract `version` wrote them: before version 3,
+/// `regmix.train` held the whole run specification, not only the training settings.
+fn write_run_of_version(path: &Path, stream: u64, weights: &[f64], status: &str, final_loss: f64, version: u32) {
     let s = Schema::get("run_metrics");
     let d: Vec<String> = vec!["web".into(), "code".into()];
     let lists = domains(&d);
@@ -42,13 +49,26 @@ fn write_run_at(path: &Path, stream: u64, weights: &[f64], status: &str, final_l
         ],
     )
     .unwrap();
-    let spec = serde_json::json!({"mixture_id": stream, "domains": d, "weights": weights, "train": {"tokens": 2000, "warmup_steps": 10}, "tokenizer_sha256": "t", "shards_sha256": "s"});
+    let mut train = TrainSpec::example(Config::preset("micro", 256).unwrap(), 2000);
+    train.warmup_steps = 10;
+    let spec = RunSpec {
+        mixture_id: stream,
+        domains: d.clone(),
+        weights: weights.to_vec(),
+        train,
+        tokenizer_sha256: "t".into(),
+        shards_sha256: "s".into(),
+    };
     let md = vec![
-        ("regmix.run_spec".into(), spec.to_string()),
+        ("regmix.run_spec".into(), serde_json::to_string(&spec).unwrap()),
         ("regmix.mixture_id".into(), stream.to_string()),
         ("regmix.model".into(), "{}".into()),
-        ("regmix.train".into(), "{}".into()),
+        (
+            "regmix.train".into(),
+            if version < 3 { serde_json::to_string(&spec) } else { serde_json::to_string(&spec.train) }.unwrap(),
+        ),
         ("regmix.backend".into(), "cpu f32, 1 threads".into()),
+        ("regmix.schema_version".into(), version.to_string()),
     ];
     write_parquet(path, s, &lists, &b, &md, &Provenance::new("t", "0", &[])).unwrap();
 }
@@ -60,6 +80,25 @@ fn help_matches_golden() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/help.txt"),
         &String::from_utf8(out.stdout).unwrap(),
     );
+}
+
+#[test]
+fn collects_version_2_runs_whose_train_key_holds_the_whole_spec_as_version_3_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mixtures {
+        domains: vec!["web".into(), "code".into()],
+        ids: vec![0, 1],
+        weights: vec![vec![0.5, 0.5], vec![0.2, 0.8]],
+    };
+    let mp = dir.path().join("m.parquet");
+    m.write_parquet(&mp, &serde_json::Value::Null, &Provenance::new("t", "0", &[])).unwrap();
+    let runs = dir.path().join("runs");
+    write_run_of_version(&RunDir::of(&runs, 0).metrics(), 0, &m.weights[0], "finished", 3.5, 2);
+    write_run(&runs, 1, &m.weights[1], "finished", 3.9);
+    let out = dir.path().join("d.parquet");
+    let o = bin().arg("--runs").arg(&runs).arg("--mixtures").arg(&mp).arg("--output").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read_parquet(&out, Schema::get("dataset")).unwrap().rows(), 2);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use regmix_regress::metrics::{score, Scores};
 use regmix_regress::saved::Xy;
 use regmix_regress::target::Target;
 use regmix_regress::{Kind, Model};
+use regmix_spec::{Schedule, TrainSpec};
 
 use crate::{Args, Candidate, Outcome, Prediction, ReportRow};
 
@@ -85,14 +86,29 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
 
 /// Logs the law's assumption, with a warning when the runs' schedule breaks it.
 fn log_assumption(traj: &Trajectories) {
-    if let Some(s) = traj.train.get("schedule") {
-        if s.as_str() != Some("constant") {
-            log::warn!(
-                "the runs' learning-rate schedule is {s}, not constant after warm-up: {ASSUMPTION}; a decaying schedule bends the curves and the law fits them less well"
-            );
-        }
+    if let Some(w) = schedule_warning(&traj.train) {
+        log::warn!("{w}");
     }
     log::info!("the law's assumption: {ASSUMPTION}");
+}
+
+/// The warning the runs' training settings (the trajectories' `regmix.train`) call for: a
+/// schedule that is not constant after warm-up breaks the law's assumption. None for a
+/// constant one and for imported curves, which record no settings (`{"imported": FILE}`).
+fn schedule_warning(train: &serde_json::Value) -> Option<String> {
+    if train.get("imported").is_some() {
+        return None;
+    }
+    match serde_json::from_value::<TrainSpec>(train.clone()) {
+        Ok(t) if t.schedule == Schedule::Constant => None,
+        Ok(t) => Some(format!(
+            "the runs' learning-rate schedule is {:?}, not constant after warm-up: {ASSUMPTION}; a decaying schedule bends the curves and the law fits them less well",
+            t.schedule
+        )),
+        Err(e) => Some(format!(
+            "the trajectories' training settings (regmix.train) are not readable ({e}): their schedule is not checked"
+        )),
+    }
 }
 
 /// The target's terms as evaluation domains; refuses a term that is no validation loss of
@@ -297,4 +313,31 @@ fn score_candidate(
         }
     };
     Candidate { kind, cv_spearman, model, oof_at: Box::new(oof_at) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regmix_spec::Config;
+
+    fn train(schedule: Schedule) -> serde_json::Value {
+        let t = TrainSpec { schedule, ..TrainSpec::example(Config::preset("micro", 256).unwrap(), 8192) };
+        serde_json::to_value(t).unwrap()
+    }
+
+    #[test]
+    fn a_constant_schedule_calls_for_no_warning() {
+        assert_eq!(schedule_warning(&train(Schedule::Constant)), None);
+    }
+
+    #[test]
+    fn a_cosine_schedule_is_warned_about_naming_it() {
+        let w = schedule_warning(&train(Schedule::Cosine { min_lr: 1e-4 })).unwrap();
+        assert!(w.starts_with("the runs' learning-rate schedule is Cosine { min_lr: 0.0001 }"), "{w}");
+    }
+
+    #[test]
+    fn imported_curves_call_for_no_warning() {
+        assert_eq!(schedule_warning(&serde_json::json!({"imported": "curves.csv"})), None);
+    }
 }

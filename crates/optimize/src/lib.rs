@@ -26,6 +26,7 @@ use regmix_calibrate::Regime;
 use regmix_core::Provenance;
 use regmix_mixture::{Choice, Gain, Optimum, Prior, Recommendation};
 use regmix_regress::{predict_many, Model, SavedFit, Scorer};
+use regmix_spec::RunSettings;
 
 use crate::search::{optimum_of, search, Found, Kl, Space};
 
@@ -264,8 +265,8 @@ fn check_manifest(manifest: &Path, prior: &Prior, saved: &SavedFit) -> Result<()
         );
         return Ok(());
     };
-    let settings: serde_json::Value = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
-    match settings.get("tokenizer_sha256").and_then(|v| v.as_str()) {
+    let settings: Option<RunSettings> = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
+    match settings.as_ref().map(|s| s.tokenizer_sha256.as_str()) {
         Some(fit_tok) if fit_tok != tokenizer => bail!(
             "--manifest {}: its shards were tokenized with tokenizer sha256 {}, but the fit's runs ({}) trained on tokenizer sha256 {}: \
              give the manifest of the shards the fit's runs trained on",
@@ -291,9 +292,10 @@ fn check_megatron_prefix(args: &Args, saved: &SavedFit) -> Result<()> {
     }
     let settings = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset"))
         .ok()
-        .and_then(|t| t.json_metadata::<serde_json::Value>(regmix_core::keys::RUN_SETTINGS).ok());
-    let get = |k: &str| settings.as_ref().and_then(|s| s.get(k)).and_then(|v| v.as_str()).map(str::to_string);
-    let (shards, tokenizer) = (get("shards_sha256"), get("tokenizer_sha256"));
+        .and_then(|t| t.json_metadata::<Option<RunSettings>>(regmix_core::keys::RUN_SETTINGS).ok())
+        .flatten();
+    let shards = settings.as_ref().map(|s| s.shards_sha256.clone());
+    let tokenizer = settings.as_ref().map(|s| s.tokenizer_sha256.clone());
     let source = format!("the fit's dataset {}", saved.dataset.display());
     let want = regmix_core::megatron::Expected {
         domains: &saved.domains,
@@ -473,10 +475,10 @@ fn proxies_regime(saved: &SavedFit, calibration: Option<&Path>) -> Result<Option
         );
         return Ok(None);
     };
-    let settings: serde_json::Value = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
+    let settings: Option<RunSettings> = t.json_metadata(regmix_core::keys::RUN_SETTINGS)?;
     let tokens = t.u64("tokens")?.values().iter().copied().max().unwrap_or(0);
-    let regime =
-        Regime::of_run_settings(&settings, tokens, calibration).with_context(|| saved.dataset.display().to_string())?;
+    let regime = Regime::of_run_settings(settings.as_ref(), tokens, calibration)
+        .with_context(|| saved.dataset.display().to_string())?;
     match &regime {
         None => log::info!(
             "{}: imported results without training settings: the proxies' regime is not checked",

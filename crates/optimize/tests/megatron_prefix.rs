@@ -14,6 +14,7 @@ use regmix_core::Provenance;
 use regmix_regress::linear::Linear;
 use regmix_regress::target::Target;
 use regmix_regress::{Kind, Model, SavedFit};
+use regmix_spec::{Config, RunSettings, TrainSpec};
 
 const DOMS: [&str; 3] = ["books", "code", "web"];
 const SHARDS: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
@@ -46,9 +47,14 @@ fn fit(dir: &Path) -> PathBuf {
     for _ in 0..3 {
         cols.push(col::f64_opt(weights.iter().map(|w| Some(loss(w))).collect()));
     }
-    // No training settings (`train`: null): only the data the runs trained on is recorded.
-    let settings =
-        serde_json::json!({"domains": doms, "train": null, "tokenizer_sha256": TOKENIZER, "shards_sha256": SHARDS});
+    // What the runs trained on (the data is what the blend is checked against).
+    let settings = RunSettings {
+        domains: doms.clone(),
+        train: TrainSpec::example(Config::preset("micro", 256).unwrap(), 10_240),
+        tokenizer_sha256: TOKENIZER.into(),
+        shards_sha256: SHARDS.into(),
+    }
+    .to_value();
     let md = vec![
         ("regmix.trajectories".to_string(), String::new()),
         ("regmix.trajectories_sha256".to_string(), String::new()),

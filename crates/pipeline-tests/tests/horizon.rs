@@ -11,6 +11,7 @@ use regmix_core::Provenance;
 use regmix_mixture::Mixtures;
 use regmix_regress::{predict_many, Model, SavedFit};
 use regmix_train::metrics::{self, Row};
+use regmix_train::train::{RunSpec, TrainSpec};
 
 const DOMS: [&str; 2] = ["a", "b"];
 /// Tokens of the evaluations; the runs end at the last.
@@ -58,14 +59,21 @@ fn runs(dir: &Path, n: u32, sd: f64, edit: impl Fn(u32, &mut Vec<Row>)) -> PathB
         edit(id as u32, &mut rows);
         // The train settings as proxy-train records them (optimize reads the model from them:
         // the proxies' tokens per parameter).
-        let model = regmix_model::Config::preset("micro", 512).unwrap();
-        let train = serde_json::json!({"model": model, "tokens": 8000, "warmup_steps": 0, "schedule": "constant"});
-        let spec = serde_json::json!({"mixture_id": id, "domains": domains, "weights": w, "train": train, "tokenizer_sha256": "t", "shards_sha256": "s"});
+        let mut train = TrainSpec::example(regmix_model::Config::preset("micro", 512).unwrap(), 8000);
+        train.warmup_steps = 0;
+        let spec = RunSpec {
+            mixture_id: id as u64,
+            domains: domains.clone(),
+            weights: w.clone(),
+            train,
+            tokenizer_sha256: "t".into(),
+            shards_sha256: "s".into(),
+        };
         let extra = vec![
-            ("regmix.run_spec".to_string(), spec.to_string()),
+            ("regmix.run_spec".to_string(), serde_json::to_string(&spec).unwrap()),
             ("regmix.mixture_id".to_string(), id.to_string()),
             ("regmix.model".to_string(), "{}".to_string()),
-            ("regmix.train".to_string(), spec["train"].to_string()),
+            ("regmix.train".to_string(), serde_json::to_string(&spec.train).unwrap()),
             ("regmix.backend".to_string(), "test".to_string()),
         ];
         let path = RunDir::of(&dir.join("runs"), id as u64).metrics();

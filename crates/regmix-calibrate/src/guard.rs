@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use regmix_core::Result;
+use regmix_spec::RunSettings;
 use serde_json::Value;
 
 use crate::table::{Calibration, RecipeRow};
@@ -66,14 +67,16 @@ impl Regime {
         })
     }
 
-    /// The regime of the runs of a dataset, from its `regmix.run_settings` (domains, train,
-    /// tokenizer and shards) and the tokens of its evaluation; None for imported results,
-    /// whose settings are null.
-    pub fn of_run_settings(settings: &Value, tokens: u64, calibration: Option<&Path>) -> Result<Option<Regime>> {
-        let Some(train) = settings.get("train").filter(|t| !t.is_null()) else { return Ok(None) };
-        let model: regmix_model::Config = serde_json::from_value(train["model"].clone())
-            .map_err(|e| regmix_core::Error::Invalid(format!("regmix.run_settings.train.model: {e}")))?;
-        Regime::assess(train, tokens, model.n_params() as u64, calibration).map(Some)
+    /// The regime of the runs of a dataset, from its `regmix.run_settings` and the tokens of
+    /// its evaluation; None for imported results, which record no settings.
+    pub fn of_run_settings(
+        settings: Option<&RunSettings>,
+        tokens: u64,
+        calibration: Option<&Path>,
+    ) -> Result<Option<Regime>> {
+        let Some(s) = settings else { return Ok(None) };
+        let train = serde_json::to_value(&s.train).expect("settings serialise");
+        Regime::assess(&train, tokens, s.train.model.n_params() as u64, calibration).map(Some)
     }
 
     /// Whether the evidence says these proxies rank mixtures as the target does.

@@ -60,7 +60,8 @@ pub struct Done {
     /// Final validation loss per domain (corpus order), if evaluated.
     pub valid: Vec<Option<f64>>,
     pub elapsed_s: f64,
-    /// What the run is (regmix-train's `RunSpec`): a rerun compares its own with this.
+    /// What the run is (regmix-spec's `RunSpec`, kept as JSON: a record of another build is
+    /// compared field by field, not refused for its shape): a rerun compares its own with this.
     pub spec: serde_json::Value,
 }
 

@@ -17,153 +17,24 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 pub use regmix_core::run::{Done as Outcome, RunDir, RunStatus};
 use regmix_core::{atomic, progress, Provenance};
-use regmix_model::{AdamW, Backend, Config};
-use serde::{Deserialize, Serialize};
+use regmix_model::Backend;
+pub use regmix_spec::{RunSpec, Schedule, TrainSpec};
 
 use crate::checkpoint::{self, LoopState};
 use crate::data::{Corpus, Draw, EvalSet, MixtureSampler};
 use crate::metrics::{self, Row};
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Schedule {
-    /// Linear warmup, then constant (the paper's proxies).
-    Constant,
-    /// Linear warmup, then cosine decay to `min_lr` at the last step (the paper's target).
-    Cosine { min_lr: f64 },
-}
-
-/// Everything that determines a run besides its data and mixture.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainSpec {
-    pub model: Config,
-    /// Training tokens (rounded up to whole optimizer steps).
-    pub tokens: u64,
-    /// Tokens per optimizer step (global batch).
-    pub batch_tokens: u64,
-    /// Sequences per forward/backward pass (gradient accumulation covers the rest).
-    pub micro_batch: usize,
-    pub lr: f64,
-    pub warmup_steps: u64,
-    pub schedule: Schedule,
-    pub adamw: AdamW,
-    pub grad_clip: f64,
-    /// Evaluate every this many steps (and at the last step).
-    pub eval_every: u64,
-    /// Also evaluate at these steps (ascending): log-spaced points for fitting a loss curve.
-    /// Absent from the specification when empty, so runs recorded before it stay the same.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub eval_at: Vec<u64>,
-    /// Validation windows per domain.
-    pub eval_windows: usize,
-    /// Repetition matching: draw each domain the target of this many tokens would repeat from
-    /// a subset, so this run repeats it as often ([`crate::data::MixtureSampler::match_epochs`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub match_epochs_of: Option<u64>,
-    pub checkpoint_every: u64,
-    /// Initialisation seed (the same for every mixture, so runs differ only in their data)
-    /// and, with the mixture id, the data seed.
-    pub seed: u64,
-}
-
-impl TrainSpec {
-    pub fn context(&self) -> usize {
-        self.model.context
-    }
-
-    /// Sequences per optimizer step.
-    pub fn sequences_per_step(&self) -> usize {
-        (self.batch_tokens / self.context() as u64) as usize
-    }
-
-    pub fn steps(&self) -> u64 {
-        self.tokens.div_ceil(self.sequences_per_step() as u64 * self.context() as u64)
-    }
-
-    pub fn check(&self) -> Result<()> {
-        let t = self.context() as u64;
-        let seqs = self.sequences_per_step();
-        if self.batch_tokens % t != 0 || seqs == 0 {
-            bail!("--batch-tokens {} must be a positive multiple of the context ({t})", self.batch_tokens);
-        }
-        if self.micro_batch == 0 || seqs % self.micro_batch != 0 {
-            bail!(
-                "--micro-batch {} must divide the {seqs} sequences of a step (--batch-tokens {} / context {t})",
-                self.micro_batch,
-                self.batch_tokens
-            );
-        }
-        if self.tokens == 0 {
-            bail!("--tokens must be positive");
-        }
-        if self.eval_every == 0 || self.checkpoint_every == 0 {
-            bail!("--eval-every and --checkpoint-every must be positive");
-        }
-        if !(self.lr > 0.0) {
-            bail!("--lr must be positive");
-        }
-        if let Some(w) = self.eval_at.windows(2).find(|w| w[0] >= w[1]) {
-            bail!("--eval-at must list steps in ascending order without repeats ({} then {})", w[0], w[1]);
-        }
-        if self.eval_at.first() == Some(&0) {
-            bail!("--eval-at: steps count from 1");
-        }
-        Ok(())
-    }
-
-    /// Whether 1-based step `s` ends with an evaluation.
-    pub fn evaluates_at(&self, s: u64) -> bool {
-        s % self.eval_every == 0 || s == self.steps() || self.eval_at.binary_search(&s).is_ok()
-    }
-
-    /// Learning rate of 1-based step `s`.
-    pub fn lr_at(&self, s: u64) -> f64 {
-        if s <= self.warmup_steps {
-            return self.lr * s as f64 / self.warmup_steps as f64;
-        }
-        match self.schedule {
-            Schedule::Constant => self.lr,
-            Schedule::Cosine { min_lr } => {
-                let total = self.steps();
-                let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
-                let ratio = ((s - self.warmup_steps) as f64 / span).min(1.0);
-                min_lr + 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()) * (self.lr - min_lr)
-            }
-        }
-    }
-}
-
-/// What a run is: everything that determines its metrics. Recorded in `done.json`, in the
-/// metrics' metadata (`regmix.run_spec`) and in the checkpoint; a rerun whose own differs
-/// refuses, naming the differences, unless it is asked to retrain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSpec {
-    pub mixture_id: u64,
-    /// The corpus's domains and the mixture's weight of each, in that order.
-    pub domains: Vec<String>,
-    pub weights: Vec<f64>,
-    pub train: TrainSpec,
-    /// The tokenizer (its sha256, checked against tokenizer.json when the corpus is opened).
-    pub tokenizer_sha256: String,
-    /// The shards: sha256 over the manifest's rows and tokenizer.
-    pub shards_sha256: String,
-}
-
-impl RunSpec {
-    pub fn of(run: &Run) -> RunSpec {
-        RunSpec {
-            mixture_id: run.mixture_id,
-            domains: run.corpus.domains.clone(),
-            weights: run.weights.to_vec(),
-            train: run.spec.clone(),
-            tokenizer_sha256: run.corpus.tokenizer_sha256.clone(),
-            shards_sha256: run.corpus.shards_sha256.clone(),
-        }
-    }
-
-    /// The lines where `then` (a recorded spec) differs from this one.
-    pub fn differences(&self, then: &serde_json::Value) -> Vec<String> {
-        regmix_core::json::differences(then, &serde_json::to_value(self).expect("a spec serialises"))
+/// What a run is, from its inputs (recorded in `done.json`, the metrics' `regmix.run_spec`
+/// and the checkpoint; a rerun whose own differs refuses, naming the differences, unless it
+/// is asked to retrain).
+pub fn spec_of(run: &Run) -> RunSpec {
+    RunSpec {
+        mixture_id: run.mixture_id,
+        domains: run.corpus.domains.clone(),
+        weights: run.weights.to_vec(),
+        train: run.spec.clone(),
+        tokenizer_sha256: run.corpus.tokenizer_sha256.clone(),
+        shards_sha256: run.corpus.shards_sha256.clone(),
     }
 }
 
@@ -243,7 +114,7 @@ pub fn evaluate(backend: &mut dyn Backend, corpus: &Corpus, eval: &EvalSet, micr
 /// under the lock.
 pub fn already_ended(run: &Run) -> Result<Option<Outcome>> {
     match run.dir.ended()? {
-        Some(done) if RunSpec::of(run).differences(&done.spec).is_empty() => {
+        Some(done) if spec_of(run).differences(&done.spec).is_empty() => {
             say_skipped(run, &done);
             Ok(Some(done))
         }
@@ -261,7 +132,7 @@ fn say_skipped(run: &Run, done: &Outcome) {
 pub fn train(backend: &mut dyn Backend, run: &Run) -> Result<Outcome> {
     let spec = run.spec;
     spec.check()?;
-    let run_spec = RunSpec::of(run);
+    let run_spec = spec_of(run);
     let spec_value = serde_json::to_value(&run_spec)?;
     std::fs::create_dir_all(&run.dir.dir).with_context(|| format!("creating {}", run.dir.dir.display()))?;
     // One trainer per run folder: a second process on the same run waits for nothing and
@@ -357,7 +228,7 @@ impl Records {
             (regmix_core::keys::RUN_SPEC.to_string(), spec_json.clone()),
             (regmix_core::keys::MIXTURE_ID.to_string(), run.mixture_id.to_string()),
             (regmix_core::keys::MODEL.to_string(), serde_json::to_string(&run.spec.model)?),
-            (regmix_core::keys::TRAIN.to_string(), spec_json.clone()),
+            (regmix_core::keys::TRAIN.to_string(), serde_json::to_string(run.spec)?),
             (regmix_core::keys::BACKEND.to_string(), backend.describe()),
         ];
         Ok(Records { spec_json, evaluated, extra, width })

@@ -10,7 +10,7 @@ use regmix_core::Provenance;
 use regmix_model::cpu::CpuBackend;
 use regmix_model::Config;
 use regmix_train::data::{Corpus, Draw, EvalSet, MixtureSampler};
-use regmix_train::train::{self, Run, RunDir, Schedule, TrainSpec};
+use regmix_train::train::{self, Run, RunDir, RunSpec, Schedule, TrainSpec};
 
 fn spec(vocab: usize, tokens: u64) -> TrainSpec {
     let model = Config::preset("micro", vocab).unwrap().override_with(&common::tiny_model_json()).unwrap();
@@ -165,6 +165,19 @@ fn loss_falls_on_real_text() {
     assert!(last_eval < first_eval - 0.5, "prose validation loss {first_eval} → {last_eval}");
     assert!(dir.path().join("done.json").exists());
     assert!(!dir.path().join("checkpoint.safetensors").exists(), "proxies drop their checkpoint");
+}
+
+#[test]
+fn metrics_record_the_training_settings_as_regmix_train_and_the_run_as_regmix_run_spec() {
+    let corpus = Corpus::open(common::shards()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sp = spec(corpus.vocab_size, 4 * 256);
+    let w = weights(&corpus, &[("code", 0.5), ("prose", 0.5)]);
+    train_in(dir.path(), &corpus, &sp, &w, None).unwrap();
+    let t = read_parquet(&dir.path().join("metrics.parquet"), Schema::get("run_metrics")).unwrap();
+    assert_eq!(t.json_metadata::<TrainSpec>(regmix_core::keys::TRAIN).unwrap(), sp);
+    let run: RunSpec = t.json_metadata(regmix_core::keys::RUN_SPEC).unwrap();
+    assert_eq!((run.mixture_id, run.weights, run.train), (7, w, sp));
 }
 
 #[test]
