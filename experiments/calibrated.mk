@@ -11,6 +11,7 @@
 #   make calibrated-final     the optimum as small × 4M targets in seeds 42 and 43 (results/calibrated/final-seed-*.csv)
 #   make calibrated-optimum CALIBRATED_BACKEND=cuda    the same on the CUDA-trained sweep
 #   make calibrated-spread CALIBRATED_BACKEND=cuda     the prior, the optimum and uniform in more seeds
+#   make vetting              would longer lr-3e-4 proxies have ranked the final comparison's mixtures right?
 # CALIBRATED_BACKEND=cuda: the same sweep trained by the CUDA backend (256 proxies, recipe
 # lr-3e-4-cuda of the calibration; its optimum is the row `calibrated-cuda` of the final tables).
 # Training it needs a GPU (experiments/device-job.sh trains it on the lent GPU machine); the
@@ -86,3 +87,24 @@ calibrated-spread: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
 	    [ -z "$$todo" ] || { $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" TRAIN_JOBS=1 \
 	        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$$t & pids+=($$!); }; \
 	done; for p in "$${pids[@]}"; do wait $$p || exit 1; done
+
+# Would longer proxies have caught it? The optima of the final comparison lost to the prior at
+# 16×; here every mixture trained as a target there (the prior, uniform, the two calibrated
+# optima, the horizon and plain optima: 2 to 4 seeds each, a mixture's seeds averaged) calibrates
+# the lr-3e-4 recipe at 262k, 512k, 1M and 2M tokens: one 2M-token proxy per mixture, evaluated on
+# the way (experiments/vetting-recipes.tsv), through the product's own scripts/calibrate.sh. A
+# recipe that orders these six as the targets do could vet an optimum before a target trains it.
+# Tables land in results/vetting/ as they finish.
+VETTING := $(EXPERIMENT)/vetting
+VET_TABLES := $(EXPERIMENT)/calibrated-tables
+VET_TARGETS := $(TABLES)/final-seed-42.parquet $(TABLES)/final-seed-43.parquet \
+    $(foreach s,42 43 44 45,$(VET_TABLES)/final-seed-$(s).parquet)
+$(VET_TABLES)/%.parquet: results/calibrated/%.csv results/calibrated/%.trajectories.csv | build
+	mkdir -p $(VET_TABLES)
+	$(call import_table,$<,$@)
+
+.PHONY: vetting
+vetting: $(VET_TARGETS) experiment-shards | $(PY)
+	mkdir -p results/vetting
+	bash scripts/calibrate.sh --recipes experiments/vetting-recipes.tsv --shards $(EXPERIMENT)/shards --work $(VETTING) \
+	    --targets "$(VET_TARGETS)" --bin $(CAL_BIN) --results results/vetting --python $(abspath $(PY)) --jobs $(shell nproc)
