@@ -89,19 +89,22 @@ mixtures: $(DATA)/mixtures.parquet
 # training every RUN_JOBS-th mixture (--array-index/--array-count) on one thread.
 RUN_JOBS ?= 1
 RUN_THREADS = $(if $(filter 1,$(RUN_JOBS)),0,1)
+# side_by_side WORDS,COMMAND: COMMAND once for each word of WORDS (the word in $$job), all at
+# once; waits for every one and fails if one failed. The one place a recipe starts processes side
+# by side: per_core, the RUN_JOBS loops below and the experiments' rounds are made of it.
+comma := ,
+side_by_side = pids=(); for job in $(1); do { $(2); } & pids+=($$!); done; \
+    rc=0; for p in "$${pids[@]}"; do wait $$p || rc=1; done; [ $$rc = 0 ]
 # per_core IDS,COMMAND: COMMAND --ids SHARE in one process per core, each taking every n-th id of
-# the comma-separated IDS; waits for all of them and fails if one failed.
-per_core = n=$(shell nproc); pids=(); for k in $$(seq 0 $$((n - 1))); do \
-    share=$$(echo "$(1)" | tr , '\n' | awk -v k=$$k -v n=$$n '(NR - 1) % n == k' | paste -sd,); \
-    [ -z "$$share" ] || { $(2) --ids $$share & pids+=($$!); }; \
-done; rc=0; for p in "$${pids[@]}"; do wait $$p || rc=1; done; [ $$rc = 0 ]
+# the comma-separated IDS (a share may be empty: nothing runs for it).
+per_core = n=$(shell nproc); $(call side_by_side,$$(seq 0 $$((n - 1))),share=$$(echo "$(1)" | tr $(comma) '\n' \
+    | awk -v k=$$job -v n=$$n '(NR - 1) % n == k' | paste -sd$(comma)); [ -z "$$share" ] || $(2) --ids $$share)
+# RUN_JOBS proxy-train processes (Slurm-array shares of the mixtures), or one of RUN_THREADS.
+run_jobs = $(call side_by_side,$$(seq 0 $$(($(RUN_JOBS) - 1))),$(1) --threads $(RUN_THREADS) \
+    $$( [ $(RUN_JOBS) = 1 ] || echo --array-index $$job --array-count $(RUN_JOBS)))
 PROXY_TRAIN_FLAGS = --preset $(PROXY_PRESET) --tokens $(PROXY_TOKENS) --seed $(SEED) $(PROXY_FLAGS)
 $(RUNS)/.stamp: $(DATA)/mixtures.parquet $(SHARDS)/manifest.parquet | build
-	pids=(); for i in $$(seq 0 $$(($(RUN_JOBS) - 1))); do \
-	    $(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) \
-	        $(PROXY_TRAIN_FLAGS) \
-	        --threads $(RUN_THREADS) $$( [ $(RUN_JOBS) = 1 ] || echo --array-index $$i --array-count $(RUN_JOBS)) & pids+=($$!); \
-	done; for p in "$${pids[@]}"; do wait $$p; done
+	$(call run_jobs,$(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) $(PROXY_TRAIN_FLAGS))
 	touch $@
 
 runs: $(RUNS)/.stamp
@@ -125,10 +128,8 @@ $(DATA)/optimum/optimum.parquet: $(DATA)/fit/model.json $(SHARDS)/manifest.parqu
 results-table: $(DATA)/mixtures.parquet $(SHARDS)/manifest.parquet | $(PY)
 	$(PY) scripts/experiments/export-results.py --check $(RESULTS_TABLE) --flags "$(PROXY_TRAIN_FLAGS)" --manifest $(SHARDS)/manifest.parquet
 	ids=$$(for i in $$(seq 0 $$(($(MIXTURES) - 1))); do grep -q "^$$i," $(RESULTS_TABLE) 2>/dev/null || echo $$i; done | paste -sd,); \
-	if [ -n "$$ids" ]; then pids=(); for i in $$(seq 0 $$(($(RUN_JOBS) - 1))); do \
-	    $(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) --ids $$ids \
-	        $(PROXY_TRAIN_FLAGS) --threads $(RUN_THREADS) $$( [ $(RUN_JOBS) = 1 ] || echo --array-index $$i --array-count $(RUN_JOBS)) & pids+=($$!); \
-	done; for p in "$${pids[@]}"; do wait $$p; done; \
+	if [ -n "$$ids" ]; then \
+	    $(call run_jobs,$(BIN)/proxy-train --shards $(SHARDS) --mixtures $(DATA)/mixtures.parquet --output $(RUNS) --ids $$ids $(PROXY_TRAIN_FLAGS)); \
 	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $(DATA)/results-table.parquet; \
 	$(PY) scripts/experiments/export-results.py $(DATA)/results-table.parquet $(RESULTS_TABLE) --merge --flags "$(PROXY_TRAIN_FLAGS)"; \
 	else echo "results-table: every mixture is in $(RESULTS_TABLE)"; fi

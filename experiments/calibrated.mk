@@ -81,12 +81,12 @@ calibrated-final: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
 SPREAD_SEEDS := 44 45
 SPREAD_MODELS = prior=prior $(CALIBRATED_NAME)=$(CALIBRATED)/optimum/optimum.parquet uniform=uniform
 calibrated-spread: $(CALIBRATED)/optimum/optimum.parquet | $(PY)
-	pids=(); for s in $(SPREAD_SEEDS); do t=$(dir $(CALIBRATED_TABLE))final-seed-$$s.csv; \
-	    [ ! -f $$t ] || $(call CHECK_TABLE,$$t,$(HORIZON_TARGET) --seed $$s) || exit 1; \
-	    todo="$(call pending,$(SPREAD_MODELS),$$t)"; \
-	    [ -z "$$todo" ] || { $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" TRAIN_JOBS=1 \
-	        TRAIN_DIR=$(FINAL)/seed-$$s TRAIN_SEED=$$s TRAIN_RESULTS=$$t & pids+=($$!); }; \
-	done; for p in "$${pids[@]}"; do wait $$p || exit 1; done
+	for s in $(SPREAD_SEEDS); do t=$(dir $(CALIBRATED_TABLE))final-seed-$$s.csv; \
+	    [ ! -f $$t ] || $(call CHECK_TABLE,$$t,$(HORIZON_TARGET) --seed $$s); \
+	done
+	$(call side_by_side,$(SPREAD_SEEDS),t=$(dir $(CALIBRATED_TABLE))final-seed-$$job.csv; todo="$(call pending,$(SPREAD_MODELS),$$t)"; \
+	    [ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" TRAIN_JOBS=1 \
+	        TRAIN_DIR=$(FINAL)/seed-$$job TRAIN_SEED=$$job TRAIN_RESULTS=$$t)
 
 # Would longer proxies have caught it? The optima of the final comparison lost to the prior at
 # 16×; here every mixture trained as a target there (the prior, uniform, the two calibrated

@@ -1,7 +1,7 @@
 # The experiments on the demo corpus at larger scale: `make experiment` (the whole pipeline
 # with 256 proxies and 4M-token targets), `make experiment-gpu`, and the horizon study
 # (docs/experiments.md): backtests, anchors, held-out targets, the final comparison. Included
-# by the Makefile, which defines what they share (BIN, PY, the flags, per_core).
+# by the Makefile, which defines what they share (BIN, PY, the flags, side_by_side and per_core).
 .PHONY: experiment experiment-runs experiment-shards experiment-gpu backtest-a backtest-b experiment-results horizon-plain horizon-anchors horizon-holdout horizon-optimum horizon-baselines horizon-final horizon-hedge horizon-score horizon-train horizon-verify verify-target verify-proxies
 
 # A larger CPU run of the same pipeline (a few hours on 2 cores): 4× the proxies, 4× their
@@ -129,11 +129,9 @@ horizon-anchors: $(PLAIN)/optimum/optimum.parquet | $(PY)
 	[ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
 	    TRAIN_DIR=$(HORIZON)/anchors-named TRAIN_FLAGS="$(ANCHOR_NAMED_FLAGS)" TRAIN_RESULTS=$(RESULTS)/anchors-named-2m.csv
 	ids=($$(for i in $$(seq 0 31); do grep -q "^$$i," $(RESULTS)/anchors-2m.csv 2>/dev/null || echo $$i; done)); n=$(shell nproc); \
-	for ((k = 0; k < $${#ids[@]}; k += n)); do pids=(); \
-	    for i in "$${ids[@]:k:n}"; do \
-	        $(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet --ids $$i \
-	            --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1 & pids+=($$!); \
-	    done; for p in "$${pids[@]}"; do wait $$p; done; \
+	for ((k = 0; k < $${#ids[@]}; k += n)); do \
+	    $(call side_by_side,"$${ids[@]:k:n}",$(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet \
+	        --ids $$job --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1) || exit 1; \
 	    $(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet; \
 	    $(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge --flags "$(ANCHOR_FLAGS)"; \
 	done
@@ -244,11 +242,9 @@ TRAIN_FLAGS = $(HORIZON_TARGET) --seed $(TRAIN_SEED)
 TRAIN_JOBS ?= $(shell nproc)
 horizon-train:
 	ms=($(TRAIN_MODELS)); n=$(TRAIN_JOBS); \
-	for ((k = 0; k < $${#ms[@]}; k += n)); do pids=(); \
-	    for m in "$${ms[@]:k:n}"; do \
-	        $(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
-	            --threads 1 --mixture "$$m" & pids+=($$!); \
-	    done; for p in "$${pids[@]}"; do wait $$p; done; \
+	for ((k = 0; k < $${#ms[@]}; k += n)); do \
+	    $(call side_by_side,"$${ms[@]:k:n}",$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
+	        --threads 1 --mixture "$$job") || exit 1; \
 	    $(BIN)/collect --targets $(TRAIN_DIR) --output $(TRAIN_DIR).parquet; \
 	    $(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge --flags "$(TRAIN_FLAGS)"; \
 	done
