@@ -3,6 +3,11 @@
 #   make test    the test suite (what CI runs)
 #   make lint    rustfmt's check and clippy with warnings denied (CI runs it before the tests)
 #   make bench   the benchmarks, side by side with their baselines
+#   make calibrate CALIBRATE_TARGETS="a.parquet ..."   are my proxies long enough? (docs/calibration.md)
+#   make paper   collect, fit and optimize on the paper's published runs (../shared/regmix-paper-data)
+#   make check-megatron   megatron-core's own reader on our export (manual: needs torch)
+# The long experiments (make experiment, horizon-*, calibration, calibrated-*, vetting) are in
+# experiments/*.mk, included at the end.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
