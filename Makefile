@@ -95,11 +95,13 @@ mixtures: $(DATA)/mixtures.parquet
 RUN_JOBS ?= 1
 RUN_THREADS = $(if $(filter 1,$(RUN_JOBS)),0,1)
 # side_by_side WORDS,COMMAND: COMMAND once for each word of WORDS (the word in $$job), all at
-# once; waits for every one and fails if one failed. The one place a recipe starts processes side
-# by side: per_core, the RUN_JOBS loops below and the experiments' rounds are made of it.
+# once; waits for every one (not only up to the first that fails) and fails if one failed; an
+# interrupt (Ctrl-C, scancel) stops them all. The one place a recipe starts processes side by
+# side: per_core, the RUN_JOBS loops below and the experiments' rounds are made of it.
 comma := ,
-side_by_side = pids=(); for job in $(1); do { $(2); } & pids+=($$!); done; \
-    rc=0; for p in "$${pids[@]}"; do wait $$p || rc=1; done; [ $$rc = 0 ]
+side_by_side = pids=(); trap 'kill "$${pids[@]}" 2>/dev/null; exit 130' INT TERM; \
+    for job in $(1); do { $(2); } & pids+=($$!); done; \
+    rc=0; for p in "$${pids[@]}"; do wait $$p || rc=1; done; trap - INT TERM; [ $$rc = 0 ]
 # per_core IDS,COMMAND: COMMAND --ids SHARE in one process per core, each taking every n-th id of
 # the comma-separated IDS (a share may be empty: nothing runs for it).
 per_core = n=$(shell nproc); $(call side_by_side,$$(seq 0 $$((n - 1))),share=$$(echo "$(1)" | tr $(comma) '\n' \

@@ -129,11 +129,12 @@ horizon-anchors: $(PLAIN)/optimum/optimum.parquet | $(PY)
 	[ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" \
 	    TRAIN_DIR=$(HORIZON)/anchors-named TRAIN_FLAGS="$(ANCHOR_NAMED_FLAGS)" TRAIN_RESULTS=$(RESULTS)/anchors-named-2m.csv
 	ids=($$(for i in $$(seq 0 31); do grep -q "^$$i," $(RESULTS)/anchors-2m.csv 2>/dev/null || echo $$i; done)); n=$(shell nproc); \
-	for ((k = 0; k < $${#ids[@]}; k += n)); do \
+	for ((k = 0; k < $${#ids[@]}; k += n)); do failed=; \
 	    $(call side_by_side,"$${ids[@]:k:n}",$(BIN)/proxy-train --shards $(EXPERIMENT)/shards --mixtures $(EXPERIMENT)/mixtures.parquet \
-	        --ids $$job --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1) || exit 1; \
+	        --ids $$job --output $(HORIZON)/anchors $(ANCHOR_FLAGS) --threads 1) || failed=1; \
 	    $(BIN)/collect --runs $(HORIZON)/anchors --mixtures $(EXPERIMENT)/mixtures.parquet --output $(HORIZON)/anchors.parquet; \
 	    $(PY) scripts/experiments/export-results.py $(HORIZON)/anchors.parquet $(RESULTS)/anchors-2m.csv --merge --flags "$(ANCHOR_FLAGS)"; \
+	    [ -z "$$failed" ] || exit 1; \
 	done
 
 HORIZON_TARGET := --preset $(TARGET_PRESET) --tokens $(EXPERIMENT_TARGET_TOKENS) $(TARGET_FLAGS)
@@ -234,7 +235,7 @@ horizon-hedge: $(HEDGED)/optimum/optimum.parquet | $(PY)
 	else $(call final_models,hedged=$<); fi
 
 # Trains TRAIN_MODELS (NAME=FILE ...) into TRAIN_DIR with TRAIN_FLAGS (the targets' flags and
-# TRAIN_SEED unless given) in rounds of TRAIN_JOBS models (default: one per core; one thread each); after each round it collects the finished models and merges them into
+# TRAIN_SEED unless given) in rounds of TRAIN_JOBS models (default: one per core; one thread each); after each round (a failed one too, before it stops) it collects the finished models and merges them into
 # the committed table TRAIN_RESULTS (export-results.py --merge: a model already there must have
 # the same values and the table's settings), so results land as they finish. A last pass trains
 # nothing and writes comparison.parquet over all of TRAIN_MODELS.
@@ -243,10 +244,11 @@ TRAIN_JOBS ?= $(shell nproc)
 horizon-train:
 	ms=($(TRAIN_MODELS)); n=$(TRAIN_JOBS); \
 	for ((k = 0; k < $${#ms[@]}; k += n)); do \
-	    $(call side_by_side,"$${ms[@]:k:n}",$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
-	        --threads 1 --mixture "$$job") || exit 1; \
+	    failed=; $(call side_by_side,"$${ms[@]:k:n}",$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
+	        --threads 1 --mixture "$$job") || failed=1; \
 	    $(BIN)/collect --targets $(TRAIN_DIR) --output $(TRAIN_DIR).parquet; \
 	    $(PY) scripts/experiments/export-results.py $(TRAIN_DIR).parquet $(TRAIN_RESULTS) --merge --flags "$(TRAIN_FLAGS)"; \
+	    [ -z "$$failed" ] || exit 1; \
 	done
 	$(BIN)/target-train --shards $(EXPERIMENT)/shards --output $(TRAIN_DIR) $(TRAIN_FLAGS) \
 	    $$(for m in $(TRAIN_MODELS); do echo --mixture $$m; done)

@@ -94,16 +94,16 @@ fn log_assumption(traj: &Trajectories) {
 
 /// The warning the runs' training settings (the trajectories' `regmix.train`) call for: a
 /// schedule that is not constant after warm-up breaks the law's assumption. None for a
-/// constant one and for imported curves, which record no settings (`{"imported": FILE}`).
+/// constant one and for curves without settings (imported: `{"imported": FILE}`, or null).
 fn schedule_warning(train: &serde_json::Value) -> Option<String> {
-    if train.get("imported").is_some() {
+    if train.is_null() || train.get("imported").is_some() {
         return None;
     }
     match serde_json::from_value::<TrainSpec>(train.clone()) {
         Ok(t) if t.schedule == Schedule::Constant => None,
         Ok(t) => Some(format!(
-            "the runs' learning-rate schedule is {:?}, not constant after warm-up: {ASSUMPTION}; a decaying schedule bends the curves and the law fits them less well",
-            t.schedule
+            "the runs' learning-rate schedule is {}, not constant after warm-up: {ASSUMPTION}; a decaying schedule bends the curves and the law fits them less well",
+            serde_json::to_string(&t.schedule).expect("a schedule serialises")
         )),
         Err(e) => Some(format!(
             "the trajectories' training settings (regmix.train) are not readable ({e}): their schedule is not checked"
@@ -333,11 +333,17 @@ mod tests {
     #[test]
     fn a_cosine_schedule_is_warned_about_naming_it() {
         let w = schedule_warning(&train(Schedule::Cosine { min_lr: 1e-4 })).unwrap();
-        assert!(w.starts_with("the runs' learning-rate schedule is Cosine { min_lr: 0.0001 }"), "{w}");
+        assert!(w.starts_with(r#"the runs' learning-rate schedule is {"cosine":{"min_lr":0.0001}}"#), "{w}");
     }
 
     #[test]
     fn imported_curves_call_for_no_warning() {
         assert_eq!(schedule_warning(&serde_json::json!({"imported": "curves.csv"})), None);
+    }
+
+    #[test]
+    fn unreadable_settings_are_warned_about() {
+        let w = schedule_warning(&serde_json::json!({"tokens": 8192})).unwrap();
+        assert!(w.starts_with("the trajectories' training settings (regmix.train) are not readable"), "{w}");
     }
 }

@@ -290,10 +290,12 @@ fn check_megatron_prefix(args: &Args, saved: &SavedFit) -> Result<()> {
     if prefix.is_empty() {
         return Ok(());
     }
-    let settings = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset"))
-        .ok()
-        .and_then(|t| t.json_metadata::<Option<RunSettings>>(regmix_core::keys::RUN_SETTINGS).ok())
-        .flatten();
+    // A dataset not on this machine checks nothing; one that is must have readable settings.
+    let settings: Option<RunSettings> =
+        match regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset")) {
+            Ok(t) => t.json_metadata(regmix_core::keys::RUN_SETTINGS)?,
+            Err(_) => None,
+        };
     let shards = settings.as_ref().map(|s| s.shards_sha256.clone());
     let tokenizer = settings.as_ref().map(|s| s.tokenizer_sha256.clone());
     let source = format!("the fit's dataset {}", saved.dataset.display());

@@ -168,6 +168,17 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_left_out_of_the_recipe_is_a_training_setting() {
+        // recipe_key removes these by name: a renamed TrainSpec field would silently stay in.
+        let mut spec = regmix_spec::TrainSpec::example(regmix_model::Config::preset("micro", 256).unwrap(), 8192);
+        spec.eval_at = vec![1];
+        let v = serde_json::to_value(spec).unwrap();
+        for key in NOT_RECIPE {
+            assert!(v.get(key).is_some(), "{key} is not a TrainSpec field");
+        }
+    }
+
+    #[test]
     fn recipe_key_ignores_evaluation_and_seed_but_not_the_learning_rate() {
         let a = recipe_key(&train(), 262_144);
         let mut other = train();

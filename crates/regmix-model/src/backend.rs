@@ -6,6 +6,7 @@ use crate::{Config, Layout, Result};
 /// AdamW hyper-parameters (decoupled weight decay, applied to every parameter as PyTorch's
 /// `AdamW(model.parameters())` in the paper's TinyLlama script does).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamW {
     pub beta1: f64,
     pub beta2: f64,

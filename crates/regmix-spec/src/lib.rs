@@ -10,7 +10,9 @@
 //!   read it), null for imported results.
 //!
 //! The files' contracts (`schemas/run_metrics.json`, `run_done.json`, `dataset.json`,
-//! `results_settings.json`) document these fields; this crate is their only definition.
+//! `results_settings.json`) document these fields; this crate is their only definition. A
+//! setting this build does not know is an error, not dropped: runs compared as "trained
+//! alike" are compared on every setting they recorded.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +23,7 @@ pub use regmix_model::{AdamW, Config};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Schedule {
     /// Linear warmup, then constant (the paper's proxies).
     Constant,
@@ -31,6 +33,7 @@ pub enum Schedule {
 
 /// Everything that determines a run besides its data and mixture.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainSpec {
     pub model: Config,
     /// Training tokens (rounded up to whole optimizer steps).
@@ -53,7 +56,7 @@ pub struct TrainSpec {
     /// Validation windows per domain.
     pub eval_windows: usize,
     /// Repetition matching: draw each domain the target of this many tokens would repeat from
-    /// a subset, so this run repeats it as often ([`crate::data::MixtureSampler::match_epochs`]).
+    /// a subset, so this run repeats it as often (regmix-train's `data::MixtureSampler::match_epochs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_epochs_of: Option<u64>,
     pub checkpoint_every: u64,
@@ -161,6 +164,7 @@ impl TrainSpec {
 /// metrics' metadata (`regmix.run_spec`) and in the checkpoint; a rerun whose own differs
 /// refuses, naming the differences, unless it is asked to retrain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunSpec {
     pub mixture_id: u64,
     /// The corpus's domains and the mixture's weight of each, in that order.
@@ -216,6 +220,7 @@ impl RunSpec {
 /// What every run of a dataset was trained with, less its mixture: the dataset's
 /// `regmix.run_settings` and a results settings file's `run_settings`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunSettings {
     pub domains: Vec<String>,
     pub train: TrainSpec,
@@ -288,6 +293,14 @@ mod tests {
         v.as_object_mut().unwrap().remove("train");
         let e = RunSpec::from_metadata(&metadata(&v.to_string()), Path::new("m.parquet")).unwrap_err();
         assert!(e.to_string().contains("missing field `train`"), "{e}");
+    }
+
+    #[test]
+    fn a_setting_this_build_does_not_know_is_refused_naming_it() {
+        let mut v = serde_json::to_value(spec()).unwrap();
+        v["train"]["label_smoothing"] = serde_json::json!(0.1);
+        let e = RunSpec::from_metadata(&metadata(&v.to_string()), Path::new("m.parquet")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `label_smoothing`"), "{e}");
     }
 
     #[test]
