@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use regmix_core::Provenance;
+use regmix_mixture::prior::pile_prior;
 use regmix_mixture::Optimum;
 
 #[path = "../../../tests/support/skip.rs"]
@@ -11,26 +12,6 @@ mod skip;
 fn paper() -> Option<PathBuf> {
     skip::paper_data()
 }
-
-const PILE: [(&str, f64); 17] = [
-    ("arxiv", 0.113285273),
-    ("freelaw", 0.079608651),
-    ("nih_exporter", 0.003913491),
-    ("pubmed_central", 0.185375901),
-    ("wikipedia_en", 0.051081359),
-    ("dm_mathematics", 0.015962925),
-    ("github", 0.101750772),
-    ("philpapers", 0.003707518),
-    ("stackexchange", 0.066529351),
-    ("enron_emails", 0.001750772),
-    ("gutenberg_pg_19", 0.027085479),
-    ("pile_cc", 0.236869207),
-    ("ubuntu_irc", 0.01184346),
-    ("europarl", 0.007929969),
-    ("hackernews", 0.008032956),
-    ("pubmed_abstracts", 0.038825953),
-    ("uspto_backgrounds", 0.046446962),
-];
 
 fn args(fit: &Path, prior: &Path, out: &Path) -> optimize::Args {
     use clap::Parser;
@@ -76,8 +57,9 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     }
     // A prior with token counts (the Pile's shares of 1B tokens), so availability caps apply.
     let prior = dir.path().join("prior.json");
+    let pile = pile_prior();
     let tokens: serde_json::Map<String, serde_json::Value> =
-        PILE.iter().map(|(d, p)| (d.to_string(), serde_json::json!((p * 1e9) as u64))).collect();
+        pile.domains.iter().zip(&pile.weights).map(|(d, p)| (d.clone(), serde_json::json!((p * 1e9) as u64))).collect();
     std::fs::write(&prior, serde_json::json!({ "tokens": tokens }).to_string()).unwrap();
 
     let out = dir.path().join("free");
@@ -106,7 +88,7 @@ fn optimum_of_the_papers_model_favours_pile_cc_and_respects_caps() {
     let o = Optimum::read(&out.join("optimum.parquet")).unwrap();
     let w = &o.weights;
     for (d, x) in o.domains.iter().zip(w) {
-        let share = PILE.iter().find(|p| p.0 == d).unwrap().1;
+        let share = pile.weights[pile.domains.iter().position(|p| p == d).unwrap()];
         assert!(*x <= (2.0 * share).min(1.0) + 1e-9, "{d}: {x} above its cap {}", 2.0 * share);
     }
     assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);

@@ -36,6 +36,21 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// The series' legend along the top, from `left`: a dot of each series' colour and its name.
+fn legend(s: &mut String, series: &[String], left: f64) {
+    for (k, name) in series.iter().enumerate() {
+        let x = left + 110.0 * k as f64;
+        writeln!(
+            s,
+            r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#,
+            color(k),
+            x + 8.0,
+            esc(name)
+        )
+        .unwrap();
+    }
+}
+
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     (0..=4).map(|i| lo + (hi - lo) * i as f64 / 4.0).collect()
 }
@@ -186,17 +201,7 @@ pub fn dot_plot(rows: &[String], series: &[String], values: &[Vec<f64>]) -> Stri
     )
     .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
-    for (k, name) in series.iter().enumerate() {
-        let x = left + 110.0 * k as f64;
-        writeln!(
-            s,
-            r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#,
-            color(k),
-            x + 8.0,
-            esc(name)
-        )
-        .unwrap();
-    }
+    legend(&mut s, series, left);
     for (i, r) in rows.iter().enumerate() {
         let y = 40.0 + row * i as f64;
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, left - 6.0, y + 4.0, esc(r)).unwrap();
@@ -246,17 +251,7 @@ pub fn curves(series: &[String], points: &[Vec<(f64, f64)>], x_label: &str, y_la
     )
     .unwrap();
     writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
-    for (k, name) in series.iter().enumerate() {
-        let x = left + 110.0 * k as f64;
-        writeln!(
-            s,
-            r#"<circle cx="{x}" cy="14" r="5" fill="{}"/><text x="{}" y="18">{}</text>"#,
-            color(k),
-            x + 8.0,
-            esc(name)
-        )
-        .unwrap();
-    }
+    legend(&mut s, series, left);
     writeln!(
         s,
         r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
