@@ -234,3 +234,4 @@ clean:
 include experiments/horizon.mk
 include experiments/calibration.mk
 include experiments/calibrated.mk
+include experiments/target-law.mk

@@ -312,7 +312,7 @@ fn score_candidate(
             None => f64::NAN,
         }
     };
-    Candidate { kind, cv_spearman, model, oof_at: Box::new(oof_at) }
+    Candidate { kind, cv_spearman, model, oof_at: Box::new(oof_at), oof_mixture: None }
 }
 
 #[cfg(test)]

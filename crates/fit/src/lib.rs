@@ -24,6 +24,7 @@ use regmix_regress::target::Target;
 use regmix_regress::{predict_many, Kind, Model, SavedFit};
 
 mod horizon;
+mod target_law;
 
 /// Fit a regression of a target loss on mixture weights.
 ///
@@ -39,7 +40,8 @@ pub struct Args {
     /// A column (valid_loss.pile_cc), a weighted sum (0.5*valid_loss.a + 0.5*valid_loss.b), or mean(valid_loss.*).
     #[arg(long, value_name = "EXPR")]
     pub target: String,
-    /// linear, log-linear, xgboost, gp, ensemble (mean of gp and xgboost), or auto.
+    /// linear, log-linear, xgboost, gp, ensemble (mean of gp and xgboost), target-law (with
+    /// --target-runs, where auto means it), or auto.
     #[arg(long, value_name = "NAME", default_value = "auto")]
     pub regressor: String,
     /// Output folder.
@@ -69,6 +71,13 @@ pub struct Args {
     /// backtests: the rest of each run stays unseen).
     #[arg(long, value_name = "T", requires = "at_tokens")]
     pub until_tokens: Option<u64>,
+    /// Runs at the target's scale (dataset files: collect --targets, or collect
+    /// --import-table of past runs), all of one training length; repeatable. Fits the target
+    /// law: each domain's loss in the data that helps it, at the target's scale, with which
+    /// domain helps which taken from the proxies of --dataset. Scored by leaving one target
+    /// mixture out at a time. Needs at least 4 distinct mixtures.
+    #[arg(long, value_name = "FILE", conflicts_with = "at_tokens")]
+    pub target_runs: Vec<PathBuf>,
 }
 
 /// A row of fit_report.parquet: one regressor's scores on one split (and, for a domain's
@@ -107,7 +116,13 @@ pub(crate) struct Candidate {
     pub model: Model,
     /// Out of fold at `tokens` for training run `i`.
     pub oof_at: Box<dyn Fn(usize, u64) -> f64>,
+    /// A target law's prediction for a mixture among its target-scale runs, that mixture
+    /// left out.
+    pub oof_mixture: Option<OofMixture>,
 }
+
+/// A prediction for a mixture with that mixture left out (None: not a fitted mixture).
+pub(crate) type OofMixture = Box<dyn Fn(&[f64]) -> Option<f64>>;
 
 /// What a fit produced, before it is written.
 pub(crate) struct Outcome {
@@ -172,6 +187,7 @@ pub fn run(args: &Args) -> Result<()> {
     let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--dataset", args.dataset.as_path())];
     inputs.extend(args.evaluate.iter().map(|p| ("--evaluate", p.as_path())));
     inputs.extend(args.trajectories.as_deref().map(|p| ("--trajectories", p)));
+    inputs.extend(args.target_runs.iter().map(|p| ("--target-runs", p.as_path())));
     regmix_core::atomic::refuse_overlap(&args.output, "--output", &inputs)?;
     let _lock = Lock::output(&args.output, &format!("{} (fit's output)", args.output.display()))?;
     // The folder is staged and swapped in whole: model.json and the reports always belong to
@@ -205,9 +221,16 @@ pub fn run(args: &Args) -> Result<()> {
             y.len()
         );
     }
-    let kinds: Vec<Kind> =
-        if args.regressor == "auto" { Kind::ALL.to_vec() } else { vec![Kind::parse(&args.regressor)?] };
+    let kinds: Vec<Kind> = match args.regressor.as_str() {
+        "auto" if !args.target_runs.is_empty() => vec![Kind::TargetLaw],
+        "auto" => Kind::ALL.to_vec(),
+        other => vec![Kind::parse(other)?],
+    };
+    if kinds == [Kind::TargetLaw] && args.target_runs.is_empty() {
+        bail!("--regressor target-law is fitted on runs at the target's scale: give them with --target-runs");
+    }
     let Outcome { mut report, mut preds, mut fitted, horizon } = match args.at_tokens {
+        _ if !args.target_runs.is_empty() => target_law::fit(args, &t, &target, &xy, &kinds)?,
         Some(n) => horizon::fit(args, &t, &target, &xy, &kinds, n)?,
         None => fit_plain(args, &xy, &kinds)?,
     };
@@ -340,7 +363,13 @@ fn fit_plain(args: &Args, xy: &Xy, kinds: &[Kind]) -> Result<Outcome> {
             });
         }
         let oof = f.oof.clone();
-        fitted.push(Candidate { kind, cv_spearman: s.spearman, model: f.model, oof_at: Box::new(move |i, _| oof[i]) });
+        fitted.push(Candidate {
+            kind,
+            cv_spearman: s.spearman,
+            model: f.model,
+            oof_at: Box::new(move |i, _| oof[i]),
+            oof_mixture: None,
+        });
     }
     Ok(Outcome { report, preds, fitted, horizon: String::new() })
 }
@@ -377,7 +406,10 @@ fn evaluate(
         let mut by_tokens: Vec<(u64, Vec<usize>)> = Vec::new();
         for i in 0..test.x.len() {
             // A training mixture the model did not fit (left out of a law) is a fresh one.
-            let oof = training[i].map(|r| (c.oof_at)(r, test.tokens[i])).filter(|v| v.is_finite());
+            let oof = training[i]
+                .map(|r| (c.oof_at)(r, test.tokens[i]))
+                .filter(|v| v.is_finite())
+                .or_else(|| c.oof_mixture.as_ref().and_then(|f| f(&test.x[i])));
             match oof {
                 Some(v) => p[i] = v,
                 None => {

@@ -45,9 +45,11 @@ pub fn bootstrap(
             &now[..12]
         );
     }
-    // The rows the model was fitted on: the dataset's, or a horizon model's own curves.
+    // The rows the model was fitted on: the dataset's, a horizon model's own curves, or a
+    // target law's target-scale runs (the proxies' transfer is kept).
     let (x, y) = match &saved.model {
         Model::Horizon(h) => (h.x.clone(), Vec::new()),
+        Model::TargetLaw(t) => (t.x.clone(), Vec::new()),
         _ => {
             let t = read_parquet(&saved.dataset, Schema::get("dataset"))?;
             let xy = load_xy(&t, Some(&saved.domains), &saved.target)?;

@@ -413,9 +413,13 @@ pub fn run(args: &Args) -> Result<()> {
     log::info!("predicted {} at the optimum: {predicted:.4}", saved.target.expr);
     log::info!("{}", gain.describe());
     if !gain.is_clear() {
+        let more = match &saved.model {
+            Model::TargetLaw(_) => "more runs at the target's scale would tell",
+            _ => "more or longer proxy runs would tell",
+        };
         log::warn!(
             "the regression does not clearly prefer the optimum to the prior (gain within two bootstrap \
-             standard deviations, or not predicted in every refit): more or longer proxy runs would tell"
+             standard deviations, or not predicted in every refit): {more}"
         );
     }
     // A horizon model: the same search at the proxies' own horizon, beside it, so the shift the
@@ -470,6 +474,15 @@ pub fn run(args: &Args) -> Result<()> {
 /// What is known of the fit's proxies (the settings its dataset's runs recorded): the
 /// guardrail, said once. None when the dataset is gone or was imported without settings.
 fn proxies_regime(saved: &SavedFit, calibration: Option<&Path>) -> Result<Option<Regime>> {
+    if let Model::TargetLaw(t) = &saved.model {
+        log::info!(
+            "the model is a target law fitted on {} runs at the target's scale (left-one-mixture-out Spearman {:.2}): \
+             the proxies gave only which domain helps which, so their regime is not the ranking's",
+            t.x.len(),
+            saved.cv_spearman * 100.0
+        );
+        return Ok(None);
+    }
     let Ok(t) = regmix_core::table::read_parquet(&saved.dataset, regmix_core::schema::Schema::get("dataset")) else {
         log::info!(
             "{}: the fit's dataset is not readable here: its proxies' settings are not checked",

@@ -15,15 +15,19 @@
 //! - [`saved`]: the fitted-model contract, `model.json` ([`SavedFit`]), and a dataset's rows
 //!   as the regression sees them ([`saved::load_xy`]).
 //! - [`metrics`]: Spearman, Pearson, MSE, MAE. [`target`]: target expressions.
+//! - [`transfer`]: the target law (`fit --target-runs`): each domain's loss in the data that
+//!   helps it, fitted on target-scale runs, which domain helps which from the proxies; and its
+//!   bounded least squares.
 //! - [`agreement`]: how one ranking of mixtures agrees with another (pairwise accuracy, the
 //!   decisions against the prior, a paired bootstrap) and the recommended proxy recipe, for
 //!   `calibrate`. It depends on [`metrics`] only.
 //!
 //! Modules depend one way (a test in `pipeline-tests` fails on a circle), from the bottom:
 //! `law`, `linalg`, `linear`, `xgb`, `metrics` and `target` use no other module; `gp` uses
-//! `linalg` (and `metrics` in its tests); `model` the regressors and `law`; `trees` `xgb`;
-//! `score` `model`, `law`, `trees` and the regressors; `cv` `model`, `score` and `xgb`;
-//! `horizon` `cv`, `model` and `law`; `saved` `model`, `trees` and `target`.
+//! `linalg` (and `metrics` in its tests); `transfer` `linalg` and `metrics`; `model` the
+//! regressors, `law` and `transfer`; `trees` `xgb`; `score` `model`, `law`, `trees`,
+//! `transfer` and the regressors; `cv` `model`, `score` and `xgb`; `horizon` `cv`, `model` and
+//! `law`; `saved` `model`, `trees` and `target`.
 //!
 //! **Invariant:** the only file this crate reads or writes is its own contract, `model.json`
 //! ([`saved`]); datasets come in as tables the stages have read.
@@ -40,6 +44,7 @@ pub mod model;
 pub mod saved;
 pub mod score;
 pub mod target;
+pub mod transfer;
 pub mod trees;
 pub mod xgb;
 

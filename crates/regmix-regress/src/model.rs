@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::gp::Gp;
 use crate::law::value;
 use crate::linear::{Linear, LogLinear};
+use crate::transfer::TargetLaw;
 use crate::xgb::Xgb;
 
 /// Marginal-likelihood steps of a GP fit.
@@ -22,6 +23,8 @@ pub enum Kind {
     Xgboost,
     Gp,
     Ensemble,
+    /// Fitted on target-scale runs (`fit --target-runs`), not one of `auto`'s choices.
+    TargetLaw,
 }
 
 impl Kind {
@@ -34,12 +37,15 @@ impl Kind {
             Kind::Xgboost => "xgboost",
             Kind::Gp => "gp",
             Kind::Ensemble => "ensemble",
+            Kind::TargetLaw => "target-law",
         }
     }
 
     pub fn parse(s: &str) -> Result<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            anyhow::anyhow!("unknown regressor `{s}`; expected linear, log-linear, xgboost, gp, ensemble or auto")
+        Kind::ALL.into_iter().chain([Kind::TargetLaw]).find(|k| k.name() == s).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown regressor `{s}`; expected linear, log-linear, xgboost, gp, ensemble, target-law or auto"
+            )
         })
     }
 }
@@ -61,6 +67,10 @@ pub enum Model {
     /// The target at a training horizon from every domain's power law, its asymptote and
     /// scale regressed by one kind of regressor (`fit --at-tokens`; see [`crate::law`]).
     Horizon(Box<Horizon>),
+    /// Each domain's loss as a law of the data that helps it, fitted on target-scale runs,
+    /// the transfer between domains from the proxies (`fit --target-runs`; see
+    /// [`crate::transfer`]).
+    TargetLaw(Box<TargetLaw>),
 }
 
 impl Model {
@@ -72,6 +82,7 @@ impl Model {
             Model::Gp(_) => Kind::Gp,
             Model::Ensemble { .. } => Kind::Ensemble,
             Model::Horizon(h) => h.laws.first().map_or(Kind::Linear, |l| l.at_ref.kind()),
+            Model::TargetLaw(_) => Kind::TargetLaw,
         }
     }
 
@@ -96,6 +107,7 @@ impl Model {
                 }
                 out
             }
+            Model::TargetLaw(t) => rows.iter().map(|r| t.predict(r)).collect(),
         }
     }
 }
@@ -112,6 +124,11 @@ impl Model {
             Model::Horizon(_) => {
                 anyhow::bail!("a horizon model is refitted on its own curves (Model::refit_rows), not on one target")
             }
+            Model::TargetLaw(_) => {
+                anyhow::bail!(
+                    "a target law is refitted on its own target-scale runs (Model::refit_rows), not on the proxies"
+                )
+            }
             other => fit_plain(other.kind(), x, y),
         })
     }
@@ -123,6 +140,9 @@ impl Model {
     pub fn refit_rows(&self, idx: &[usize], x: &[Vec<f64>], y: &[f64], seed: u64) -> Result<Model> {
         if let Model::Horizon(h) = self {
             return Ok(Model::Horizon(Box::new(h.refit_rows(idx, seed)?)));
+        }
+        if let Model::TargetLaw(t) = self {
+            return Ok(Model::TargetLaw(Box::new(t.refit_rows(idx)?)));
         }
         let xb: Vec<Vec<f64>> = idx.iter().map(|&i| x[i].clone()).collect();
         let yb: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
@@ -137,6 +157,7 @@ pub(crate) fn fit_plain(kind: Kind, x: &[Vec<f64>], y: &[f64]) -> Model {
         Kind::LogLinear => Model::LogLinear(LogLinear::fit(x, y)),
         Kind::Gp => Model::Gp(Gp::fit(x, y, GP_ITERS)),
         Kind::Xgboost | Kind::Ensemble => unreachable!("{} is fitted by cv::fit_cv", kind.name()),
+        Kind::TargetLaw => unreachable!("a target law is fitted by transfer::TargetLaw::fit"),
     }
 }
 

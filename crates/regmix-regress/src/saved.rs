@@ -143,6 +143,41 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
             }
             Ok(())
         }
+        Model::TargetLaw(t) => {
+            if t.laws.is_empty() || t.forms.is_empty() {
+                bail!("a target law without laws or forms");
+            }
+            if let Some(r) = t.x.iter().position(|r| r.len() != d) {
+                bail!("target-law: target run {r} has {} weights for {d} domains", t.x[r].len());
+            }
+            if let Some(r) = t.losses.iter().position(|l| l.len() != t.laws.len()) {
+                bail!("target-law: target run {r} has {} losses for {} laws", t.losses[r].len(), t.laws.len());
+            }
+            if t.losses.len() != t.x.len() {
+                bail!("target-law: {} rows of losses for {} target runs", t.losses.len(), t.x.len());
+            }
+            for l in &t.laws {
+                if l.domain >= d || l.transfer.tau.len() != d {
+                    bail!(
+                        "target-law: the law of {} has domain {} and {} transfers for {d} domains",
+                        l.column,
+                        l.domain,
+                        l.transfer.tau.len()
+                    );
+                }
+                if l.params.len() != t.forms.len() {
+                    bail!(
+                        "target-law: the law of {} has {} fits for {} forms",
+                        l.column,
+                        l.params.len(),
+                        t.forms.len()
+                    );
+                }
+                let values = l.params.iter().flatten().chain(&l.transfer.tau).copied().chain([l.coef]);
+                finite("parameter", Box::new(values))?;
+            }
+            finite("target-run value", Box::new(t.x.iter().flatten().chain(t.losses.iter().flatten()).copied()))
+        }
     }
 }
 
