@@ -119,14 +119,20 @@ runs: $(RUNS)/.stamp
 $(DATA)/dataset.parquet: $(RUNS)/.stamp | build
 	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $@
 
+# TARGET_RUNS="a.parquet ...": target-scale runs you have; fit then fits the target law on them
+# (docs/calibration.md#the-target-law), and STRENGTH=30 searches near the prior, where its
+# optimum lies.
+TARGET_RUNS ?=
+STRENGTH ?= 1
 FIT_FLAGS = --target '$(DEMO_TARGET)' --regressor $(DEMO_REGRESSOR) --seed $(SEED)
 OPTIMIZE_FLAGS = --samples $(DEMO_SAMPLES) --top-k $(DEMO_TOP_K) --seed $(SEED) --bootstrap $(DEMO_BOOTSTRAP) \
     --target-tokens $(TARGET_TOKENS) --max-epochs $(MAX_EPOCHS)
-$(DATA)/fit/model.json: $(DATA)/dataset.parquet | build
-	$(BIN)/fit --dataset $< $(FIT_FLAGS) --output $(DATA)/fit
+$(DATA)/fit/model.json: $(DATA)/dataset.parquet $(TARGET_RUNS) | build
+	$(BIN)/fit --dataset $< $(FIT_FLAGS) $(foreach f,$(TARGET_RUNS),--target-runs $(f)) --output $(DATA)/fit
 
 $(DATA)/optimum/optimum.parquet: $(DATA)/fit/model.json $(SHARDS)/manifest.parquet | build
-	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum $(OPTIMIZE_FLAGS)
+	$(BIN)/optimize --fit $(DATA)/fit --manifest $(SHARDS)/manifest.parquet --output $(DATA)/optimum $(OPTIMIZE_FLAGS) \
+	    --strength $(STRENGTH)
 
 # The proxies as a committed results table (RESULTS_TABLE, with its curves and settings): what a
 # fresh machine fits without training them again. Only the mixtures not yet in the table are

@@ -37,9 +37,15 @@ export TARGET_TOKENS=${TARGET_TOKENS:-524288}
 export TARGET_FLAGS=${TARGET_FLAGS:---batch-tokens 4096 --lr 2e-3 --min-lr 1e-4 --eval-windows 16}
 export FIT_TARGET=${FIT_TARGET:-mean(valid_loss.*)}
 export FIT_REGRESSOR=${FIT_REGRESSOR:-auto}
+# Target-scale runs you already have (dataset files from collect --targets or --import-table,
+# space-separated): fit then fits the target law on them (docs/calibration.md#the-target-law).
+export FIT_TARGET_RUNS=${FIT_TARGET_RUNS:-}
 export SAMPLES=${SAMPLES:-200000}
 export TOP_K=${TOP_K:-64}
 export BOOTSTRAP=${BOOTSTRAP:-16}
+# optimize's Dirichlet concentration around the prior (1: the paper's; 30 searches near the
+# prior, where a target law's optimum lies).
+export STRENGTH=${STRENGTH:-1}
 export MAX_EPOCHS=${MAX_EPOCHS:-4}
 export BACKEND=${BACKEND:-cpu}
 # Threads per training task: what Slurm gave us (tokenize-shard uses every core the job has).
@@ -48,7 +54,7 @@ export THREADS=${SLURM_CPUS_PER_TASK:-1}
 # The variables above, in order: what submit.sh records as the run's settings.
 REGMIX_SETTINGS=(REGMIX_ROOT REGMIX_BIN DATA CORPUS SHARDS RUNS TOKENIZER VOCAB DOMAIN_FROM TEXT_FIELD VALID
     SKIP_BAD_RECORDS TOKENIZE_TASKS TOKENIZE_FLAGS MIXTURES SEED PROXY_PRESET PROXY_TOKENS PROXY_FLAGS TARGET_PRESET
-    TARGET_TOKENS TARGET_FLAGS FIT_TARGET FIT_REGRESSOR SAMPLES TOP_K BOOTSTRAP MAX_EPOCHS BACKEND)
+    TARGET_TOKENS TARGET_FLAGS FIT_TARGET FIT_REGRESSOR FIT_TARGET_RUNS SAMPLES TOP_K BOOTSTRAP STRENGTH MAX_EPOCHS BACKEND)
 
 # The tokenizer the encoding steps use: the given one, or the one trained into $SHARDS.
 regmix_tokenizer() {
@@ -89,10 +95,11 @@ regmix_cmd() {
         CMD=("$REGMIX_BIN/collect" --runs "$RUNS" --mixtures "$DATA/mixtures.parquet" --output "$DATA/dataset.parquet") ;;
     fit)
         CMD=("$REGMIX_BIN/fit" --dataset "$DATA/dataset.parquet" --target "$FIT_TARGET" --regressor "$FIT_REGRESSOR"
-             --seed "$SEED" --output "$DATA/fit") ;;
+             --seed "$SEED" --output "$DATA/fit")
+        for f in $FIT_TARGET_RUNS; do CMD+=(--target-runs "$f"); done ;;
     optimize)
         CMD=("$REGMIX_BIN/optimize" --fit "$DATA/fit" --manifest "$SHARDS/manifest.parquet" --output "$DATA/optimum"
-             --samples "$SAMPLES" --top-k "$TOP_K" --seed "$SEED" --bootstrap "$BOOTSTRAP"
+             --samples "$SAMPLES" --top-k "$TOP_K" --seed "$SEED" --bootstrap "$BOOTSTRAP" --strength "$STRENGTH"
              --target-tokens "$TARGET_TOKENS" --max-epochs "$MAX_EPOCHS") ;;
     target)
         # shellcheck disable=SC2206 # TARGET_FLAGS is a list of flags
