@@ -9,12 +9,16 @@
 # a seed whose table has the optimum is skipped. Included by the Makefile.
 #   make target-law-optimum   fit and search (seconds)
 #   make target-law-final     the optimum as small × 4M targets (about 25 minutes a seed)
+#   make target-law-final TARGET_LAW_NAME=target-law-b   the same weights, another data stream
 TARGET_LAW := $(EXPERIMENT)/target-law
 TARGET_LAW_RUNS := $(TABLES)/holdout-4m.parquet $(TABLES)/final-seed-42.parquet $(TABLES)/final-seed-43.parquet \
     $(foreach s,42 43 44 45,$(VET_TABLES)/final-seed-$(s).parquet)
 TARGET_LAW_PROXIES := $(TARGET_LAW)/proxies.parquet
 TARGET_LAW_STRENGTH := 30
 TARGET_LAW_SEEDS := 42 43
+# The name the optimum trains under: another name is another data stream of the same weights
+# (target-law-b, as prior-b is the prior's).
+TARGET_LAW_NAME := target-law
 
 $(TARGET_LAW_PROXIES): results/calibrated/proxies-262k-lr3e-4-cuda.csv | build
 	mkdir -p $(dir $@)
@@ -38,6 +42,6 @@ target-law-final: $(TARGET_LAW)/optimum/optimum.parquet | $(PY)
 	    [ ! -f $$t ] || $(call CHECK_TABLE,$$t,$(HORIZON_TARGET) --seed $$s); \
 	done
 	$(call side_by_side,$(TARGET_LAW_SEEDS),t=results/target-law/final-seed-$$job.csv; \
-	    todo="$(call pending,target-law=$<,$$t)"; \
+	    todo="$(call pending,$(TARGET_LAW_NAME)=$<,$$t)"; \
 	    [ -z "$$todo" ] || $(MAKE) --no-print-directory -o build -o setup horizon-train TRAIN_MODELS="$$todo" TRAIN_JOBS=1 \
 	        TRAIN_DIR=$(TARGET_LAW)/final/seed-$$job TRAIN_SEED=$$job TRAIN_RESULTS=$$t)
