@@ -120,8 +120,8 @@ $(DATA)/dataset.parquet: $(RUNS)/.stamp | build
 	$(BIN)/collect --runs $(RUNS) --mixtures $(DATA)/mixtures.parquet --output $@
 
 # TARGET_RUNS="a.parquet ...": target-scale runs you have; fit then fits the target law on them
-# (docs/calibration.md#the-target-law), and STRENGTH=30 searches near the prior, where its
-# optimum lies.
+# (docs/calibration.md#the-target-law-fitted-at-the-targets-scale), and STRENGTH=30 searches
+# near the prior, where its optimum lies.
 TARGET_RUNS ?=
 STRENGTH ?= 1
 FIT_FLAGS = --target '$(DEMO_TARGET)' --regressor $(DEMO_REGRESSOR) --seed $(SEED)

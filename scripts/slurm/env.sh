@@ -38,7 +38,8 @@ export TARGET_FLAGS=${TARGET_FLAGS:---batch-tokens 4096 --lr 2e-3 --min-lr 1e-4 
 export FIT_TARGET=${FIT_TARGET:-mean(valid_loss.*)}
 export FIT_REGRESSOR=${FIT_REGRESSOR:-auto}
 # Target-scale runs you already have (dataset files from collect --targets or --import-table,
-# space-separated): fit then fits the target law on them (docs/calibration.md#the-target-law).
+# space-separated): fit then fits the target law on them
+# (docs/calibration.md#the-target-law-fitted-at-the-targets-scale).
 export FIT_TARGET_RUNS=${FIT_TARGET_RUNS:-}
 export SAMPLES=${SAMPLES:-200000}
 export TOP_K=${TOP_K:-64}
