@@ -293,7 +293,8 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     // The plot: the selected regressor, out of fold and on each test set.
     let mut svg_series = Vec::new();
-    let mut splits: Vec<String> = vec!["oof".into()];
+    // A target law is scored by leaving one target mixture out ("lomo"), the rest out of fold.
+    let mut splits: Vec<String> = vec![if kind == Kind::TargetLaw { "lomo" } else { "oof" }.into()];
     splits.extend(preds.iter().filter(|p| p.split.starts_with("test:")).map(|p| p.split.clone()));
     splits.dedup();
     for sp in &splits {

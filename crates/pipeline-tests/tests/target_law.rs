@@ -247,3 +247,27 @@ fn a_target_term_that_is_no_domains_loss_is_refused_naming_it() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn the_report_says_a_target_law_was_scored_leaving_target_mixtures_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxies, targets) = world(dir.path());
+    fit(&proxies, &[&targets], &dir.path().join("fit"), MEAN).unwrap();
+    optimum(dir.path(), "fit");
+    let html = dir.path().join("report.html");
+    report::run(&report::Args::parse_from([
+        "report",
+        "--fit",
+        &s(&dir.path().join("fit")),
+        "--optimum",
+        &s(&dir.path().join("opt-fit")),
+        "--output",
+        &s(&html),
+    ]))
+    .unwrap();
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        text.contains("fitted on 12 runs at the target's scale; Spearman"),
+        "the fit section says how it was scored"
+    );
+}

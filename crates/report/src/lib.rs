@@ -21,7 +21,7 @@ use regmix_mixture::{Gain, Optimum};
 use regmix_plot::{self as svg, esc};
 use regmix_regress::metrics::{pearson, spearman};
 use regmix_regress::target::Target;
-use regmix_regress::SavedFit;
+use regmix_regress::{Model, SavedFit};
 
 /// Draw one HTML report (inline SVG, no network) from the outputs of the stages.
 ///
@@ -416,25 +416,39 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
                 .map(|i| (truth[i], p[i]))
                 .collect();
             let (a, b): (Vec<f64>, Vec<f64>) = pts.iter().copied().unzip();
-            let label = if s == "oof" { "out of fold".to_string() } else { s.trim_start_matches("test:").to_string() };
+            let label = match s.as_str() {
+                "oof" => "out of fold".to_string(),
+                "lomo" => "each target mixture left out".to_string(),
+                other => other.trim_start_matches("test:").to_string(),
+            };
             svg::Series { label: format!("{label} (ρ = {:.3})", spearman(&a, &b)), points: pts }
         })
         .collect();
+    let scored = match &saved.model {
+        Model::TargetLaw(t) => format!(
+            "fitted on {} runs at the target's scale; Spearman {:.2} leaving one target mixture out at a time",
+            t.x.len(),
+            saved.cv_spearman * 100.0
+        ),
+        _ => format!("{}-fold cross-validated Spearman {:.2}", saved.folds, saved.cv_spearman * 100.0),
+    };
     page.section(
         "fit",
         "How well the regression predicts",
         &format!(
-            "Target <code>{}</code>; selected regressor <b>{}</b> ({}-fold cross-validated Spearman {:.2}). Test files are scored only after the model is fixed.",
+            "Target <code>{}</code>; selected regressor <b>{}</b> ({scored}). Test files are scored only after the model is fixed.",
             esc(&saved.target.expr),
             esc(&selected),
-            saved.folds,
-            saved.cv_spearman * 100.0
         ),
     );
     page.figure(
         "predicted-vs-true",
         &svg::scatter(&format!("{selected}: predicted vs true"), &series),
-        "Predicted against true target for every proxy run, out of fold, and on each test file.",
+        if matches!(saved.model, Model::TargetLaw(_)) {
+            "Predicted against true target for every target-scale run, its mixture left out, and on each test file."
+        } else {
+            "Predicted against true target for every proxy run, out of fold, and on each test file."
+        },
     );
     let (r, s) = (rep.str("regressor")?, rep.str("split")?);
     let cols = ["spearman", "pearson", "mse", "mae"].map(|c| rep.f64_values(c));
