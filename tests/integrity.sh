@@ -323,6 +323,20 @@ expect_error "fit log-linear on a dataset with an infinite weight" "row 1, field
 edit_weights "$work/dataset.parquet" "$work/ds-four.parquet" '[2.0, 1.0, 1.0]'
 expect_error "fit on rows that sum to 4" "row 1: the weights sum to 4, not 1" -- \
     "$bin/fit" --dataset "$work/ds-four.parquet" --target 'mean(valid_loss.*)' --regressor linear --folds 2 --output "$work/f-four"
+# A target-scale run without one of its losses: fit --target-runs names the file, row and field
+# (before, the row was left out and the error named neither).
+"$py" - "$work/dataset.parquet" "$work/ds-nanloss.parquet" <<'PY'
+import math, sys
+import pyarrow as pa, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+i = [k for k, n in enumerate(t.column_names) if n.startswith("valid_loss.")][0]
+col = t.column(i).to_pylist(); col[1] = math.nan
+t = t.set_column(i, t.schema.field(i), pa.array(col, pa.float64()))
+pq.write_table(t.replace_schema_metadata(t.schema.metadata), sys.argv[2])
+PY
+expect_error "fit --target-runs with a NaN loss" "ds-nanloss.parquet: row 1, field \`valid_loss." "NaN is not a loss" -- \
+    "$bin/fit" --dataset "$work/dataset.parquet" --target 'mean(valid_loss.*)' --target-runs "$work/ds-nanloss.parquet" --output "$work/f-nanloss"
+expect_ok "nothing is written when fit refuses target-scale runs" '[ ! -e "$work/f-nanloss" ]' -- true
 edit_weights "$work/dataset.parquet" "$work/ds-neg.parquet" '[-0.5, 1.0, 0.5]'
 expect_error "fit on a row with a negative weight" "row 1, field \`weight.code\`: -0.5 is negative" -- \
     "$bin/fit" --dataset "$work/ds-neg.parquet" --target 'mean(valid_loss.*)' --regressor gp --folds 2 --output "$work/f-neg"

@@ -44,18 +44,15 @@ fn read_runs(files: &[std::path::PathBuf], domains: &[String], target: &Target) 
             bail!("{}: no target-scale runs in this file", file.display());
         }
         check_mixtures(&tt)?;
-        let xy = load_xy(&tt, Some(domains), target)?;
-        if xy.x.len() != tt.rows() {
-            bail!(
-                "{}: {} of its {} rows have no value for `{}`: every target-scale run needs every loss of the target",
-                file.display(),
-                tt.rows() - xy.x.len(),
-                tt.rows(),
-                target.expr
-            );
-        }
+        // Every loss of the target, row by row, before load_xy would leave a row out.
         let per_term: Vec<Vec<f64>> =
             target.terms.iter().map(|(_, c)| tt.f64_values(c)).collect::<regmix_core::Result<_>>()?;
+        for r in 0..tt.rows() {
+            if let Some(j) = per_term.iter().position(|v| !v[r].is_finite()) {
+                bail!("{}: row {r}, field `{}`: {} is not a loss", file.display(), target.terms[j].1, per_term[j][r]);
+            }
+        }
+        let xy = load_xy(&tt, Some(domains), target)?;
         for (r, &tok) in xy.tokens.iter().enumerate() {
             match &tokens_seen {
                 None => tokens_seen = Some((tok, file.display().to_string())),
@@ -65,11 +62,7 @@ fn read_runs(files: &[std::path::PathBuf], domains: &[String], target: &Target) 
                 ),
                 _ => {}
             }
-            let l: Vec<f64> = per_term.iter().map(|v| v[r]).collect();
-            if let Some(j) = l.iter().position(|v| !v.is_finite()) {
-                bail!("{}: row {r}, field `{}`: {} is not a loss", file.display(), target.terms[j].1, l[j]);
-            }
-            runs.losses.push(l);
+            runs.losses.push(per_term.iter().map(|v| v[r]).collect());
         }
         runs.x.extend(xy.x);
         runs.ids.extend(xy.ids);
@@ -79,13 +72,18 @@ fn read_runs(files: &[std::path::PathBuf], domains: &[String], target: &Target) 
 }
 
 pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kind]) -> Result<Outcome> {
-    if !kinds.contains(&Kind::TargetLaw) && kinds.len() == 1 {
+    if !kinds.contains(&Kind::TargetLaw) {
         bail!(
             "--regressor {} with --target-runs: the target-scale runs are fitted by the target law only (--regressor target-law or auto)",
             kinds[0].name()
         );
     }
     let domains = &xy.domains;
+    // The target-scale runs first: a bad file stops the fit before any work.
+    for (_, column) in &target.terms {
+        term_domain(column, domains, &target.expr)?;
+    }
+    let runs = read_runs(&args.target_runs, domains, target)?;
     let mut terms = Vec::new();
     for (coef, column) in &target.terms {
         let d = term_domain(column, domains, &target.expr)?;
@@ -106,7 +104,6 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         );
         terms.push(Term { column: column.clone(), coef: *coef, domain: d, transfer });
     }
-    let runs = read_runs(&args.target_runs, domains, target)?;
     let mixtures = groups(&runs.x);
     log::info!(
         "target-scale runs: {} runs of {} distinct mixtures from {} files",
@@ -125,6 +122,13 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
             .map(|((f, p), e)| format!("{f:?}: transfer scale {:.2}, rmse {e:.4}", p[2].exp()))
             .collect();
         log::info!("{}: at the target's scale, {}", l.column, fits.join("; "));
+        if law.forms.iter().zip(&l.params).any(|(f, p)| f.flat(p)) {
+            log::warn!(
+                "{}: at the target's scale this loss does not fall with its domain's data (a form's slope is held at its bound): \
+                 the law holds it flat; check that the column is a loss and the runs are alike",
+                l.column
+            );
+        }
     }
     let lomo = law.leave_one_mixture_out()?;
     let observed = law.observed();

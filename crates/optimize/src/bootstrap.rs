@@ -26,7 +26,7 @@ pub struct Spread {
 }
 
 /// `n` refits on resamples of the dataset the fit read (checked to be the same file by its
-/// content hash), each searching `space` for its own optimum; `optimum` and `prior` are the
+/// content hash; a target law resamples the target-scale runs it holds), each searching `space` for its own optimum; `optimum` and `prior` are the
 /// fitted model's optimum and the prior, in the fit's domain order.
 pub fn bootstrap(
     saved: &SavedFit,
@@ -36,7 +36,12 @@ pub fn bootstrap(
     prior: &[f64],
     n: usize,
 ) -> Result<Spread> {
-    let now = digest::sha256_file(&saved.dataset)?;
+    // A target law refits on the target-scale runs it holds; only the other models read the
+    // dataset again.
+    let now = match &saved.model {
+        Model::TargetLaw(_) => saved.dataset_sha256.clone(),
+        _ => digest::sha256_file(&saved.dataset)?,
+    };
     if now != saved.dataset_sha256 {
         bail!(
             "{}: the dataset changed since fit read it (sha256 {} then, {} now): rerun fit before a bootstrap",

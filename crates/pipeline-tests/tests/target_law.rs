@@ -271,3 +271,13 @@ fn the_report_says_a_target_law_was_scored_leaving_target_mixtures_out() {
         "the fit section says how it was scored"
     );
 }
+
+#[test]
+fn a_weighted_target_gets_one_law_per_term_with_its_coefficient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxies, targets) = world(dir.path());
+    let saved = fit(&proxies, &[&targets], &dir.path().join("fit"), "0.7*valid_loss.a + 0.3*valid_loss.c").unwrap();
+    let Model::TargetLaw(law) = &saved.model else { panic!("a {} model, not a target law", saved.regressor.name()) };
+    let terms: Vec<(usize, f64)> = law.laws.iter().map(|l| (l.domain, l.coef)).collect();
+    assert_eq!(terms, vec![(0, 0.7), (2, 0.3)]);
+}

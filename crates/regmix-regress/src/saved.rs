@@ -144,8 +144,8 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
             Ok(())
         }
         Model::TargetLaw(t) => {
-            if t.laws.is_empty() || t.forms.is_empty() {
-                bail!("a target law without laws or forms");
+            if t.laws.is_empty() || t.forms.is_empty() || t.x.is_empty() {
+                bail!("a target law without laws, forms or target-scale runs");
             }
             if let Some(r) = t.x.iter().position(|r| r.len() != d) {
                 bail!("target-law: target run {r} has {} weights for {d} domains", t.x[r].len());
@@ -165,13 +165,18 @@ fn check_model(m: &Model, d: usize) -> Result<()> {
                         l.transfer.tau.len()
                     );
                 }
-                if l.params.len() != t.forms.len() {
+                if l.params.len() != t.forms.len() || l.rmse.len() != t.forms.len() {
                     bail!(
                         "target-law: the law of {} has {} fits for {} forms",
                         l.column,
                         l.params.len(),
                         t.forms.len()
                     );
+                }
+                for (f, p) in t.forms.iter().zip(&l.params) {
+                    if p.len() != f.parameters() {
+                        bail!("target-law: the law of {} has {} parameters for its {f:?} form", l.column, p.len());
+                    }
                 }
                 let values = l.params.iter().flatten().chain(&l.transfer.tau).copied().chain([l.coef]);
                 finite("parameter", Box::new(values))?;

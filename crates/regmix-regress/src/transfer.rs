@@ -3,14 +3,14 @@
 //! domain helps which (the transfer) measured on the cheap proxies. For domain d of mixture w:
 //!
 //! ```text
-//! e_d(w) = w_d + g_d · Σ_{j≠d} τ_dj · w_j + ε        the data that helps d
+//! e_d(w) = w_d + g_d · Σ_{j≠d} τ_dj · w_j + ε        the data that helps d (g_d per form)
 //! log form:    L_d = c_d − s_d · ln e_d
 //! power form:  L_d = c_d + b_d · e_d^(−β_d)
 //! ```
 //!
 //! τ_dj comes from the proxies (a fit of the log form with every τ_dj free, [`fit_transfer`]):
 //! many cheap runs tell which domains help each other. c_d, s_d (b_d, β_d) and g_d, a scale
-//! of the proxies' transfer, are fitted on the target-scale runs ([`TargetLaw::fit`]): a few
+//! of the proxies' transfer (one per form), are fitted on the target-scale runs ([`TargetLaw::fit`]): a few
 //! expensive runs tell how much each domain's own data is worth at the target's scale, which
 //! is what proxies far below it misjudge (docs/calibration.md). The model's prediction is the
 //! mean of the forms, each domain's term weighted as in the target expression.
@@ -29,7 +29,8 @@ use crate::metrics::spearman;
 /// Added to every domain's data: a domain the mixture gives nothing and nothing helps still
 /// has a finite loss.
 pub const EPS: f64 = 1e-4;
-/// The fewest distinct mixtures among the target-scale runs: four parameters per domain.
+/// The fewest distinct mixtures among the target-scale runs: as many as the parameters of the
+/// larger form (four).
 pub const MIN_MIXTURES: usize = 4;
 
 /// A functional form of one domain's loss in its data.
@@ -53,12 +54,30 @@ impl Form {
         }
     }
 
-    /// Bounds of the parameters: wide for the level, losses that fall with data (s, β ≥ 0),
-    /// the proxies' transfer scaled by e^−8 to e^4.
-    fn bounds(self) -> (Vec<f64>, Vec<f64>) {
+    /// Bounds of the parameters given the losses' range [lo, hi]: the level c within 20 of
+    /// it, losses that fall with data (s, β ≥ 0), the proxies' transfer scaled by e^−8 to e^4.
+    fn bounds(self, lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+        let (c_lo, c_hi) = ((lo - 20.0).min(-20.0), (hi + 20.0).max(20.0));
         match self {
-            Form::Log => (vec![-20.0, 0.0, -8.0], vec![20.0, 5.0, 4.0]),
-            Form::Power => (vec![-20.0, -10.0, -8.0, 0.01], vec![20.0, 5.0, 4.0, 3.0]),
+            Form::Log => (vec![c_lo, 0.0, -8.0], vec![c_hi, 5.0, 4.0]),
+            Form::Power => (vec![c_lo, -10.0, -8.0, 0.01], vec![c_hi, 5.0, 4.0, 3.0]),
+        }
+    }
+
+    /// How many parameters the form has.
+    pub fn parameters(self) -> usize {
+        match self {
+            Form::Log => 3,
+            Form::Power => 4,
+        }
+    }
+
+    /// Whether a fitted form's loss falls with the domain's data only at its bound: the data
+    /// say the loss does not fall (or rises) with it, and the law holds it flat.
+    pub fn flat(self, p: &[f64]) -> bool {
+        match self {
+            Form::Log => p[1] <= 0.0,
+            Form::Power => p[3] <= 0.01,
         }
     }
 
@@ -192,14 +211,14 @@ impl TargetLaw {
                  (it fits up to four parameters per domain)"
             );
         }
-        Ok(TargetLaw::fit_any(terms, x, losses))
+        Ok(TargetLaw::fit_any(&Form::ALL, terms, x, losses))
     }
 
     /// The fit without the minimum: a refit on some of the runs (one mixture left out, a
     /// bootstrap resample) may hold fewer mixtures than a user's input must; the bounds keep
     /// every parameter finite.
-    fn fit_any(terms: Vec<Term>, x: &[Vec<f64>], losses: &[Vec<f64>]) -> TargetLaw {
-        let forms = Form::ALL.to_vec();
+    fn fit_any(forms: &[Form], terms: Vec<Term>, x: &[Vec<f64>], losses: &[Vec<f64>]) -> TargetLaw {
+        let forms = forms.to_vec();
         let laws = terms
             .into_iter()
             .enumerate()
@@ -235,7 +254,7 @@ impl TargetLaw {
     pub fn refit_rows(&self, idx: &[usize]) -> Result<TargetLaw> {
         let x: Vec<Vec<f64>> = idx.iter().map(|&i| self.x[i].clone()).collect();
         let losses: Vec<Vec<f64>> = idx.iter().map(|&i| self.losses[i].clone()).collect();
-        Ok(TargetLaw { sources: self.sources.clone(), ..TargetLaw::fit_any(self.terms(), &x, &losses) })
+        Ok(TargetLaw { sources: self.sources.clone(), ..TargetLaw::fit_any(&self.forms, self.terms(), &x, &losses) })
     }
 
     fn terms(&self) -> Vec<Term> {
@@ -286,7 +305,8 @@ pub fn groups(x: &[Vec<f64>]) -> Vec<Vec<usize>> {
 
 /// One form fitted on one domain's losses `y`; returns the parameters and the RMSE.
 fn fit_form(form: Form, x: &[Vec<f64>], y: &[f64], d: usize, tau: &[f64]) -> (Vec<f64>, f64) {
-    let (lo, hi) = form.bounds();
+    let (y_lo, y_hi) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let (lo, hi) = form.bounds(y_lo, y_hi);
     let mut best: Option<(Vec<f64>, f64)> = None;
     for p0 in form.starts() {
         let (p, cost) = least_squares(

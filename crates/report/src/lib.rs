@@ -418,7 +418,7 @@ fn fit_section(page: &mut Page, dir: &Path, saved: &SavedFit) -> Result<()> {
             let (a, b): (Vec<f64>, Vec<f64>) = pts.iter().copied().unzip();
             let label = match s.as_str() {
                 "oof" => "out of fold".to_string(),
-                "lomo" => "each target mixture left out".to_string(),
+                "lomo" => "each target mixture left out, over runs".to_string(),
                 other => other.trim_start_matches("test:").to_string(),
             };
             svg::Series { label: format!("{label} (ρ = {:.3})", spearman(&a, &b)), points: pts }
