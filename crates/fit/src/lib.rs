@@ -21,6 +21,7 @@ use regmix_regress::cv::fit_kinds;
 use regmix_regress::metrics::score;
 use regmix_regress::saved::{load_xy, Xy};
 use regmix_regress::target::Target;
+use regmix_regress::transfer::same_mixture;
 use regmix_regress::{predict_many, Kind, Model, SavedFit};
 
 mod horizon;
@@ -393,8 +394,7 @@ fn evaluate(
     check_mixtures(&tt)?;
     let test = load_xy(&tt, Some(&train.domains), target)?;
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test").to_string();
-    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-9);
-    let training: Vec<Option<usize>> = test.x.iter().map(|w| train.x.iter().position(|v| same(v, w))).collect();
+    let training: Vec<Option<usize>> = test.x.iter().map(|w| train.x.iter().position(|v| same_mixture(v, w))).collect();
     let n_train = training.iter().filter(|t| t.is_some()).count();
     // A target law's training mixtures are its target-scale runs' (scored with each left out).
     let proxies_fitted = fitted.iter().any(|c| c.kind != Kind::TargetLaw);

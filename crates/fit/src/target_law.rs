@@ -10,7 +10,7 @@ use regmix_core::table::{read_parquet_hashed, Table};
 use regmix_regress::metrics::score;
 use regmix_regress::saved::{load_xy, Xy};
 use regmix_regress::target::Target;
-use regmix_regress::transfer::{fit_transfer, groups, Source, TargetLaw, Term};
+use regmix_regress::transfer::{fit_transfer, groups, same_mixture, Source, TargetLaw, Term};
 use regmix_regress::{Kind, Model};
 
 use crate::{check_mixtures, Args, Candidate, Outcome, Prediction, ReportRow};
@@ -79,14 +79,12 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         );
     }
     let domains = &xy.domains;
-    // The target-scale runs first: a bad file stops the fit before any work.
-    for (_, column) in &target.terms {
-        term_domain(column, domains, &target.expr)?;
-    }
+    // The terms' domains and the target-scale runs first: a bad file stops the fit before any work.
+    let term_domains: Vec<usize> =
+        target.terms.iter().map(|(_, column)| term_domain(column, domains, &target.expr)).collect::<Result<_>>()?;
     let runs = read_runs(&args.target_runs, domains, target)?;
     let mut terms = Vec::new();
-    for (coef, column) in &target.terms {
-        let d = term_domain(column, domains, &target.expr)?;
+    for ((coef, column), &d) in target.terms.iter().zip(&term_domains) {
         // The transfer into this domain, on the proxies' rows that have its loss.
         let one = Target { expr: column.clone(), terms: vec![(1.0, column.clone())] };
         let p = load_xy(t, Some(domains), &one)?;
@@ -162,9 +160,7 @@ pub(crate) fn fit(args: &Args, t: &Table, target: &Target, xy: &Xy, kinds: &[Kin
         cv_spearman: rho,
         model: Model::TargetLaw(Box::new(law)),
         oof_at: Box::new(|_, _| f64::NAN),
-        oof_mixture: Some(Box::new(move |w: &[f64]| {
-            held.iter().find(|(x, _)| x.iter().zip(w).all(|(a, b)| (a - b).abs() <= 1e-9)).map(|(_, p)| *p)
-        })),
+        oof_mixture: Some(Box::new(move |w: &[f64]| held.iter().find(|(x, _)| same_mixture(x, w)).map(|(_, p)| *p))),
     };
     Ok(Outcome { report, preds, fitted: vec![candidate], horizon: String::new() })
 }

@@ -290,12 +290,16 @@ impl TargetLaw {
     }
 }
 
-/// The runs grouped by mixture (equal weights within 1e-9), in order of first appearance.
+/// Whether two rows of weights are one mixture (equal within 1e-9).
+pub fn same_mixture(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-9)
+}
+
+/// The runs grouped by mixture ([`same_mixture`]), in order of first appearance.
 pub fn groups(x: &[Vec<f64>]) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     for (i, w) in x.iter().enumerate() {
-        let same = |j: &usize| x[*j].iter().zip(w).all(|(a, b)| (a - b).abs() <= 1e-9);
-        match out.iter_mut().find(|g| same(&g[0])) {
+        match out.iter_mut().find(|g| same_mixture(&x[g[0]], w)) {
             Some(g) => g.push(i),
             None => out.push(vec![i]),
         }
